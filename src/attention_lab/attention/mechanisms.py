@@ -1,0 +1,103 @@
+"""Attention mechanisms as configuration: one documented dataclass per variant.
+
+A mechanism says how keys and values are shared between heads and which keys a query
+may see. It is applied at run time by :mod:`attention_lab.attention.interface`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from attention_lab.errors import ConfigError
+
+MECHANISMS = ("mha", "gqa", "mqa", "sliding_window")
+
+
+@dataclass(frozen=True)
+class MechanismSpec:
+    """How self-attention is computed.
+
+    Attributes:
+        name: ``mha`` (the checkpoint's own attention), ``gqa`` (``kv_heads`` key/value
+            heads shared by groups of query heads), ``mqa`` (one key/value head) or
+            ``sliding_window`` (each query sees keys within ``window`` positions:
+            a symmetric band ``|i - j| <= window`` for encoders, a left window
+            ``0 <= i - j <= window`` for causal decoders).
+        kv_heads: number of key/value heads for ``gqa`` (``mqa`` forces 1).
+        window: band half-width for ``sliding_window``.
+        layers: layer indices the mechanism applies to; ``None`` means every layer.
+    """
+
+    name: str = "mha"
+    kv_heads: int | None = None
+    window: int | None = None
+    layers: tuple[int, ...] | None = None
+
+    @property
+    def target_kv_heads(self) -> int | None:
+        """Key/value heads this mechanism asks for, or ``None`` to keep the checkpoint's."""
+        if self.name == "mqa":
+            return 1
+        if self.name == "gqa":
+            return self.kv_heads
+        return None
+
+    def applies_to(self, layer: int) -> bool:
+        return self.layers is None or layer in self.layers
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["layers"] = list(self.layers) if self.layers is not None else None
+        return data
+
+    @classmethod
+    def from_config(cls, raw: Any, where: str = "mechanism") -> MechanismSpec:
+        """Parse ``"mha"`` or ``{name: gqa, kv_heads: 4, layers: [0, 1]}``, checking each key."""
+        if raw is None:
+            raw = {"name": "mha"}
+        if isinstance(raw, str):
+            raw = {"name": raw}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a name or a mapping, got {raw!r}.")
+        unknown = set(raw) - {"name", "kv_heads", "window", "layers"}
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {sorted(unknown)}; allowed: name, kv_heads, window, layers."
+            )
+        name = raw.get("name", "mha")
+        if name not in MECHANISMS:
+            raise ConfigError(f"{where}.name: unknown mechanism {name!r}; allowed: {', '.join(MECHANISMS)}.")
+        kv_heads, window, layers = raw.get("kv_heads"), raw.get("window"), raw.get("layers")
+        if name == "gqa":
+            if not isinstance(kv_heads, int) or isinstance(kv_heads, bool) or kv_heads < 1:
+                raise ConfigError(f"{where}.kv_heads: gqa needs a positive integer, got {kv_heads!r}.")
+        elif kv_heads is not None:
+            raise ConfigError(f"{where}.kv_heads: only gqa takes kv_heads (mechanism is {name!r}).")
+        if name == "sliding_window":
+            if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+                raise ConfigError(f"{where}.window: sliding_window needs an integer >= 1, got {window!r}.")
+        elif window is not None:
+            raise ConfigError(f"{where}.window: only sliding_window takes window (mechanism is {name!r}).")
+        if layers is not None:
+            if not isinstance(layers, list | tuple) or not all(
+                isinstance(i, int) and i >= 0 for i in layers
+            ):
+                raise ConfigError(f"{where}.layers: expected a list of layer indices >= 0, got {layers!r}.")
+            layers = tuple(sorted(set(layers)))
+        return cls(name=name, kv_heads=kv_heads, window=window, layers=layers)
+
+    def check_against(self, num_layers: int, num_heads: int, where: str = "mechanism") -> None:
+        """Check the spec fits a model with ``num_layers`` layers of ``num_heads`` query heads."""
+        kv = self.target_kv_heads
+        if kv is not None and num_heads % kv != 0:
+            divisors = [d for d in range(1, num_heads + 1) if num_heads % d == 0]
+            raise ConfigError(
+                f"{where}.kv_heads: {kv} does not divide the model's {num_heads} query heads; "
+                f"allowed: {divisors}."
+            )
+        if self.layers is not None and max(self.layers) >= num_layers:
+            raise ConfigError(
+                f"{where}.layers: {list(self.layers)} reaches past the model's {num_layers} layers "
+                f"(valid indices 0..{num_layers - 1})."
+            )

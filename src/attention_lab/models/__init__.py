@@ -1,0 +1,1 @@
+"""Model zoo: bundled aliases, hub ids and local folders behind one loader."""

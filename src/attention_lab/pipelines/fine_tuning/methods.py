@@ -1,0 +1,55 @@
+"""Fine-tuning methods: which parameters train (none, head, lora, full)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from attention_lab.attention.interface import attention_modules
+from attention_lab.variants import LoraSpec
+
+PROJECTION_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "q", "k", "v", "o")
+PEFT_TASK = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
+
+
+def classifier_head_names(model: nn.Module) -> list[str]:
+    """Names of the task head modules (``classifier`` for BERT, ``score`` for Llama)."""
+    return [n for n, _ in model.named_children() if n in ("classifier", "score")]
+
+
+def lora_targets(model: nn.Module, spec: LoraSpec) -> list[str]:
+    """The configured targets, or every Linear projection inside the attention modules."""
+    if spec.targets:
+        return list(spec.targets)
+    found = set()
+    for _, _, _, module in attention_modules(model):
+        found.update(n for n, child in module.named_children() if n in PROJECTION_NAMES and isinstance(child, nn.Linear))
+    return sorted(found)
+
+
+def prepare(model: nn.Module, method: str, task: str, lora: LoraSpec) -> nn.Module:
+    """Freeze or wrap ``model`` for ``method``; returns the module to train."""
+    if method == "full":
+        model.requires_grad_(True)
+        return model
+    if method in ("none", "head"):
+        model.requires_grad_(False)
+        for name in classifier_head_names(model) if method == "head" else []:
+            getattr(model, name).requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        task_type=PEFT_TASK[task],
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora_targets(model, lora),
+    )
+    return get_peft_model(model, config)  # SEQ_CLS also trains (saves) the classifier head
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

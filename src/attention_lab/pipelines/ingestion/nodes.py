@@ -1,0 +1,197 @@
+"""Ingestion: read a source, validate and clean it, split it, pick the probe set."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attention_lab.errors import ConfigError, DataError
+from attention_lab.pipelines.ingestion.sources import READERS, SOURCES
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+CORPUS_COLUMNS = ["id", "text", "label", "label_name", "split"]
+
+
+def load_source(params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read the configured source into ``text`` and raw ``label`` columns, plus its metadata.
+
+    The metadata holds the source name and the declared label set: bundled sources
+    declare theirs; a file or hub source may declare ``label_names`` (else the sorted
+    distinct labels are used).
+    """
+    source = params.get("source", {})
+    name = source.get("name")
+    if name not in SOURCES:
+        raise ConfigError(f"ingestion.source.name: unknown source {name!r}; allowed: {', '.join(SOURCES)}.")
+    frame, label_names = READERS[name](source)
+    logger.info("Read %d rows from source %r", len(frame), name)
+    return frame.reset_index(drop=True), {"source": name, "label_names": label_names}
+
+
+def _normalise_labels(labels: pd.Series, declared: list[str] | None) -> tuple[pd.Series, list[str]]:
+    """Map raw labels (names or integer ids) onto 0..K-1 with a list of names."""
+    present = labels.dropna()
+    if declared is None:
+        declared = sorted(str(v) for v in present.unique())
+    declared = [str(v) for v in declared]
+    as_text = present.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    by_name = {n: i for i, n in enumerate(declared)}
+    if as_text.isin(by_name).all():
+        ids = as_text.map(by_name)
+    elif as_text.str.fullmatch(r"\d+").all() and as_text.astype(int).between(0, len(declared) - 1).all():
+        ids = as_text.astype(int)  # integer labels indexing the declared names
+    else:
+        outside = sorted(set(as_text) - set(by_name))[:5]
+        raise DataError(
+            f"label(s) {outside} are outside the declared label set {declared}. "
+            "Fix the data or list every label in ingestion.source.label_names."
+        )
+    return ids.reindex(labels.index), declared
+
+
+def clean_corpus(raw: pd.DataFrame, raw_meta: dict[str, Any], params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Validate and clean: strip and normalise whitespace, drop empty/unlabelled rows and exact duplicates.
+
+    With ``cleaning.on_invalid: error`` an empty text or missing label stops the run instead
+    of being dropped. Returns the clean frame (``text``, ``label``, ``label_name``) and a
+    report of the counts.
+    """
+    on_invalid = params.get("cleaning", {}).get("on_invalid", "drop")
+    if on_invalid not in ("drop", "error"):
+        raise ConfigError(f"ingestion.cleaning.on_invalid: {on_invalid!r}; allowed: drop, error.")
+    frame = raw.copy()
+    text = frame["text"].astype("string").str.replace(r"\s+", " ", regex=True).str.strip()
+    empty = text.isna() | (text == "")
+    unlabelled = frame["label"].isna()
+    if on_invalid == "error" and (empty.any() or unlabelled.any()):
+        raise DataError(
+            f"{int(empty.sum())} row(s) with empty text and {int(unlabelled.sum())} without a label "
+            f"(first at row {int(np.flatnonzero(empty | unlabelled)[0])}). Fix the data, or set "
+            "ingestion.cleaning.on_invalid: drop to drop them."
+        )
+    keep = ~(empty | unlabelled)
+    frame = frame.loc[keep].assign(text=text[keep].astype(str))
+    labels, names = _normalise_labels(frame["label"], raw_meta.get("label_names"))
+    frame = frame.assign(label=labels.astype(int))
+    before_dedup = len(frame)
+    frame = frame.drop_duplicates(subset="text", keep="first")
+    report = {
+        "source": raw_meta.get("source"),
+        "rows_read": len(raw),
+        "dropped_empty_text": int(empty.sum()),
+        "dropped_missing_label": int((unlabelled & ~empty).sum()),
+        "dropped_duplicates": before_dedup - len(frame),
+        "rows_kept": len(frame),
+        "label_names": names,
+    }
+    logger.info("Cleaning: %s", {k: v for k, v in report.items() if k != "label_names"})
+    if frame.empty:
+        raise DataError("Nothing is left after cleaning: every row was empty, unlabelled or a duplicate. Check the source.")
+    frame["label_name"] = [names[i] for i in frame["label"]]
+    return frame[["text", "label", "label_name"]].reset_index(drop=True), report
+
+
+def _stable_id(source: str, text: str) -> str:
+    return f"{source}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
+
+
+def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split ``total`` into integers proportional to ``weights`` (largest remainder)."""
+    exact = total * weights / weights.sum()
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: total - counts.sum()]:
+        counts[i] += 1
+    return counts
+
+
+def split_corpus(clean: pd.DataFrame, report: dict[str, Any], params: dict[str, Any]) -> pd.DataFrame:
+    """Deterministic stratified train/validation/test split by seed, capped per split.
+
+    ``split.sizes`` asks for exact counts; otherwise ``split.fractions`` with an optional
+    ``split.max_per_split`` cap. Ids are a hash of the text, so a second run gives identical ids.
+    """
+    cfg = params.get("split", {})
+    seed = int(cfg.get("seed", 42))
+    frame = clean.assign(id=[_stable_id(report.get("source") or "corpus", t) for t in clean["text"]])
+    frame = frame.sort_values("id", kind="stable").reset_index(drop=True)  # order-independent
+    n = len(frame)
+    if cfg.get("sizes"):
+        sizes = {s: int(cfg["sizes"].get(s, 0)) for s in SPLITS}
+        if sum(sizes.values()) > n:
+            raise DataError(
+                f"ingestion.split.sizes asks for {sum(sizes.values())} examples ({sizes}) but only {n} "
+                "remain after cleaning. Lower the sizes or use fractions."
+            )
+    else:
+        fractions = cfg.get("fractions", {"train": 0.8, "validation": 0.1, "test": 0.1})
+        if set(fractions) - set(SPLITS) or not np.isclose(sum(fractions.values()), 1.0):
+            raise ConfigError(f"ingestion.split.fractions: {fractions}; give train/validation/test fractions summing to 1.")
+        counts = _allocate(n, np.array([float(fractions.get(s, 0)) for s in SPLITS]))
+        cap = cfg.get("max_per_split") or {}
+        sizes = {s: min(int(c), int(cap.get(s, c))) for s, c in zip(SPLITS, counts, strict=True)}
+    rng = np.random.default_rng(seed)
+    label_share = frame["label"].value_counts().sort_index()
+    assigned = pd.Series("", index=frame.index, dtype=object)
+    # Per label, hand out a proportional number of (shuffled) examples to each split.
+    per_label = {s: _allocate(sizes[s], label_share.to_numpy().astype(float)) for s in SPLITS}
+    for k, label in enumerate(label_share.index):
+        idx = rng.permutation(frame.index[frame["label"] == label].to_numpy())
+        start = 0
+        for s in SPLITS:
+            take = idx[start : start + per_label[s][k]]
+            if len(take) < per_label[s][k]:
+                raise DataError(f"Label {label!r} has too few examples for the requested split sizes {sizes}.")
+            assigned[take] = s
+            start += per_label[s][k]
+    corpus = frame.assign(split=assigned)
+    corpus = corpus[corpus["split"] != ""].reset_index(drop=True)
+    logger.info("Split sizes: %s", corpus["split"].value_counts().to_dict())
+    return corpus[CORPUS_COLUMNS]
+
+
+def _parse_user_probes(lines: str, label_names: list[str]) -> pd.DataFrame:
+    """One probe per line: ``text`` or ``label_name<TAB>text``; ``#`` starts a comment."""
+    rows = []
+    for line in lines.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        label_name, sep, text = line.partition("\t")
+        if not sep:
+            label_name, text = "", label_name
+        text = re.sub(r"\s+", " ", text).strip()
+        if label_name and label_name not in label_names:
+            raise DataError(f"user probe {text[:40]!r}: label {label_name!r} is not one of {label_names}.")
+        label = label_names.index(label_name) if label_name else -1
+        rows.append({"text": text, "label": label, "label_name": label_name})
+    return pd.DataFrame(rows, columns=["text", "label", "label_name"])
+
+
+def build_probe_set(corpus: pd.DataFrame, user_probes: str, params: dict[str, Any]) -> pd.DataFrame:
+    """N stratified test examples plus optional user probe sentences (``source`` says which)."""
+    cfg = params.get("probe", {})
+    n = int(cfg.get("n_examples", 32))
+    test = corpus[corpus["split"] == "test"]
+    if n > len(test):
+        raise DataError(f"ingestion.probe.n_examples={n} but the test split has {len(test)} examples; lower it.")
+    rng = np.random.default_rng(int(params.get("split", {}).get("seed", 42)))
+    shares = test["label"].value_counts().sort_index()
+    picks = []
+    for label, k in zip(shares.index, _allocate(n, shares.to_numpy().astype(float)), strict=True):
+        ids = test.index[test["label"] == label].to_numpy()
+        picks.extend(rng.choice(ids, size=int(k), replace=False))
+    probes = test.loc[sorted(picks)].assign(source="test")
+    if cfg.get("include_user_sentences", True) and user_probes:
+        names = list(corpus.drop_duplicates("label").sort_values("label")["label_name"])
+        user = _parse_user_probes(user_probes, names)
+        user = user.assign(id=[f"user-{i:03d}" for i in range(len(user))], split="probe", source="user")
+        probes = pd.concat([probes, user], ignore_index=True)
+    logger.info("Probe set: %d examples (%d user sentences)", len(probes), int((probes["source"] == "user").sum()))
+    return probes[[*CORPUS_COLUMNS, "source"]].reset_index(drop=True)

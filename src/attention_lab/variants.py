@@ -1,0 +1,148 @@
+"""Variants are configuration: each is a named entry under ``variants`` in the parameters.
+
+A variant = base model + attention mechanism + fine-tuning method + training settings.
+Study-wide ``study.defaults`` fill whatever a variant leaves out. Everything is checked
+before any work starts; an error names the variant, the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from attention_lab.attention.mechanisms import MechanismSpec
+from attention_lab.errors import ConfigError
+from attention_lab.models.zoo import ALIASES, TASKS, check_model_name
+
+METHODS = ("none", "head", "lora", "full")
+VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid Kedro namespace
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Trainer settings; ``max_steps > 0`` overrides ``epochs``."""
+
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    max_length: int = 64
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """peft LoRA settings; ``targets: null`` resolves the attention projections per architecture."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    targets: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    model: str
+    task: str
+    mechanism: MechanismSpec
+    method: str
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    trust_remote_code: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mechanism"] = self.mechanism.to_dict()
+        return data
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in (override or {}).items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _dataclass_from(cls, raw: Any, where: str):
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {raw!r}.")
+    allowed = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(allowed)}.")
+    values = {}
+    for key, value in raw.items():
+        default = getattr(cls(), key)
+        if key == "targets":
+            values[key] = tuple(value) if value is not None else None
+            continue
+        if isinstance(default, bool) or not isinstance(default, int | float):
+            values[key] = value
+            continue
+        try:
+            values[key] = type(default)(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.{key}: expected a number, got {value!r}.") from None
+        if values[key] <= 0 and key not in ("max_steps", "weight_decay", "warmup_ratio", "dropout", "seed"):
+            raise ConfigError(f"{where}.{key}: must be > 0, got {value!r}.")
+    return cls(**values)
+
+
+def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> VariantSpec:
+    """Build and check one variant (study defaults merged under its own keys)."""
+    where = f"variants.{name}"
+    if not VARIANT_NAME.match(name):
+        raise ConfigError(f"{where}: variant names must start with a letter and use letters, digits and '_'.")
+    merged = _merge(study.get("defaults") or {}, raw or {})
+    unknown = set(merged) - {"model", "mechanism", "method", "training", "lora", "trust_remote_code"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: model, mechanism, method, training, lora, trust_remote_code.")
+    task = study.get("task", "classification")
+    if task not in TASKS:
+        raise ConfigError(f"study.task: unknown task {task!r}; allowed: {', '.join(TASKS)}.")
+    model = merged.get("model", "minilm")
+    check_model_name(model, f"{where}.model")
+    method = merged.get("method", "none")
+    if method not in METHODS:
+        raise ConfigError(f"{where}.method: unknown method {method!r}; allowed: {', '.join(METHODS)}.")
+    if method == "head" and task != "classification":
+        raise ConfigError(f"{where}.method: 'head' trains a classifier head, but study.task is {task!r}; use none, lora or full.")
+    mechanism = MechanismSpec.from_config(merged.get("mechanism"), f"{where}.mechanism")
+    if model in ALIASES:  # bundled: check shapes now; hub models are checked when loaded
+        alias = ALIASES[model]
+        mechanism.check_against(alias.num_layers, alias.num_heads, f"{where}.mechanism")
+    return VariantSpec(
+        name=name,
+        model=model,
+        task=task,
+        mechanism=mechanism,
+        method=method,
+        training=_dataclass_from(TrainingSpec, merged.get("training"), f"{where}.training"),
+        lora=_dataclass_from(LoraSpec, merged.get("lora"), f"{where}.lora"),
+        trust_remote_code=bool(merged.get("trust_remote_code", False)),
+    )
+
+
+def parse_study(params: dict[str, Any]) -> dict[str, VariantSpec]:
+    """Check every variant and the reference; return them by name, in config order."""
+    variants = params.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        raise ConfigError("variants: declare at least one variant, e.g. `variants: {base: {method: head}}`.")
+    study = params.get("study") or {}
+    specs = {name: parse_variant(name, raw, study) for name, raw in variants.items()}
+    reference = study.get("reference", next(iter(specs)))
+    if reference not in specs:
+        raise ConfigError(f"study.reference: {reference!r} is not a variant; allowed: {', '.join(specs)}.")
+    return specs
+
+
+def reference_variant(params: dict[str, Any]) -> str:
+    study = params.get("study") or {}
+    return study.get("reference", next(iter(params["variants"])))
