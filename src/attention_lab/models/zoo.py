@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from attention_lab.errors import ArtifactError, ConfigError
 logger = logging.getLogger(__name__)
 
 TASKS = ("classification", "causal_lm", "seq2seq")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,11 @@ def check_model_name(name: str, where: str = "model") -> None:
     """Reject a value that is neither an alias, an existing folder, nor a hub id."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: expected a model alias, local folder or hub id, got {name!r}.")
-    if name in ALIASES or Path(name).expanduser().is_dir() or "/" in name:
+    if name in ALIASES or Path(name).expanduser().is_dir():
+        return
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name:
+        raise ConfigError(f"{where}: model folder not found: {name}. Check the path, or use an alias ({', '.join(ALIASES)}).")
+    if HUB_ID.match(name):
         return
     raise ConfigError(
         f"{where}: unknown model alias {name!r}; allowed aliases: {', '.join(ALIASES)}, "

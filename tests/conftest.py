@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny models built from config, the bundled MiniLM, and one `test`-env run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+PROJECT = Path(__file__).resolve().parents[1]
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    from attention_lab.models.zoo import resolve
+
+    return resolve("minilm")
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer(minilm_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+def tiny_llama(num_heads: int = 4, kv_heads: int = 2, vocab: int = 30522, layers: int = 2, seed: int = 0):
+    """A random Llama small enough for exact float comparisons in milliseconds."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=8 * num_heads, intermediate_size=64, num_hidden_layers=layers,
+                         num_attention_heads=num_heads, num_key_value_heads=kv_heads, pad_token_id=0,
+                         bos_token_id=101, eos_token_id=102, attention_bias=True)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def test_env_run() -> Path:
+    """Run `kedro run --env=test` once per session (about a minute); returns data/test."""
+    result = subprocess.run([KEDRO, "run", "--env=test"], cwd=PROJECT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return PROJECT / "data" / "test"

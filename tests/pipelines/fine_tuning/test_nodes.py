@@ -1,0 +1,97 @@
+"""Fine-tuning nodes on a few MiniLM steps: methods, saved artifacts, metrics, the head-only control."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from attention_lab.models.artifact import ModelDirectoryDataset
+from attention_lab.models.loading import load_model
+from attention_lab.pipelines.fine_tuning.nodes import evaluate, fine_tune
+
+STUDY = {"task": "classification", "defaults": {"model": "minilm", "training": {"max_steps": 2, "batch_size": 4, "max_length": 24, "learning_rate": 1e-2}}}
+
+
+@pytest.fixture(scope="module")
+def corpus() -> pd.DataFrame:
+    rows = []
+    for i in range(24):
+        label = i % 2
+        rows.append({"id": f"x{i}", "text": f"{'a great' if label else 'a dull'} movie number {i}", "label": label,
+                     "label_name": ["rotten", "fresh"][label], "split": ["train", "train", "test"][i % 3]})
+    return pd.DataFrame(rows)
+
+
+def train_and_save(corpus, tmp_path, name, **variant):
+    model, log = fine_tune(corpus, variant, STUDY, name)
+    dataset = ModelDirectoryDataset(str(tmp_path / name))
+    dataset.save(model)
+    return dataset.load(), log
+
+
+def probe_attention(model, tokenizer):
+    batch = tokenizer(["the acting is not good"], return_tensors="pt").to(model.device)
+    with torch.no_grad():
+        return torch.stack(model(**batch, output_attentions=True).attentions)
+
+
+def test_head_variant_leaves_attention_identical_to_the_pretrained_model(corpus, tmp_path):
+    artifact, log = train_and_save(corpus, tmp_path, "base", method="head")
+    assert log["trainable_parameters"] == 384 * 2 + 2  # classifier weight and bias only
+    model, tokenizer = artifact.load()
+    pretrained = load_model("minilm", "classification", num_labels=2)
+    assert torch.equal(probe_attention(model, tokenizer), probe_attention(pretrained, tokenizer))
+
+
+def test_lora_variant_stores_an_adapter_that_reloads_with_its_mechanism(corpus, tmp_path):
+    artifact, log = train_and_save(corpus, tmp_path, "gqa4_lora", method="lora", mechanism={"name": "gqa", "kv_heads": 4})
+    files = {p.name for p in artifact.path.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "attention_lab.json"} <= files
+    assert "model.safetensors" not in files  # only the adapter: the base is named, not copied
+    assert 0 < log["trainable_parameters"] < log["total_parameters"] / 10
+    model, _ = artifact.load()
+    assert model.config.attention_lab_mechanism == {"name": "gqa", "kv_heads": 4, "window": None, "layers": None}
+    plans = [getattr(m, "attention_lab_plan") for m in model.modules() if hasattr(m, "attention_lab_plan")]
+    assert len(plans) == 6 and all(p.kv_heads == 4 for p in plans)
+    adapter = json.loads((artifact.path / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == {"query", "key", "value"}
+
+
+def test_full_fine_tuning_changes_attention_and_metrics_are_complete(corpus, tmp_path):
+    artifact, log = train_and_save(corpus, tmp_path, "full", method="full")
+    assert log["trainable_parameters"] == log["total_parameters"]
+    model, tokenizer = artifact.load()
+    pretrained = load_model("minilm", "classification", num_labels=2)
+    assert not torch.allclose(probe_attention(model, tokenizer), probe_attention(pretrained, tokenizer))
+    metrics = evaluate(artifact, corpus, log)
+    for key in ("accuracy", "macro_f1", "eval_loss", "train_seconds", "trainable_parameters", "total_parameters", "peak_memory_mb"):
+        assert key in metrics
+    test = corpus[corpus["split"] == "test"]
+    assert metrics["test_examples"] == len(test)
+    assert metrics["accuracy"] in {round(k / len(test), 4) for k in range(len(test) + 1)}
+    assert metrics["untrained_head"] is False
+
+
+def test_method_none_flags_an_untrained_head(corpus, tmp_path):
+    artifact, log = train_and_save(corpus, tmp_path, "raw", method="none")
+    assert log["train_steps"] == 0
+    assert evaluate(artifact, corpus, log)["untrained_head"] is True
+
+
+def test_causal_lm_reports_perplexity_equal_to_exp_loss(corpus, tmp_path):
+    from tests.conftest import tiny_llama
+    from attention_lab.models.artifact import TrainedModel
+    from transformers import AutoTokenizer
+    from attention_lab.models.zoo import resolve
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
+    dataset = ModelDirectoryDataset(str(tmp_path / "lm"))
+    dataset.save(TrainedModel(tiny_llama(), tokenizer, {"variant": "lm", "base_model": "tiny", "task": "causal_lm", "method": "none",
+                                                       "mechanism": {"name": "mha"}, "adapter": False, "max_length": 24}))
+    metrics = evaluate(dataset.load(), corpus, {"train_seconds": 0})
+    assert np.isclose(metrics["perplexity"], np.exp(metrics["eval_loss"]), rtol=1e-3)
+    assert metrics["perplexity"] > 1000  # a random model over a 30k vocabulary is close to uniform
