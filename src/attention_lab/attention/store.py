@@ -49,6 +49,7 @@ class ExampleAttention:
 
     meta: dict[str, Any]  # id, tokens, token_ids, special_mask, ...
     maps: dict[str, np.ndarray] = field(default_factory=dict)
+    position: int | None = None  # index in the store (probe-set order); None: next free index
 
 
 @dataclass
@@ -109,7 +110,7 @@ class AttentionStoreWriter:
         self.final_url = path
         self.tmp = f"{self.path.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
         self.meta, self.dtype, self.compact = dict(meta), np.dtype(dtype), compact
-        self.ids: list[str] = []
+        self._ids: dict[int, str] = {}
         self._codec = numcodecs.Zstd(level=_ZSTD_LEVEL)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)  # bounds memory
         self._error: BaseException | None = None
@@ -145,11 +146,18 @@ class AttentionStoreWriter:
         self.fs.pipe(files)
 
     # -- public ----------------------------------------------------------------------------
+    @property
+    def ids(self) -> list[str]:
+        return [self._ids[i] for i in sorted(self._ids)]
+
     def add(self, example: ExampleAttention) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((len(self.ids), example))
-        self.ids.append(str(example.meta["id"]))
+        index = len(self._ids) if example.position is None else example.position
+        if index in self._ids:
+            raise ValueError(f"two examples claim position {index} in the store")
+        self._ids[index] = str(example.meta["id"])
+        self._queue.put((index, example))
 
     def close(self) -> None:
         """Finish writing, write the root metadata last, then rename into place."""
@@ -157,6 +165,8 @@ class AttentionStoreWriter:
         self._thread.join()
         if self._error is not None:
             raise self._error
+        if sorted(self._ids) != list(range(len(self._ids))):
+            raise ValueError("store positions must cover 0..n-1 without gaps")
         self.fs.pipe({f"{self.tmp}/examples/zarr.json": _group_metadata({})})
         attrs = {
             **self.meta, "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": self.dtype.name,

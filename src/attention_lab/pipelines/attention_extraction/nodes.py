@@ -92,7 +92,7 @@ def iter_attention(model, tokenizer, probe_set: pd.DataFrame, kinds: list[str], 
             ids = enc["input_ids"][row]
             meta = {"id": str(probe_set["id"].iloc[row]), "label": int(probe_set["label"].iloc[row]),
                     **_tokens(tokenizer, ids, enc["special_tokens_mask"][row])}
-            example = ExampleAttention(meta)
+            example = ExampleAttention(meta, position=int(row))  # stored in probe-set order
             if encdec:
                 m = dec_len[b]
                 dec_ids = generated[b, :m].tolist()

@@ -1,0 +1,137 @@
+"""Analysis metrics on hand-worked examples, rollout against a float64 product, importance
+against finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attention_lab.pipelines.analysis.metrics import (
+    SMOOTHING,
+    cosine_similarity,
+    head_metrics,
+    is_punctuation,
+    jensen_shannon,
+    pattern_class,
+)
+from attention_lab.pipelines.analysis.rollout import attention_rollout, token_relevance
+
+T = 5
+TOKENS = ["[CLS]", "good", ",", "film", "[SEP]"]
+SPECIAL = [1, 0, 0, 0, 1]
+
+
+def as_map(matrix: np.ndarray) -> np.ndarray:
+    return matrix[None, None]  # [layers=1, heads=1, T, T]
+
+
+def test_uniform_attention_has_entropy_log_t_and_a_known_distance():
+    m = head_metrics(as_map(np.full((T, T), 1 / T)), TOKENS, SPECIAL, causal=False)
+    assert m["entropy"][0, 0] == pytest.approx(np.log(T))  # smoothing with uniform keeps uniform
+    assert m["normalized_entropy"][0, 0] == pytest.approx(1.0)
+    # mean |i-j| over a 5x5 grid: sum over i of sum_j |i-j| / 5, averaged over rows = 40/25
+    assert m["mean_distance"][0, 0] == pytest.approx(40 / 25)
+    assert m["special_mass"][0, 0] == pytest.approx(2 / T)
+    assert m["first_token_mass"][0, 0] == pytest.approx(1 / T)
+    assert m["punctuation_mass"][0, 0] == pytest.approx(1 / T)
+    assert m["max_weight"][0, 0] == pytest.approx(1 / T)
+
+
+def test_identity_attention_attends_to_self_only():
+    m = head_metrics(as_map(np.eye(T)), TOKENS, SPECIAL, causal=False)
+    assert m["self_mass"][0, 0] == pytest.approx(1.0)
+    assert m["previous_mass"][0, 0] == pytest.approx(0.0)
+    assert m["next_mass"][0, 0] == pytest.approx(0.0)
+    assert m["mean_distance"][0, 0] == pytest.approx(0.0)
+    # smoothed one-hot: p = 0.999 + 0.001/5 on one key, 0.001/5 on the others
+    hi, lo = 1 - SMOOTHING + SMOOTHING / T, SMOOTHING / T
+    assert m["entropy"][0, 0] == pytest.approx(-(hi * np.log(hi) + (T - 1) * lo * np.log(lo)))
+    assert pattern_class({k: float(v[0, 0]) for k, v in m.items()}) == "diagonal"
+
+
+def test_previous_token_head_and_causal_normalisation():
+    prev = np.eye(T, k=-1)
+    prev[0, 0] = 1.0  # the first token can only see itself
+    m = head_metrics(as_map(prev), TOKENS, SPECIAL, causal=True)
+    assert m["previous_mass"][0, 0] == pytest.approx(1.0)  # every row that has a previous token
+    assert m["mean_distance"][0, 0] == pytest.approx(4 / 5)
+
+
+def test_all_to_cls_is_vertical():
+    to_cls = np.zeros((T, T))
+    to_cls[:, 0] = 1.0
+    m = head_metrics(as_map(to_cls), TOKENS, SPECIAL, causal=False)
+    assert m["first_token_mass"][0, 0] == pytest.approx(1.0)
+    assert pattern_class({k: float(v[0, 0]) for k, v in m.items()}) == "vertical"
+
+
+def test_a_map_compared_with_itself():
+    rng = np.random.default_rng(0)
+    a = rng.random((2, 3, T, T))
+    a /= a.sum(-1, keepdims=True)
+    np.testing.assert_allclose(cosine_similarity(a, a), 1.0)
+    np.testing.assert_allclose(jensen_shannon(a, a, causal=False), 0.0, atol=1e-12)
+
+
+def test_a_known_permutation():
+    """Identity vs a cyclic shift: disjoint one-hot rows. cos = 0; JSD from the smoothed rows by hand."""
+    a, b = np.eye(T), np.roll(np.eye(T), 1, axis=1)
+    assert cosine_similarity(as_map(a), as_map(b))[0, 0] == pytest.approx(0.0)
+    hi, lo = 1 - SMOOTHING + SMOOTHING / T, SMOOTHING / T
+    mid = (hi + lo) / 2  # on the two keys where exactly one of p, q is peaked
+    kl = hi * np.log(hi / mid) + lo * np.log(lo / mid)  # KL(p || m); the other keys agree and add 0
+    assert jensen_shannon(as_map(a), as_map(b), causal=False)[0, 0] == pytest.approx(kl)
+    # the same permutation applied to a uniform row changes nothing
+    assert cosine_similarity(as_map(np.full((T, T), 0.2)), as_map(np.full((T, T), 0.2)))[0, 0] == pytest.approx(1.0)
+
+
+def test_rollout_matches_a_direct_float64_product():
+    rng = np.random.default_rng(1)
+    w = rng.random((3, 2, 4, 4)).astype(np.float32)
+    w /= w.sum(-1, keepdims=True)
+    expected = np.eye(4)
+    for layer in range(3):
+        a = 0.5 * w[layer].astype(np.float64).mean(0) + 0.5 * np.eye(4)
+        a = a / a.sum(-1, keepdims=True)
+        expected = a @ expected
+    got = attention_rollout(w)
+    np.testing.assert_allclose(got[-1], expected, rtol=1e-12)
+    np.testing.assert_allclose(got.sum(-1), 1.0)
+    np.testing.assert_allclose(token_relevance(w)[-1], expected[0])
+    np.testing.assert_allclose(token_relevance(w, causal=True)[-1], expected[-1])
+
+
+def test_punctuation_tokens():
+    assert is_punctuation(",") and is_punctuation("##.") and is_punctuation("Ġ!")
+    assert not is_punctuation("film") and not is_punctuation("[SEP]")
+
+
+def test_head_importance_matches_finite_differences(minilm_path, bert_tokenizer):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from attention_lab.attention.interface import HEAD_GATE_ATTR, apply_mechanism, attention_modules
+    from attention_lab.attention.mechanisms import MechanismSpec
+    from attention_lab.pipelines.analysis.importance import head_gradients
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(bert_tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=2)
+    model = apply_mechanism(BertForSequenceClassification(config).double().eval(), MechanismSpec())
+    batch = dict(bert_tokenizer(["a fine film", "not a fine film at all"], padding=True, return_tensors="pt"))
+    batch["labels"] = torch.tensor([1, 0])
+    grads = head_gradients(model, [batch])  # |dL/d xi| at xi = 1
+
+    modules = [m for _, _, _, m in attention_modules(model)]
+    eps = 1e-6
+    for layer, head in [(0, 1), (1, 3)]:
+        losses = []
+        for sign in (1, -1):
+            gate = torch.ones(4, dtype=torch.float64)
+            gate[head] += sign * eps
+            setattr(modules[layer], HEAD_GATE_ATTR, gate)
+            with torch.no_grad():
+                losses.append(float(model(**batch).loss))
+            setattr(modules[layer], HEAD_GATE_ATTR, None)
+        finite = abs(losses[0] - losses[1]) / (2 * eps)
+        assert grads[layer, head] == pytest.approx(finite, rel=1e-5, abs=1e-9)

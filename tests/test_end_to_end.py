@@ -1,0 +1,59 @@
+"""The whole flow through the real CLI on the `test` env."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+
+from attention_lab.attention.store import AttentionStore
+from tests.conftest import KEDRO, PROJECT
+
+VARIANTS = ["base", "lora", "gqa4_lora", "window2_lora"]
+
+
+def kedro(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([KEDRO, *args], cwd=PROJECT, capture_output=True, text=True, timeout=600)
+
+
+def test_registry_lists_the_four_pipelines():
+    result = kedro("registry", "list")
+    assert result.returncode == 0, result.stderr
+    for name in ("ingestion", "fine_tuning", "attention_extraction", "analysis", "__default__"):
+        assert f"- {name}" in result.stdout
+
+
+def test_test_env_run_writes_every_contracted_artifact(test_env_run):
+    root = test_env_run
+    corpus = pd.read_parquet(root / "03_primary/corpus.parquet")
+    assert list(corpus.columns) == ["id", "text", "label", "label_name", "split"]
+    probes = pd.read_parquet(root / "05_model_input/probe_set.parquet")
+    assert list(probes.columns) == ["id", "text", "label", "label_name", "split", "source"]
+    for v in VARIANTS:
+        metrics = json.loads((root / f"07_model_output/{v}/metrics.json").read_text())
+        assert {"accuracy", "macro_f1", "eval_loss", "train_seconds", "peak_memory_mb"} <= set(metrics)
+        store = AttentionStore(str(root / f"07_model_output/{v}/attention.zarr"))
+        assert store.example_ids == list(probes["id"])
+        assert (root / f"08_reporting/{v}/head_metrics.parquet").exists()
+    performance = pd.read_parquet(root / "08_reporting/performance.parquet")
+    assert performance["variant"].tolist() == VARIANTS
+    assert performance.loc[performance["variant"] == "base", "mean_similarity_to_reference"].item() == pytest.approx(1.0)
+    for name in ("head_metrics_figure", "similarity_figure", "performance_figure", "importance_figure"):
+        assert json.loads((root / f"08_reporting/{name}.json").read_text())["data"]
+    assert "<h1>Attention Lab report</h1>" in (root / "08_reporting/attention_report.html").read_text()
+
+
+def test_one_namespace_runs_alone(test_env_run):
+    result = kedro("run", "--env=test", "--namespaces=lora", "--pipeline=fine_tuning")
+    assert result.returncode == 0, result.stdout[-2000:]
+    log = result.stdout + result.stderr
+    assert "Completed node: lora.fine_tune" in log and "Completed node: lora.evaluate" in log
+    assert "Completed 2 out of 2 tasks" in log  # nothing of the other variants ran
+
+
+def test_a_failing_node_gives_one_line_and_a_fix(tmp_path):
+    result = kedro("run", "--env=test", "--pipeline=ingestion", "--params", "ingestion.split.sizes.train=100000")
+    assert result.returncode != 0
+    assert "Error: ingestion.split.sizes asks for" in result.stderr and "Lower the sizes" in result.stderr
