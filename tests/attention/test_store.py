@@ -45,6 +45,32 @@ def test_round_trip_local_and_memory(tmp_path, root):
     assert store.example_meta("ex2")["tokens"] == ["t"] * 6
 
 
+def test_float16_grid_is_within_one_step_and_keeps_row_sums(tmp_path):
+    data, examples = stream(3)
+    write_store(str(tmp_path / "g.zarr"), data)  # default: 2^-11 grid
+    write_store(str(tmp_path / "p.zarr"), stream(3)[0], precision_bits=None)  # plain float16
+    grid, plain = AttentionStore(str(tmp_path / "g.zarr")), AttentionStore(str(tmp_path / "p.zarr"))
+    assert grid.meta["precision_bits"] == 11 and plain.meta["precision_bits"] is None
+    for i, ex in enumerate(examples):
+        exact, stored = ex.maps["encoder"].astype(np.float64), grid.attention(i).astype(np.float64)
+        assert np.abs(stored - exact).max() < 2**-11
+        assert np.array_equal(np.round(stored * 2048), stored * 2048)  # on the grid
+        np.testing.assert_allclose(stored.sum(-1), 1.0, atol=1e-6)  # rows keep their sum
+        assert np.abs(plain.attention(i) - exact).max() <= 2**-12
+
+
+def test_grid_rounding_against_a_hand_worked_row():
+    from attention_lab.attention.store import round_rows_to_grid
+
+    # grid 1/4: x4 = [1.44, 1.36, 1.20]; nearest rounding gives [1, 1, 1] -> sum 0.75, one unit
+    # short; the largest remainder (0.44, the first entry) takes it -> [2, 1, 1] / 4
+    row = np.array([[0.36, 0.34, 0.30]])
+    np.testing.assert_array_equal(round_rows_to_grid(row, bits=2), [[0.5, 0.25, 0.25]])
+    # one unit over: x4 = [1.68, 1.52, 0.80] -> [2, 2, 1] = 5 units; the most over-rounded
+    # entry (1.52 -> 2, by 0.48) gives it back -> [2, 1, 1] / 4
+    np.testing.assert_array_equal(round_rows_to_grid(np.array([[0.42, 0.38, 0.20]]), bits=2), [[0.5, 0.25, 0.25]])
+
+
 def test_store_is_standard_zarr(tmp_path):
     data, examples = stream(2)
     write_store(str(tmp_path / "s.zarr"), data)

@@ -1,0 +1,110 @@
+"""Extraction speed, size and memory against the floor and the hand-written loop, in one run.
+
+(a) floor: the eager forward pass with output_attentions, batched and length-sorted like (c), nothing stored;
+(b) naive: batch 1, float32 numpy, one .npz per example (the loop a user writes by hand);
+(c) ours: the extraction node streaming into the attention store (float16, zstd).
+
+Targets: (c) <= 1.25x (a); (c) >= 1.5x faster than (b); bytes(c) <= 30% of bytes(b);
+peak RSS with 10x the probe examples grows < 10% (each size measured in a fresh process).
+
+    python benchmarks/extraction.py [--examples 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import du, peak_rss_mb, probe_frame, report, run_child, saved_minilm, timed  # noqa: E402
+
+from attention_lab.attention.store import write_store  # noqa: E402
+from attention_lab.pipelines.attention_extraction.nodes import extract_attention  # noqa: E402
+
+PARAMS = {"batch_size": 16, "max_length": 128}
+
+
+def floor(model, tokenizer, probes) -> None:
+    enc = tokenizer(list(probes["text"]), truncation=True, max_length=PARAMS["max_length"])
+    order = np.argsort([len(x) for x in enc["input_ids"]], kind="stable")
+    for start in range(0, len(order), PARAMS["batch_size"]):
+        rows = order[start : start + PARAMS["batch_size"]]
+        batch = tokenizer.pad({"input_ids": [enc["input_ids"][i] for i in rows]}, return_tensors="pt")
+        with torch.inference_mode():
+            model(**batch, output_attentions=True)
+
+
+def naive(model, tokenizer, probes, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(probes["text"]):
+        with torch.no_grad():
+            att = model(**tokenizer(text, return_tensors="pt", truncation=True, max_length=PARAMS["max_length"]), output_attentions=True).attentions
+        np.savez(out / f"{i}.npz", attention=torch.stack(att)[:, 0].numpy())  # (L, H, T, T) float32
+
+
+def ours(artifact, probes, out: Path) -> None:
+    write_store(str(out), extract_attention(artifact, probes, PARAMS))
+
+
+def child(n: int, folder: Path) -> None:
+    """Measure peak RSS of one extraction of ``n`` examples in this (fresh) process."""
+    artifact = saved_minilm(folder / "model")
+    ours(artifact, probe_frame(n), folder / f"rss-{n}.zarr")
+    print(json.dumps({"n": n, "rss_mb": peak_rss_mb()}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--rss-small", type=int, default=100)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.folder)
+
+    torch.manual_seed(0)
+    work = Path(tempfile.mkdtemp(prefix="bench-extraction-"))
+    try:
+        artifact = saved_minilm(work / "model")
+        model, tokenizer = artifact.load()
+        probes = probe_frame(args.examples)
+        floor(model, tokenizer, probes.head(16))  # warm-up
+        floor_s = timed(lambda: floor(model, tokenizer, probes))
+        naive_s = timed(lambda: naive(model, tokenizer, probes, work / "naive"), repeats=1)
+        ours_s = timed(lambda: ours(artifact, probes, work / "ours.zarr"))
+        naive_bytes, ours_bytes = du(work / "naive"), du(work / "ours.zarr")
+        script = Path(__file__).resolve()
+        small = run_child(script, "--child", str(args.rss_small), "--folder", str(work))
+        large = run_child(script, "--child", str(10 * args.rss_small), "--folder", str(work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    data = {"examples": args.examples, "floor_s": floor_s, "naive_s": naive_s, "ours_s": ours_s,
+            "naive_bytes": naive_bytes, "ours_bytes": ours_bytes, "rss_small_mb": small["rss_mb"], "rss_large_mb": large["rss_mb"],
+            "rss_examples": [small["n"], large["n"]], "torch_threads": torch.get_num_threads()}
+    data["targets"] = {
+        "ours_vs_floor<=1.25": data["ours_s"] / floor_s <= 1.25,
+        "naive_vs_ours>=1.5": naive_s / ours_s >= 1.5,
+        "bytes<=30%": ours_bytes / naive_bytes <= 0.30,
+        "rss_growth<10%": large["rss_mb"] / small["rss_mb"] - 1 < 0.10,
+    }
+    rows = [("measure", "ours", "baseline", "ratio (target)"),
+            ("time vs floor (a)", f"{ours_s:.2f} s", f"{floor_s:.2f} s", f"{ours_s / floor_s:.2f}x (<= 1.25x)"),
+            ("time vs naive (b)", f"{ours_s:.2f} s", f"{naive_s:.2f} s", f"{naive_s / ours_s:.2f}x faster (>= 1.5x)"),
+            ("bytes vs naive (b)", f"{ours_bytes / 2**20:.2f} MiB", f"{naive_bytes / 2**20:.2f} MiB", f"{ours_bytes / naive_bytes:.1%} (<= 30%)"),
+            (f"peak RSS {10 * args.rss_small} vs {args.rss_small} ex", f"{large['rss_mb']:.0f} MB", f"{small['rss_mb']:.0f} MB",
+             f"{large['rss_mb'] / small['rss_mb'] - 1:+.1%} (< +10%)")]
+    print(f"Extraction benchmark: MiniLM, {args.examples} Rotten Tomatoes probes, {torch.get_num_threads()} torch threads\n")
+    report("extraction", rows, data)
+
+
+if __name__ == "__main__":
+    main()
