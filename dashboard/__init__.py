@@ -1,0 +1,1 @@
+"""The Attention Lab dashboard: compare attention heatmaps across variants (reads the Kedro catalog)."""

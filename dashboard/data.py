@@ -1,0 +1,110 @@
+"""All data access for the dashboard goes through the project's Kedro catalog, lazily.
+
+Opening the app reads the parameters and the probe set; a variant's attention store is
+opened (root metadata only) the first time it is shown, and each view reads one example's
+chunk. Missing artifacts raise :class:`MissingArtifact` with the command that makes them.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from attention_lab.attention.store import AttentionStore
+
+PROJECT = Path(__file__).resolve().parents[1]
+COMMANDS = {
+    "probe_set": "kedro run --pipeline=ingestion",
+    "attention": "kedro run --pipeline=attention_extraction",
+    "analysis": "kedro run --pipeline=analysis",
+}
+
+
+class MissingArtifact(Exception):
+    """An artifact the view needs is not there; ``command`` makes it."""
+
+    def __init__(self, what: str, command: str, env: str | None):
+        suffix = f" --env={env}" if env and env != "local" else ""
+        self.what, self.command = what, command + suffix
+        super().__init__(f"{what} is missing. Run `{self.command}` (or `make run` for everything).")
+
+
+class StudyData:
+    """The catalog of one Kedro env, with caches so each artifact is read at most once."""
+
+    def __init__(self, env: str | None = None, project: Path = PROJECT, conf_source: str | None = None):
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+        bootstrap_project(project)
+        self.env = env
+        self._session = KedroSession.create(project_path=project, env=env, conf_source=conf_source)
+        context = self._session.load_context()
+        self.catalog = context.catalog
+        self.params = context.params
+        self.store = lru_cache(maxsize=None)(self._store)
+        self.table = lru_cache(maxsize=None)(self._table)
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.params.get("variants") or {})
+
+    @property
+    def reference(self) -> str:
+        return (self.params.get("study") or {}).get("reference", self.variants[0])
+
+    @cached_property
+    def probe_set(self) -> pd.DataFrame:
+        try:
+            return self.catalog.load("probe_set")
+        except Exception as exc:
+            raise MissingArtifact("The probe set", COMMANDS["probe_set"], self.env) from exc
+
+    def _store(self, variant: str) -> AttentionStore:
+        if variant not in self.variants:
+            raise KeyError(f"unknown variant {variant!r}; this study has {', '.join(self.variants)}")
+        try:
+            return self.catalog.load(f"{variant}.attention")
+        except Exception as exc:
+            raise MissingArtifact(f"The attention store of {variant!r}", COMMANDS["attention"], self.env) from exc
+
+    def _table(self, name: str) -> pd.DataFrame:
+        try:
+            return self.catalog.load(name)
+        except Exception as exc:
+            raise MissingArtifact(f"The analysis table {name!r}", COMMANDS["analysis"], self.env) from exc
+
+    def check_ready(self) -> None:
+        """Raise :class:`MissingArtifact` unless the probe set and every store exist (cheap checks)."""
+        self.probe_set  # noqa: B018 - loads and caches
+        for variant in self.variants:
+            if not self.catalog.exists(f"{variant}.attention"):
+                raise MissingArtifact(f"The attention store of {variant!r}", COMMANDS["attention"], self.env)
+
+
+class InMemoryStudy(StudyData):
+    """The same interface over objects already in hand (tests, benchmarks, notebooks)."""
+
+    def __init__(self, stores: dict[str, AttentionStore], probe_set: pd.DataFrame, tables: dict[str, pd.DataFrame] | None = None,
+                 reference: str | None = None):
+        self.env, self._stores, self._tables = "memory", stores, tables or {}
+        self.params = {"variants": dict.fromkeys(stores), "study": {"reference": reference or next(iter(stores))}}
+        self.__dict__["probe_set"] = probe_set  # fills the cached_property
+        self.store, self.table = self._store, self._table
+
+    def _store(self, variant: str) -> AttentionStore:
+        if variant not in self._stores:
+            raise KeyError(f"unknown variant {variant!r}; this study has {', '.join(self._stores)}")
+        return self._stores[variant]
+
+    def _table(self, name: str) -> pd.DataFrame:
+        if name not in self._tables:
+            raise MissingArtifact(f"The analysis table {name!r}", COMMANDS["analysis"], None)
+        return self._tables[name]
+
+    def check_ready(self) -> None:
+        return None

@@ -1,0 +1,193 @@
+"""The dashboard in Debian's chromium driven by Playwright, against stores made by the `test` env.
+
+Each server is started in its own process group and stopped by its id.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attention_lab.attention.store import AttentionStore
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+SCREENSHOT = PROJECT / "docs" / "images" / "dashboard.png"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_dashboard(*args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port), *args], cwd=PROJECT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stderr.read().decode()[-2000:])
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    stop(proc)
+    raise TimeoutError(f"dashboard did not answer on {url}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)  # our own process group only
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(test_env_run):
+    proc, url = start_dashboard("--env", "test")
+    yield url
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: run `make setup-test` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def open_page(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#compare-graph .main-svg", timeout=60000)
+
+
+def figure(page, graph: str = "compare-graph"):
+    return page.evaluate(f"() => {{ const g = document.querySelector('#{graph} .js-plotly-plot');"
+                         " return {data: g.data.map(t => ({z: t.z, customdata: t.customdata})), title: g.layout.title.text,"
+                         " subplots: g.layout.annotations.map(a => a.text)}; }")
+
+
+def choose(page, dropdown: str, option: str) -> None:
+    page.click(f"#{dropdown}")
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def wait_for_title(page, text: str) -> dict:
+    page.wait_for_function("(text) => { const g = document.querySelector('#compare-graph .js-plotly-plot');"
+                           " return !!(g && g.layout && g.layout.title && (g.layout.title.text || '').includes(text)); }",
+                           arg=text, timeout=30000)
+    return figure(page)
+
+
+def test_page_loads_with_two_variants_and_their_difference(server, page):
+    open_page(page, server)
+    assert page.title() == "Attention Lab"
+    fig = figure(page)
+    assert fig["subplots"] == ["base", "lora", "lora − base"]
+    assert len(fig["data"]) == 3
+
+
+def test_choosing_variants_layer_and_head_changes_the_figures(server, page):
+    open_page(page, server)
+    before = figure(page)
+    choose(page, "variant-b", "window2_lora")
+    page.wait_for_function("() => { const a = document.querySelector('#compare-graph .js-plotly-plot').layout.annotations;"
+                           " return !!(a && a[1] && a[1].text == 'window2_lora'); }", timeout=30000)
+    after_variant = figure(page)
+    assert after_variant["data"][1]["z"] != before["data"][1]["z"]
+    choose(page, "layer", "3")
+    wait_for_title(page, "layer 3")
+    choose(page, "head", "5")
+    fig = wait_for_title(page, "layer 3 · head 5")
+    assert fig["data"][0]["z"] != after_variant["data"][0]["z"]
+
+
+def test_a_difference_cell_equals_b_minus_a_read_from_the_stores(server, page, test_env_run):
+    open_page(page, server + "?a=base&b=gqa4_lora&layer=4&head=7")
+    fig = wait_for_title(page, "layer 4 · head 7")
+    example = page.evaluate("() => new URLSearchParams(window.location.search).get('example')") or None
+    stores = {v: AttentionStore(str(test_env_run / f"07_model_output/{v}/attention.zarr")) for v in ("base", "gqa4_lora")}
+    example = example or stores["base"].example_ids[0]
+    a = stores["base"].attention(example, "encoder", layer=4, head=7)
+    b = stores["gqa4_lora"].attention(example, "encoder", layer=4, head=7)
+    diff = np.array([[cell[2] for cell in row] for row in fig["data"][2]["customdata"]], dtype=float)
+    i, j = np.unravel_index(np.abs(b - a).argmax(), a.shape)  # the most changed cell
+    assert diff[i, j] == pytest.approx(float(b[i, j] - a[i, j]), abs=1e-6)
+    assert np.allclose(diff, b - a, atol=1e-6)
+
+
+def test_the_url_round_trips(server, page):
+    open_page(page, server + "?a=lora&b=gqa4_lora&layer=2&head=3")
+    wait_for_title(page, "layer 2 · head 3")
+    choose(page, "head", "mean")
+    wait_for_title(page, "layer 2 · mean over heads")
+    page.wait_for_function("() => window.location.search.includes('head=mean')", timeout=10000)
+    shared = page.url
+    assert "a=lora" in shared and "b=gqa4_lora" in shared and "layer=2" in shared
+    page.goto("about:blank")
+    open_page(page, shared)  # a reload of the shared link gives the same view
+    fig = wait_for_title(page, "layer 2 · mean over heads")
+    assert fig["subplots"] == ["lora", "gqa4_lora", "gqa4_lora − lora"]
+
+
+def test_unknown_variant_in_the_url_is_explained(server, page):
+    open_page(page, server + "?b=nonexistent")
+    page.wait_for_selector(".url-note", timeout=30000)
+    assert "Unknown variant 'nonexistent'" in page.inner_text("#url-notes")
+
+
+def test_screenshot_for_the_readme(server, page):
+    page.set_viewport_size({"width": 1400, "height": 760})
+    open_page(page, server + "?a=base&b=window2_lora&layer=1&head=mean")
+    wait_for_title(page, "layer 1 · mean over heads")
+    page.wait_for_timeout(1000)  # let plotly finish drawing
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 20_000
+
+
+def test_missing_artifacts_page_names_the_command(page, tmp_path, browser):
+    conf = tmp_path / "conf"
+    shutil.copytree(PROJECT / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    (conf / "test" / "globals.yml").write_text(f"data_root: {tmp_path / 'empty'}\n")
+    proc, url = start_dashboard("--env", "test", "--conf-source", str(conf))
+    try:
+        page.goto(url)
+        page.wait_for_selector("#missing-artifacts", timeout=60000)
+        text = page.inner_text("#missing-artifacts")
+    finally:
+        stop(proc)
+    assert "kedro run --pipeline=ingestion --env=test" in text
+    assert "Traceback" not in text

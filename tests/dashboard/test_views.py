@@ -1,0 +1,104 @@
+"""Dashboard views on small in-memory stores: the numbers shown equal the stores'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attention_lab.attention.store import AttentionStore, AttentionStream, ExampleAttention, write_store
+from dashboard.data import InMemoryStudy
+from dashboard.views import Selection, compare_view, cross_view, heads_view, metrics_view, resolve, rollout_view
+
+TOKENS = ["[CLS]", "not", "bad", "[SEP]"]
+
+
+def store(path, variant, seed, kinds=("encoder",)) -> AttentionStore:
+    rng = np.random.default_rng(seed)
+
+    def maps(q, k):
+        w = rng.random((2, 4, q, k))
+        return w / w.sum(-1, keepdims=True)
+
+    examples = []
+    for i in range(3):
+        meta = {"id": f"e{i}", "tokens": TOKENS, "special_mask": [1, 0, 0, 1]}
+        m = {"encoder": maps(4, 4)}
+        if "cross" in kinds:
+            meta["decoder"] = {"tokens": ["<s>", "pos"], "special_mask": [1, 0]}
+            m |= {"decoder": maps(2, 2), "cross": maps(2, 4)}
+        examples.append(ExampleAttention(meta, m))
+    meta = {"variant": variant, "kinds": list(kinds), "layers": [0, 1], "heads": [0, 1, 2, 3], "kv_group": [0, 0, 1, 1],
+            "causal": dict.fromkeys(kinds, False)}
+    write_store(str(path), AttentionStream(meta, examples), dtype="float32")
+    return AttentionStore(str(path))
+
+
+@pytest.fixture
+def study(tmp_path) -> InMemoryStudy:
+    probes = pd.DataFrame({"id": ["e0", "e1", "e2"], "text": ["not bad", "bad", "good"], "label": [1, 0, 1],
+                           "label_name": ["fresh", "rotten", "fresh"], "source": "test"})
+    head_metrics = pd.DataFrame([{"variant": v, "kind": "encoder", "layer": layer, "head": h, "normalized_entropy": float(layer + h + (v == "b"))}
+                                 for v in ("a", "b") for layer in (0, 1) for h in range(4)])
+    tables = {"all_head_metrics": head_metrics,
+              "similarity_by_layer": pd.DataFrame({"variant": ["b", "b"], "reference": "a", "kind": "encoder", "layer": [0, 1], "cosine_similarity": [0.9, 0.8]}),
+              "performance": pd.DataFrame({"variant": ["a", "b"], "accuracy": [0.7, 0.8], "train_seconds": [1.0, 2.0]})}
+    return InMemoryStudy({"a": store(tmp_path / "a.zarr", "a", 0), "b": store(tmp_path / "b.zarr", "b", 1, ("encoder", "decoder", "cross"))},
+                         probes, tables, reference="a")
+
+
+def test_difference_cell_equals_b_minus_a_from_the_stores(study):
+    selection = Selection(a="a", b="b", example="e1", kind="encoder", layer=1, head="2")
+    fig, table = compare_view(study, selection)
+    a = study.store("a").attention("e1", "encoder", layer=1, head=2)
+    b = study.store("b").attention("e1", "encoder", layer=1, head=2)
+    diff_trace = fig.data[2]
+    assert np.allclose(np.asarray(diff_trace.customdata)[..., 2].astype(float), b - a)
+    assert np.allclose(table["b_minus_a"].to_numpy(), (b - a).ravel())
+    assert list(table["query_token"][:4]) == ["[CLS]"] * 4 and list(table["key_token"][:4]) == TOKENS
+
+
+def test_mean_over_heads_and_log_scale(study):
+    fig, _ = compare_view(study, Selection(a="a", b="b", example="e0", kind="encoder", layer=0, head="mean", log=True))
+    mean_a = study.store("a").attention("e0", layer=0).mean(axis=0)
+    assert np.allclose(np.asarray(fig.data[0].customdata)[..., 2].astype(float), mean_a)  # hover shows raw weights
+    assert np.allclose(fig.data[0].z, np.log10(np.maximum(mean_a, 1e-4)))  # colours on log10
+    assert fig.layout.coloraxis.colorbar.title.text == "log10 w"
+
+
+def test_url_round_trip():
+    selection = Selection(tab="heads", a="x", b="y", example="e2", kind="decoder", layer=3, head="5", log=True, scope="model")
+    again, _ = Selection.from_query(selection.to_query())
+    assert again == selection
+
+
+def test_unknown_variant_and_example_in_the_url_are_explained(study):
+    selection, notes = resolve(study, Selection(a="nope", example="missing"))
+    assert selection.a == "a" and selection.example == "e0"
+    assert any("Unknown variant 'nope'" in n for n in notes) and any("Unknown example 'missing'" in n for n in notes)
+
+
+def test_heads_grid_marks_kv_groups_and_covers_the_model(study):
+    fig = heads_view(study, Selection(a="a", example="e0", kind="encoder", layer=0, scope="model"))
+    assert len(fig.data) == 2 * 4
+    assert [a.text for a in fig.layout.annotations[:4]] == ["l0 h0 kv0", "l0 h1 kv0", "l0 h2 kv1", "l0 h3 kv1"]
+    assert fig.data[5].customdata[0] == [1, 1]  # clicking tells the layer and head
+
+
+def test_metrics_rollout_and_cross_views(study):
+    metric_fig, sim_fig, perf_fig, records = metrics_view(study, Selection(a="a", b="b", kind="encoder"))
+    assert np.allclose(metric_fig.data[2].z, 1.0)  # B - A of the synthetic metric
+    assert [r["variant"] for r in records] == ["a", "b"]
+    rollout = rollout_view(study, Selection(a="a", b="b", example="e0", kind="encoder"))
+    assert np.asarray(rollout.data[0].z).shape == (2, 4)
+    assert "no cross-attention" in cross_view(study, Selection(a="a", example="e0", layer=0)).layout.annotations[0].text
+    cross = cross_view(study, Selection(a="b", example="e0", layer=0, head="1"))
+    assert np.asarray(cross.data[0].z).shape == (2, 4)  # [decoder tokens, encoder tokens]
+
+
+def test_missing_analysis_names_the_command(study):
+    from dashboard.data import MissingArtifact
+
+    study._tables.clear()
+    with pytest.raises(MissingArtifact, match="kedro run --pipeline=analysis"):
+        metrics_view(study, Selection(a="a", b="b", kind="encoder"))
