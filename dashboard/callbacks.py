@@ -9,6 +9,8 @@ from dashboard.data import MissingArtifact, StudyData
 from dashboard.layout import notes_block
 from dashboard.views import (
     Selection,
+    clicked_head,
+    compare_table,
     compare_view,
     cross_view,
     example_options,
@@ -64,13 +66,13 @@ def register(app: Dash, data: StudyData) -> None:
     @app.callback(Output("compare-graph", "figure"), inputs)
     @_safe
     def compare(*values):
-        return compare_view(data, selection_from(*values))[0]
+        return compare_view(data, selection_from(*values))
 
     @app.callback(Output("download-csv", "data"), Input("export-csv", "n_clicks"), [State(c, "value") for c in CONTROLS],
                   prevent_initial_call=True)
     def export_csv(_, *values):
         selection = selection_from(*values)
-        _, table = compare_view(data, selection)
+        table = compare_table(data, selection)
         if table is None:
             return no_update
         name = f"attention_{selection.example}_{selection.kind}_l{selection.layer}_h{selection.head}_{selection.a}_vs_{selection.b}.csv"
@@ -82,13 +84,14 @@ def register(app: Dash, data: StudyData) -> None:
         return heads_view(data, selection_from(*values))
 
     @app.callback(Output("tabs", "value", allow_duplicate=True), Output("layer", "value", allow_duplicate=True),
-                  Output("head", "value", allow_duplicate=True), Input("heads-graph", "clickData"), prevent_initial_call=True)
-    def open_head(click):
+                  Output("head", "value", allow_duplicate=True), Input("heads-graph", "clickData"), [State(c, "value") for c in CONTROLS],
+                  prevent_initial_call=True)
+    def open_head(click, *values):
         """Clicking a small heatmap opens that layer and head in Compare."""
         if not click or not click.get("points"):
             return no_update, no_update, no_update
-        layer, head = click["points"][0]["customdata"]
-        return "compare", int(layer), str(head)
+        layer, head = clicked_head(data, selection_from(*values), int(click["points"][0]["curveNumber"]))
+        return "compare", layer, str(head)
 
     @app.callback(Output("metric-graph", "figure"), Output("similarity-graph", "figure"), Output("performance-graph", "figure"),
                   Output("performance-table", "data"), Output("metrics-message", "children"), inputs)

@@ -10,63 +10,69 @@ LOG_FLOOR = 1e-4  # log scale shows log10(max(w, 1e-4))
 SEQUENTIAL, DIVERGING = "Blues", "RdBu_r"
 
 
-def _hover(q_tokens: list[str], k_tokens: list[str], values: np.ndarray) -> np.ndarray:
-    """customdata [Tq, Tk, 3]: query token, key token, raw value (shown whatever the colour scale)."""
-    q = np.broadcast_to(np.asarray(q_tokens, dtype=object)[:, None], values.shape)
-    k = np.broadcast_to(np.asarray(k_tokens, dtype=object)[None, :], values.shape)
-    return np.stack([q, k, values.astype(object)], axis=-1)
-
-
 def _colour(values: np.ndarray, log: bool) -> np.ndarray:
     return np.log10(np.maximum(values, LOG_FLOOR)) if log else values
 
 
-def attention_trace(values: np.ndarray, q_tokens, k_tokens, zmin, zmax, log: bool, coloraxis: str, label: str = "weight") -> go.Heatmap:
-    """One [query, key] map; axes are positions (tokens repeat), labelled with the tokens."""
-    return go.Heatmap(
-        z=_colour(values, log), zmin=zmin, zmax=zmax, coloraxis=coloraxis, customdata=_hover(q_tokens, k_tokens, values),
-        hovertemplate=f"query %{{customdata[0]}}<br>key %{{customdata[1]}}<br>{label} %{{customdata[2]:.4f}}<extra></extra>",
-    )
+def unique_labels(tokens: list[str]) -> list[str]:
+    """Tokens as distinct category labels: a repeat gets invisible zero-width spaces appended."""
+    seen: dict[str, int] = {}
+    out = []
+    for tok in tokens:
+        out.append(tok + "\u200b" * seen.get(tok, 0))
+        seen[tok] = seen.get(tok, 0) + 1
+    return out
 
 
-def _token_axes(fig: go.Figure, q_tokens, k_tokens) -> None:
-    """Label every x axis with key tokens and every y axis with query tokens."""
-    fig.update_xaxes(tickvals=list(range(len(k_tokens))), ticktext=list(k_tokens), tickangle=-60)
-    fig.update_yaxes(tickvals=list(range(len(q_tokens))), ticktext=list(q_tokens), autorange="reversed")
+def _heatmap(values: np.ndarray, q_labels, k_labels, axis: str, coloraxis: str, label: str, log: bool) -> dict:
+    """A [query, key] heatmap trace as a plain dict (plotly's validation costs more than the data)."""
+    trace = {"type": "heatmap", "x": k_labels, "y": q_labels, "xaxis": f"x{axis}", "yaxis": f"y{axis}", "coloraxis": coloraxis,
+             "z": _colour(values, log).tolist(),
+             "hovertemplate": f"query %{{y}}<br>key %{{x}}<br>{label} %{{z:.4f}}<extra></extra>"}
+    if log:  # colours are log10; hover shows the raw weight
+        trace["customdata"] = values.tolist()
+        trace["hovertemplate"] = trace["hovertemplate"].replace("%{z:.4f}", "%{customdata:.4f}")
+    return trace
 
 
 def compare_figure(a: np.ndarray, b: np.ndarray, q_tokens, k_tokens, names: tuple[str, str], log: bool = False,
-                   title: str = "") -> go.Figure:
-    """A, B and B - A side by side; A and B share one colour scale, the difference is diverging."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=(names[0], names[1], f"{names[1]} − {names[0]}"),
-                        horizontal_spacing=0.07)
+                   title: str = "") -> dict:
+    """A, B and B - A side by side; A and B share one colour scale, the difference is diverging.
+
+    Returned as a plain figure dict: this is the dashboard's hot path.
+    """
+    q, k = unique_labels(q_tokens), unique_labels(k_tokens)
     hi = float(max(a.max(), b.max(), 1e-6))
-    zmin, zmax = (np.log10(LOG_FLOOR), np.log10(hi)) if log else (0.0, hi)
-    fig.add_trace(attention_trace(a, q_tokens, k_tokens, zmin, zmax, log, "coloraxis"), row=1, col=1)
-    fig.add_trace(attention_trace(b, q_tokens, k_tokens, zmin, zmax, log, "coloraxis"), row=1, col=2)
     diff = b - a
     bound = float(max(np.abs(diff).max(), 1e-6))
-    fig.add_trace(attention_trace(diff, q_tokens, k_tokens, -bound, bound, False, "coloraxis2", "B − A"), row=1, col=3)
-    _token_axes(fig, q_tokens, k_tokens)
-    fig.update_yaxes(showticklabels=False, col=2)  # same query tokens as panel 1
-    fig.update_yaxes(showticklabels=False, col=3)
-    side = max(360, 18 * len(q_tokens) + 160)
-    fig.update_layout(
-        title=title, height=side, margin={"t": 70, "l": 60, "r": 20, "b": 60},
-        coloraxis={"colorscale": SEQUENTIAL, "colorbar": {"x": 0.64, "len": 0.9, "title": "log10 w" if log else "w"}},
-        coloraxis2={"colorscale": DIVERGING, "colorbar": {"x": 1.0, "len": 0.9, "title": "B − A"}},
-    )
-    return fig
+    domains = ((0.0, 0.27), (0.35, 0.62), (0.72, 0.99))
+    layout = {
+        "title": {"text": title}, "height": max(360, 18 * len(q) + 160), "margin": {"t": 70, "l": 90, "r": 20, "b": 90},
+        "coloraxis": {"colorscale": SEQUENTIAL, "cmin": np.log10(LOG_FLOOR) if log else 0.0, "cmax": np.log10(hi) if log else hi,
+                      "colorbar": {"x": 0.635, "len": 0.9, "title": {"text": "log10 w" if log else "w"}}},
+        "coloraxis2": {"colorscale": DIVERGING, "cmin": -bound, "cmax": bound,
+                       "colorbar": {"x": 1.0, "len": 0.9, "title": {"text": "B − A"}}},
+        "annotations": [{"text": text, "x": sum(d) / 2, "y": 1.0, "xref": "paper", "yref": "paper", "yanchor": "bottom",
+                         "showarrow": False, "font": {"size": 14}}
+                        for text, d in zip((names[0], names[1], f"{names[1]} − {names[0]}"), domains, strict=True)],
+    }
+    for i, domain in enumerate(domains, start=1):
+        suffix = "" if i == 1 else str(i)
+        layout[f"xaxis{suffix}"] = {"domain": list(domain), "anchor": f"y{suffix}", "tickangle": -60, "type": "category"}
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "autorange": "reversed", "type": "category", "showticklabels": i == 1}
+    data = [_heatmap(a, q, k, "", "coloraxis", "weight", log), _heatmap(b, q, k, "2", "coloraxis", "weight", log),
+            _heatmap(diff, q, k, "3", "coloraxis2", "B − A", False)]
+    return {"data": data, "layout": layout}
 
 
-def single_figure(values: np.ndarray, q_tokens, k_tokens, title: str, log: bool = False) -> go.Figure:
+def single_figure(values: np.ndarray, q_tokens, k_tokens, title: str, log: bool = False) -> dict:
     """One map, e.g. cross-attention [decoder tokens, encoder tokens]."""
     hi = float(max(values.max(), 1e-6))
-    zmin, zmax = (np.log10(LOG_FLOOR), np.log10(hi)) if log else (0.0, hi)
-    fig = go.Figure(attention_trace(values, q_tokens, k_tokens, zmin, zmax, log, "coloraxis"))
-    _token_axes(fig, q_tokens, k_tokens)
-    fig.update_layout(title=title, coloraxis={"colorscale": SEQUENTIAL}, height=max(320, 18 * len(q_tokens) + 160))
-    return fig
+    trace = _heatmap(values, unique_labels(q_tokens), unique_labels(k_tokens), "", "coloraxis", "weight", log)
+    layout = {"title": {"text": title}, "height": max(320, 18 * len(q_tokens) + 160),
+              "coloraxis": {"colorscale": SEQUENTIAL, "cmin": np.log10(LOG_FLOOR) if log else 0.0, "cmax": np.log10(hi) if log else hi},
+              "xaxis": {"tickangle": -60, "type": "category"}, "yaxis": {"autorange": "reversed", "type": "category"}}
+    return {"data": [trace], "layout": layout}
 
 
 def heads_grid_figure(maps: np.ndarray, rows: list[int], heads: list[int], kv_group: list[int], row_label: str = "layer") -> go.Figure:
@@ -79,7 +85,7 @@ def heads_grid_figure(maps: np.ndarray, rows: list[int], heads: list[int], kv_gr
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
     for i in range(n_rows):
         for j in range(n_heads):
-            fig.add_trace(go.Heatmap(z=maps[i, j], zmin=0, zmax=hi, coloraxis="coloraxis", customdata=[[rows[i], heads[j]]],
+            fig.add_trace(go.Heatmap(z=maps[i, j], zmin=0, zmax=hi, coloraxis="coloraxis",
                                      hovertemplate=f"{row_label} {rows[i]} head {heads[j]}<br>w %{{z:.3f}}<extra></extra>"),
                           row=i + 1, col=j + 1)
     fig.update_xaxes(showticklabels=False)

@@ -88,20 +88,32 @@ def head_map(data: StudyData, variant: str, selection: Selection) -> tuple[np.nd
     return values, q, k
 
 
-def compare_view(data: StudyData, selection: Selection) -> tuple[go.Figure, pd.DataFrame | None]:
-    """A, B and B − A for one example, kind, layer and head; also the shown matrices as a table."""
+def _pair(data: StudyData, selection: Selection):
     a, q, k = head_map(data, selection.a, selection)
     b, q_b, k_b = head_map(data, selection.b, selection)
-    if (q, k) != (q_b, k_b):
-        return figures.message_figure(f"{selection.a} and {selection.b} tokenize this example differently: no difference to show."), None
+    return (a, b, q, k) if (q, k) == (q_b, k_b) else None
+
+
+def compare_view(data: StudyData, selection: Selection) -> dict | go.Figure:
+    """A, B and B − A for one example, kind, layer and head (reads one chunk per variant)."""
+    pair = _pair(data, selection)
+    if pair is None:
+        return figures.message_figure(f"{selection.a} and {selection.b} tokenize this example differently: no difference to show.")
+    a, b, q, k = pair
     head = "mean over heads" if selection.head == "mean" else f"head {selection.head}"
     title = f"{selection.kind} attention · layer {selection.layer} · {head}"
-    fig = figures.compare_figure(a, b, q, k, (selection.a, selection.b), selection.log, title)
-    qi, ki = np.indices(a.shape)
-    table = pd.DataFrame({"query_index": qi.ravel(), "query_token": np.asarray(q)[qi.ravel()], "key_index": ki.ravel(),
-                          "key_token": np.asarray(k)[ki.ravel()], selection.a: a.ravel(), selection.b: b.ravel(),
-                          f"{selection.b}_minus_{selection.a}": (b - a).ravel()})
-    return fig, table
+    return figures.compare_figure(a, b, q, k, (selection.a, selection.b), selection.log, title)
+
+
+def compare_table(data: StudyData, selection: Selection) -> pd.DataFrame | None:
+    """The matrices of the compare view as a long table (the CSV export)."""
+    pair = _pair(data, selection)
+    if pair is None:
+        return None
+    a, b, q, k = pair
+    qi, ki = (x.ravel() for x in np.indices(a.shape))
+    return pd.DataFrame({"query_index": qi, "query_token": np.asarray(q)[qi], "key_index": ki, "key_token": np.asarray(k)[ki],
+                         selection.a: a.ravel(), selection.b: b.ravel(), f"{selection.b}_minus_{selection.a}": (b - a).ravel()})
 
 
 def heads_view(data: StudyData, selection: Selection) -> go.Figure:
@@ -114,6 +126,14 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
         li = meta["layers"].index(selection.layer)
         maps, rows = store.attention(selection.example, selection.kind, layer=li)[None], [selection.layer]
     return heads_grid(maps, rows, meta)
+
+
+def clicked_head(data: StudyData, selection: Selection, curve: int) -> tuple[int, int]:
+    """(layer, head) of the ``curve``-th small heatmap of :func:`heads_view` (row-major)."""
+    meta = data.store(selection.a).meta
+    heads = meta["heads"]
+    rows = meta["layers"] if selection.scope == "model" else [selection.layer]
+    return rows[curve // len(heads)], heads[curve % len(heads)]
 
 
 def heads_grid(maps: np.ndarray, rows: list[int], meta: dict) -> go.Figure:

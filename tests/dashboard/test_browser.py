@@ -141,7 +141,7 @@ def test_a_difference_cell_equals_b_minus_a_read_from_the_stores(server, page, t
     example = example or stores["base"].example_ids[0]
     a = stores["base"].attention(example, "encoder", layer=4, head=7)
     b = stores["gqa4_lora"].attention(example, "encoder", layer=4, head=7)
-    diff = np.array([[cell[2] for cell in row] for row in fig["data"][2]["customdata"]], dtype=float)
+    diff = np.array(fig["data"][2]["z"], dtype=float)
     i, j = np.unravel_index(np.abs(b - a).argmax(), a.shape)  # the most changed cell
     assert diff[i, j] == pytest.approx(float(b[i, j] - a[i, j]), abs=1e-6)
     assert np.allclose(diff, b - a, atol=1e-6)
@@ -159,6 +159,18 @@ def test_the_url_round_trips(server, page):
     open_page(page, shared)  # a reload of the shared link gives the same view
     fig = wait_for_title(page, "layer 2 · mean over heads")
     assert fig["subplots"] == ["lora", "gqa4_lora", "gqa4_lora − lora"]
+
+
+def test_clicking_a_head_opens_it_in_compare(server, page):
+    page.goto(server + "?tab=heads&layer=2&scope=layer")
+    page.wait_for_selector("#heads-graph .main-svg", timeout=60000)
+    page.wait_for_function("() => { const g = document.querySelector('#heads-graph .js-plotly-plot');"
+                           " return !!(g && g.data && g.data.length == 12); }", timeout=30000)
+    # click the middle of the 5th small heatmap (head 4), away from its top-left cell
+    box = page.locator("#heads-graph .nsewdrag").nth(4).bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.6)
+    fig = wait_for_title(page, "layer 2 · head 4")
+    assert fig["subplots"][0] == "base"
 
 
 def test_unknown_variant_in_the_url_is_explained(server, page):

@@ -8,7 +8,8 @@ import pytest
 
 from attention_lab.attention.store import AttentionStore, AttentionStream, ExampleAttention, write_store
 from dashboard.data import InMemoryStudy
-from dashboard.views import Selection, compare_view, cross_view, heads_view, metrics_view, resolve, rollout_view
+from dashboard.figures import unique_labels
+from dashboard.views import Selection, clicked_head, compare_table, compare_view, cross_view, heads_view, metrics_view, resolve, rollout_view
 
 TOKENS = ["[CLS]", "not", "bad", "[SEP]"]
 
@@ -49,21 +50,27 @@ def study(tmp_path) -> InMemoryStudy:
 
 def test_difference_cell_equals_b_minus_a_from_the_stores(study):
     selection = Selection(a="a", b="b", example="e1", kind="encoder", layer=1, head="2")
-    fig, table = compare_view(study, selection)
+    fig, table = compare_view(study, selection), compare_table(study, selection)
     a = study.store("a").attention("e1", "encoder", layer=1, head=2)
     b = study.store("b").attention("e1", "encoder", layer=1, head=2)
-    diff_trace = fig.data[2]
-    assert np.allclose(np.asarray(diff_trace.customdata)[..., 2].astype(float), b - a)
+    assert np.allclose(fig["data"][0]["z"], a) and np.allclose(fig["data"][1]["z"], b)
+    assert np.allclose(fig["data"][2]["z"], b - a)
+    assert fig["data"][2]["y"] == TOKENS and fig["data"][2]["x"] == TOKENS  # token labels on both axes
     assert np.allclose(table["b_minus_a"].to_numpy(), (b - a).ravel())
     assert list(table["query_token"][:4]) == ["[CLS]"] * 4 and list(table["key_token"][:4]) == TOKENS
 
 
 def test_mean_over_heads_and_log_scale(study):
-    fig, _ = compare_view(study, Selection(a="a", b="b", example="e0", kind="encoder", layer=0, head="mean", log=True))
+    fig = compare_view(study, Selection(a="a", b="b", example="e0", kind="encoder", layer=0, head="mean", log=True))
     mean_a = study.store("a").attention("e0", layer=0).mean(axis=0)
-    assert np.allclose(np.asarray(fig.data[0].customdata)[..., 2].astype(float), mean_a)  # hover shows raw weights
-    assert np.allclose(fig.data[0].z, np.log10(np.maximum(mean_a, 1e-4)))  # colours on log10
-    assert fig.layout.coloraxis.colorbar.title.text == "log10 w"
+    assert np.allclose(fig["data"][0]["customdata"], mean_a)  # hover shows raw weights
+    assert np.allclose(fig["data"][0]["z"], np.log10(np.maximum(mean_a, 1e-4)))  # colours on log10
+    assert fig["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "log10 w"
+
+
+def test_repeated_tokens_stay_distinct_on_the_axes():
+    labels = unique_labels(["the", "cat", "the", "the"])
+    assert len(set(labels)) == 4 and [x.replace("\u200b", "") for x in labels] == ["the", "cat", "the", "the"]
 
 
 def test_url_round_trip():
@@ -82,7 +89,8 @@ def test_heads_grid_marks_kv_groups_and_covers_the_model(study):
     fig = heads_view(study, Selection(a="a", example="e0", kind="encoder", layer=0, scope="model"))
     assert len(fig.data) == 2 * 4
     assert [a.text for a in fig.layout.annotations[:4]] == ["l0 h0 kv0", "l0 h1 kv0", "l0 h2 kv1", "l0 h3 kv1"]
-    assert fig.data[5].customdata[0] == [1, 1]  # clicking tells the layer and head
+    assert clicked_head(study, Selection(a="a", scope="model"), 5) == (1, 1)  # row-major: layer 1, head 1
+    assert clicked_head(study, Selection(a="a", scope="layer", layer=1), 3) == (1, 3)
 
 
 def test_metrics_rollout_and_cross_views(study):
@@ -93,7 +101,7 @@ def test_metrics_rollout_and_cross_views(study):
     assert np.asarray(rollout.data[0].z).shape == (2, 4)
     assert "no cross-attention" in cross_view(study, Selection(a="a", example="e0", layer=0)).layout.annotations[0].text
     cross = cross_view(study, Selection(a="b", example="e0", layer=0, head="1"))
-    assert np.asarray(cross.data[0].z).shape == (2, 4)  # [decoder tokens, encoder tokens]
+    assert np.asarray(cross["data"][0]["z"]).shape == (2, 4)  # [decoder tokens, encoder tokens]
 
 
 def test_missing_analysis_names_the_command(study):
