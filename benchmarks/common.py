@@ -64,7 +64,9 @@ def run_child(script: Path, *args: str) -> dict:
 
 
 def du(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+    """Bytes on disk of a file, or of every file under a folder."""
+    path = Path(path)
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def report(name: str, rows: list[tuple[str, str, str, str]], data: dict) -> None:

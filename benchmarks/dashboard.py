@@ -77,7 +77,7 @@ def main() -> None:
         stats = {}
         for label, n in (("small", args.small), ("large", args.large)):
             start = time.perf_counter()
-            stores = {v: synthetic_store(work / f"{label}-{v}.zarr", v, n, seed) for v, seed in (("a", 1), ("b", 2))}
+            stores = {v: synthetic_store(work / f"{label}-{v}.zarr.zip", v, n, seed) for v, seed in (("a", 1), ("b", 2))}
             print(f"built 2 x {n} examples in {time.perf_counter() - start:.0f} s", flush=True)
             probes = pd.DataFrame({"id": [f"ex{i}" for i in range(n)], "text": "", "label": 0, "label_name": "x", "source": "test"})
             ms = latencies(InMemoryStudy(stores, probes, reference="a"), n, args.requests)

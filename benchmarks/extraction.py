@@ -56,7 +56,7 @@ def ours(artifact, probes, out: Path) -> None:
 def child(n: int, folder: Path) -> None:
     """Measure peak RSS of one extraction of ``n`` examples in this (fresh) process."""
     artifact = saved_minilm(folder / "model")
-    ours(artifact, probe_frame(n), folder / f"rss-{n}.zarr")
+    ours(artifact, probe_frame(n), folder / f"rss-{n}.zarr.zip")
     print(json.dumps({"n": n, "rss_mb": peak_rss_mb()}))
 
 
@@ -79,8 +79,8 @@ def main() -> None:
         floor(model, tokenizer, probes.head(16))  # warm-up
         floor_s = timed(lambda: floor(model, tokenizer, probes))
         naive_s = timed(lambda: naive(model, tokenizer, probes, work / "naive"), repeats=1)
-        ours_s = timed(lambda: ours(artifact, probes, work / "ours.zarr"))
-        naive_bytes, ours_bytes = du(work / "naive"), du(work / "ours.zarr")
+        ours_s = timed(lambda: ours(artifact, probes, work / "ours.zarr.zip"))
+        naive_bytes, ours_bytes = du(work / "naive"), du(work / "ours.zarr.zip")
         script = Path(__file__).resolve()
         small = run_child(script, "--child", str(args.rss_small), "--folder", str(work))
         large = run_child(script, "--child", str(10 * args.rss_small), "--folder", str(work))

@@ -34,7 +34,7 @@ def test_test_env_run_writes_every_contracted_artifact(test_env_run):
     for v in VARIANTS:
         metrics = json.loads((root / f"07_model_output/{v}/metrics.json").read_text())
         assert {"accuracy", "macro_f1", "eval_loss", "train_seconds", "peak_memory_mb"} <= set(metrics)
-        store = AttentionStore(str(root / f"07_model_output/{v}/attention.zarr"))
+        store = AttentionStore(str(root / f"07_model_output/{v}/attention.zarr.zip"))
         assert store.example_ids == list(probes["id"])
         assert (root / f"08_reporting/{v}/head_metrics.parquet").exists()
     performance = pd.read_parquet(root / "08_reporting/performance.parquet")

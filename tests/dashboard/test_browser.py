@@ -137,7 +137,7 @@ def test_a_difference_cell_equals_b_minus_a_read_from_the_stores(server, page, t
     open_page(page, server + "?a=base&b=gqa4_lora&layer=4&head=7")
     fig = wait_for_title(page, "layer 4 · head 7")
     example = page.evaluate("() => new URLSearchParams(window.location.search).get('example')") or None
-    stores = {v: AttentionStore(str(test_env_run / f"07_model_output/{v}/attention.zarr")) for v in ("base", "gqa4_lora")}
+    stores = {v: AttentionStore(str(test_env_run / f"07_model_output/{v}/attention.zarr.zip")) for v in ("base", "gqa4_lora")}
     example = example or stores["base"].example_ids[0]
     a = stores["base"].attention(example, "encoder", layer=4, head=7)
     b = stores["gqa4_lora"].attention(example, "encoder", layer=4, head=7)

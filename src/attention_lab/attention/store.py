@@ -1,28 +1,29 @@
-"""The attention store: one zarr v3 group per variant, one chunk per example and attention kind.
+"""The attention store: a zipped zarr v3 group per variant, one chunk per example and attention kind.
 
-Layout (every node is standard zarr v3, readable with ``zarr.open_group``)::
+Layout (members of ``attention.zarr.zip``, uncompressed; standard zarr v3, readable with
+``zarr.open_group(zarr.storage.ZipStore(path, mode="r"))`` or ``"zip::<fsspec url>"``)::
 
-    attention.zarr/
-      zarr.json                      root attributes: format, version, model and mechanism metadata,
-                                     example ids, ``complete: true`` (written last)
-      examples/{i}/zarr.json         attributes: id, tokens, token_ids, special_mask, length(s)
-      examples/{i}/{kind}/           [layers, heads, query, key], float16 (or float32), zstd,
-                                     one chunk, no padding. kind: encoder | decoder | cross
-      examples/{i}/{kind}_scale/     compact mode only: per-row scales [layers, heads, query]
+    zarr.json                      root attributes: format, version, model and mechanism metadata,
+                                   example ids, ``complete: true`` (written last)
+    examples/{i}.{kind}/zarr.json  [layers, heads, query, key] float16 (or float32) array, zstd,
+    examples/{i}.{kind}/0.0.0.0    one chunk, no padding; its attributes hold the example:
+                                   id, tokens, token_ids, special_mask, length(s).
+                                   kind: encoder | decoder | cross
+    examples/{i}.{kind}_scale/     compact mode only: per-row scales [layers, heads, query]
 
-float16 maps are first rounded to an absolute grid of ``2**-precision_bits`` (default 11,
-see :func:`round_rows_to_grid`): every weight moves by less than one grid step (< 4.9e-4)
-and every row keeps its sum, while small weights lose the relative precision that made
-float16 incompressible: about 27% of float32 bytes instead of 45%. Every ``k / 2048`` below
-1 is exact in float16. ``precision_bits: null`` keeps plain float16.
+Why one zip file rather than a folder of files: on the project's machines, creating a folder
+and two files per example cost more than the forward pass saves (benchmarks/extraction.py);
+a zip is written sequentially, renamed into place when complete (so a crash never leaves a
+store that looks finished), and read by random access through its central directory.
+
+Extraction rounds maps to an absolute grid of ``2**-precision_bits`` (default 11, see
+:func:`round_rows_to_grid`; recorded as ``precision_bits``): every weight moves by less than
+one grid step (< 4.9e-4) and every row keeps its sum, while small weights lose the relative
+precision that made float16 incompressible: about 28% of float32 bytes instead of 45%.
+Every ``k / 2048`` below 1 is exact in float16.
 
 Compact mode stores each query row as uint8 ``q = round(w / s)`` with ``s = max(row) / 255``;
 the reconstruction error of every weight is at most ``s / 2 = max(row) / 510 <= 1/510``.
-
-Writing goes to a temporary path that is renamed when complete, so a crash never leaves a
-store that looks finished. Arrays are encoded by a lean writer on a background thread
-(zarr's per-array API costs milliseconds of metadata work per example); reads go through
-zarr itself.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import json
 import queue
 import threading
 import uuid
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,14 +41,15 @@ import fsspec
 import numcodecs
 import numpy as np
 import zarr
+from zarr.storage import ZipStore
 from kedro.io import AbstractDataset
 
 from attention_lab.errors import ArtifactError
 
 FORMAT = "attention-lab-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3  # 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
 KINDS = ("encoder", "decoder", "cross")
-_ZSTD_LEVEL = 3
+_ZSTD_LEVEL = 1  # level 3 saves <1% of bytes on gridded float16 maps for 2.4x the CPU
 
 
 @dataclass
@@ -75,7 +78,7 @@ def _array_metadata(shape: tuple[int, ...], dtype: np.dtype, attributes: dict | 
             "shape": list(shape),
             "data_type": np.dtype(dtype).name,
             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(shape)}},
-            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "chunk_key_encoding": {"name": "v2", "configuration": {"separator": "."}},  # one flat chunk file
             "fill_value": 0,
             "codecs": [
                 {"name": "bytes", "configuration": {"endian": "little"}},
@@ -92,26 +95,25 @@ def _group_metadata(attributes: dict) -> bytes:
     return json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attributes}).encode()
 
 
-def round_rows_to_grid(weights: np.ndarray, bits: int) -> np.ndarray:
-    """Round [..., Tq, Tk] weights to multiples of ``2**-bits`` keeping each row's (rounded) sum.
+def round_rows_to_grid(weights, bits: int):
+    """Round [..., Tq, Tk] weights to multiples of ``2**-bits``, keeping each row's sum.
 
-    Nearest rounding leaves each row some whole number of grid units short or over; those
-    units go to the entries nearest to rounding the other way (largest remainders), so every
-    weight moves by less than one unit and rows that summed to 1 still do, exactly.
+    Cumulative rounding: round the running row sums to the grid and take differences. Both
+    ends of each difference are within half a step of the exact running sums, so every weight
+    moves by less than one step; the last running sum is the row total, so rows that summed
+    to 1 still do; running sums never decrease, so no weight turns negative; and zero padding
+    stays zero. Three vectorised ops, on whole padded batches (torch in, torch out; numpy in,
+    numpy out).
     """
+    import torch
+
+    as_numpy = isinstance(weights, np.ndarray)
+    w = torch.from_numpy(weights) if as_numpy else weights
     grid = float(2**bits)
-    shape = weights.shape
-    scaled = weights.reshape(-1, shape[-1]).astype(np.float32) * grid  # (rows, Tk)
-    rounded = np.rint(scaled)
-    deficit = (np.rint(scaled.sum(axis=-1)) - rounded.sum(axis=-1)).astype(np.int64)  # (rows,)
-    if deficit.any():
-        remainder = scaled - rounded  # in [-0.5, 0.5]
-        for d in np.unique(deficit[deficit != 0]):  # one vectorised pass per distinct deficit
-            rows = np.flatnonzero(deficit == d)
-            step, k = np.sign(d), abs(int(d))
-            cols = np.argpartition(-step * remainder[rows], k - 1, axis=-1)[:, :k]
-            rounded[rows[:, None], cols] += step
-    return (rounded / grid).reshape(shape)
+    running = torch.round(w.float().cumsum(dim=-1) * grid)  # (..., Tk) whole steps
+    steps = torch.diff(running, dim=-1, prepend=torch.zeros_like(running[..., :1]))
+    out = steps / grid
+    return out.numpy() if as_numpy else out
 
 
 def quantize_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,20 +131,15 @@ def dequantize_rows(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
 class AttentionStoreWriter:
     """Writes examples as they come (on a background thread) and publishes the store on close."""
 
-    def __init__(self, path: str, meta: dict[str, Any], dtype: str = "float16", compact: bool = False,
-                 precision_bits: int | None = 11, queue_size: int = 16):
+    def __init__(self, path: str, meta: dict[str, Any], dtype: str = "float16", compact: bool = False, queue_size: int = 16):
         if dtype not in ("float16", "float32"):
             raise ValueError(f"dtype: {dtype!r}; allowed: float16, float32.")
-        if precision_bits is not None and not 8 <= precision_bits <= 23:
-            raise ValueError(f"precision_bits: {precision_bits!r}; allowed: null or 8..23.")
         self.fs, self.path = fsspec.core.url_to_fs(path)
-        if "file" in self.fs.protocol:  # local files need their parent folders made
-            self.fs, self.path = fsspec.core.url_to_fs(path, auto_mkdir=True)
-        self.final_url = path
-        self.tmp = f"{self.path.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+        self.tmp = f"{self.path}.tmp-{uuid.uuid4().hex[:8]}"
+        self.fs.makedirs(self.fs._parent(self.path), exist_ok=True)
+        self._file = self.fs.open(self.tmp, "wb")
+        self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_STORED)  # chunks are zstd already
         self.meta, self.dtype, self.compact = dict(meta), np.dtype(dtype), compact
-        # the absolute grid only pays off for float16 (float32 is asked for when exact values matter)
-        self.precision_bits = precision_bits if dtype == "float16" else None
         self._ids: dict[int, str] = {}
         self._codec = numcodecs.Zstd(level=_ZSTD_LEVEL)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)  # bounds memory
@@ -159,26 +156,28 @@ class AttentionStoreWriter:
                 except BaseException as exc:  # surfaced by add()/close()
                     self._error = exc
 
-    def _put_array(self, files: dict[str, bytes], key: str, array: np.ndarray) -> None:
+    def _put_array(self, files: dict[str, bytes], key: str, array: np.ndarray, attributes: dict | None = None) -> None:
         array = np.ascontiguousarray(array)
-        files[f"{key}/zarr.json"] = _array_metadata(array.shape, array.dtype)
-        files[f"{key}/c/{'/'.join('0' * array.ndim)}"] = self._codec.encode(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+        files[f"{key}/zarr.json"] = _array_metadata(array.shape, array.dtype, attributes)
+        files[f"{key}/{'.'.join('0' * array.ndim)}"] = self._codec.encode(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
 
     def _write_example(self, index: int, example: ExampleAttention) -> None:
-        base = f"{self.tmp}/examples/{index}"
-        files = {f"{base}/zarr.json": _group_metadata(example.meta)}
+        files: dict[str, bytes] = {}
         for kind, weights in example.maps.items():
             if kind not in KINDS:
                 raise ValueError(f"unknown attention kind {kind!r}; allowed: {KINDS}")
+            key = f"examples/{index}.{kind}"
             if self.compact:
                 codes, scale = quantize_rows(weights.astype(np.float32, copy=False))
-                self._put_array(files, f"{base}/{kind}", codes)
-                self._put_array(files, f"{base}/{kind}_scale", scale)
+                self._put_array(files, key, codes, example.meta)
+                self._put_array(files, f"{key}_scale", scale)
             else:
-                if self.precision_bits is not None:
-                    weights = round_rows_to_grid(weights, self.precision_bits)
-                self._put_array(files, f"{base}/{kind}", weights.astype(self.dtype, copy=False))
-        self.fs.pipe(files)
+                self._put_array(files, key, weights.astype(self.dtype, copy=False), example.meta)
+        self._pipe(files)
+
+    def _pipe(self, files: dict[str, bytes]) -> None:
+        for name, payload in files.items():
+            self._zip.writestr(name, payload)
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -202,27 +201,30 @@ class AttentionStoreWriter:
             raise self._error
         if sorted(self._ids) != list(range(len(self._ids))):
             raise ValueError("store positions must cover 0..n-1 without gaps")
-        self.fs.pipe({f"{self.tmp}/examples/zarr.json": _group_metadata({})})
+        self._pipe({"examples/zarr.json": _group_metadata({})})
         attrs = {
             **self.meta, "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": self.dtype.name,
-            "compact": self.compact, "precision_bits": self.precision_bits, "example_ids": self.ids, "num_examples": len(self.ids), "complete": True,
+            "compact": self.compact, "precision_bits": self.meta.get("precision_bits"), "example_ids": self.ids, "num_examples": len(self.ids), "complete": True,
         }
-        self.fs.pipe({f"{self.tmp}/zarr.json": _group_metadata(attrs)})
+        self._pipe({"zarr.json": _group_metadata(attrs)})
+        self._zip.close()
+        self._file.close()
         if self.fs.exists(self.path):
             self.fs.rm(self.path, recursive=True)
-        self.fs.mv(self.tmp, self.path, recursive=True)
+        self.fs.mv(self.tmp, self.path)
 
     def abort(self) -> None:
         self._queue.put(None)
         self._thread.join()
+        self._zip.close()
+        self._file.close()
         if self.fs.exists(self.tmp):
-            self.fs.rm(self.tmp, recursive=True)
+            self.fs.rm(self.tmp)
 
 
-def write_store(path: str, stream: AttentionStream, dtype: str = "float16", compact: bool = False,
-                precision_bits: int | None = 11) -> int:
+def write_store(path: str, stream: AttentionStream, dtype: str = "float16", compact: bool = False) -> int:
     """Consume ``stream`` into a store at ``path``; returns the number of examples written."""
-    writer = AttentionStoreWriter(path, stream.meta, dtype=dtype, compact=compact, precision_bits=precision_bits)
+    writer = AttentionStoreWriter(path, stream.meta, dtype=dtype, compact=compact)
     try:
         for example in stream.examples:
             writer.add(example)
@@ -240,12 +242,13 @@ class AttentionStore:
         self.path = path
         fs, inner = fsspec.core.url_to_fs(path)
         hint = "Run `kedro run --pipeline=attention_extraction` to (re)create it."
-        if not fs.exists(f"{inner}/zarr.json"):
-            stale = [p for p in fs.glob(f"{inner.rstrip('/')}.tmp-*")] if fs.exists(inner.rsplit("/", 1)[0] or "/") else []
+        if not fs.isfile(inner):
+            stale = fs.glob(f"{inner}.tmp-*") if fs.exists(fs._parent(inner)) else []
             what = "an unfinished write was found beside it" if stale else "nothing is there"
             raise ArtifactError(f"No attention store at {path} ({what}). {hint}")
         try:
-            self._root = zarr.open_group(path, mode="r")
+            store = ZipStore(inner, mode="r") if "file" in fs.protocol else f"zip::{path}"
+            self._root = zarr.open_group(store, mode="r")
             attrs = dict(self._root.attrs)
         except Exception as exc:
             raise ArtifactError(f"The attention store at {path} is corrupt ({type(exc).__name__}: {exc}). {hint}") from exc
@@ -280,7 +283,7 @@ class AttentionStore:
 
     def example_meta(self, example: int | str) -> dict[str, Any]:
         """Tokens, token ids, special-token mask and lengths of one example."""
-        return dict(self._root[f"examples/{self.index_of(example)}"].attrs)
+        return dict(self._root[f"examples/{self.index_of(example)}.{self.kinds[0]}"].attrs)
 
     def attention(self, example: int | str, kind: str | None = None, layer: int | None = None, head: int | None = None) -> np.ndarray:
         """One example's map: ``[layers, heads, query, key]``, or a slice for ``layer``/``head``.
@@ -291,11 +294,11 @@ class AttentionStore:
         kind = kind or self.kinds[0]
         if kind not in self.kinds:
             raise KeyError(f"attention kind {kind!r} is not in this store; present: {self.kinds}")
-        group = f"examples/{self.index_of(example)}"
+        key = f"examples/{self.index_of(example)}.{kind}"
         selection = (slice(None) if layer is None else layer, slice(None) if head is None else head)
-        values = self._root[f"{group}/{kind}"][selection]
+        values = self._root[key][selection]
         if self.meta.get("compact"):
-            values = dequantize_rows(values, self._root[f"{group}/{kind}_scale"][selection])
+            values = dequantize_rows(values, self._root[f"{key}_scale"][selection])
         return np.asarray(values, dtype=np.float32)
 
     def iter_examples(self, kind: str | None = None) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
@@ -307,19 +310,18 @@ class AttentionStore:
 class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
     """Kedro dataset for ``{variant}.attention``: saves an :class:`AttentionStream`, loads an :class:`AttentionStore`."""
 
-    def __init__(self, path: str, dtype: str = "float16", compact: bool = False, precision_bits: int | None = 11,
-                 metadata: dict | None = None):
-        self._path, self._dtype, self._compact, self._bits, self.metadata = path, dtype, compact, precision_bits, metadata
+    def __init__(self, path: str, dtype: str = "float16", compact: bool = False, metadata: dict | None = None):
+        self._path, self._dtype, self._compact, self.metadata = path, dtype, compact, metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": self._path, "dtype": self._dtype, "compact": self._compact, "precision_bits": self._bits}
+        return {"path": self._path, "dtype": self._dtype, "compact": self._compact}
 
     def _exists(self) -> bool:
         fs, inner = fsspec.core.url_to_fs(self._path)
-        return fs.exists(f"{inner}/zarr.json")
+        return fs.isfile(inner)
 
     def load(self) -> AttentionStore:
         return AttentionStore(self._path)
 
     def save(self, data: AttentionStream) -> None:
-        write_store(self._path, data, dtype=self._dtype, compact=self._compact, precision_bits=self._bits)
+        write_store(self._path, data, dtype=self._dtype, compact=self._compact)

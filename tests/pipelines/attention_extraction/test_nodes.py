@@ -34,7 +34,7 @@ def save_artifact(tmp_path, name, model, tokenizer, task, mechanism="mha"):
 
 
 def extract(tmp_path, artifact, probes, **params) -> AttentionStore:
-    path = str(tmp_path / f"{artifact.info['variant']}.zarr")
+    path = str(tmp_path / f"{artifact.info['variant']}.zarr.zip")
     write_store(path, extract_attention(artifact, probes, {"batch_size": 3, "max_length": 64, **params}))
     return AttentionStore(path)
 
@@ -71,6 +71,7 @@ def test_rows_sum_to_one_and_no_padding_is_stored(encoder_store, probes, bert_to
 
 def test_metadata_follows_the_contract(encoder_store):
     meta = encoder_store[0].meta
+    assert meta["precision_bits"] == 11
     assert meta["kinds"] == ["encoder"] and meta["causal"] == {"encoder": False}
     assert meta["num_heads"] == meta["num_kv_heads"] == 12 and meta["kv_group"] == list(range(12))
     assert meta["layers"] == list(range(6)) and meta["variant"] == "enc" and meta["mechanism"]["name"] == "mha"
@@ -79,8 +80,8 @@ def test_metadata_follows_the_contract(encoder_store):
 def test_layer_and_head_subsets_and_float32(tmp_path, bert_tokenizer, probes):
     model = load_model("minilm", "classification", num_labels=2)
     artifact = save_artifact(tmp_path, "sub", model, bert_tokenizer, "classification")
-    path = str(tmp_path / "sub.zarr")
-    write_store(path, extract_attention(artifact, probes, {"layers": [1, 4], "heads": [0, 5, 7]}), dtype="float32")
+    path = str(tmp_path / "sub.zarr.zip")
+    write_store(path, extract_attention(artifact, probes, {"layers": [1, 4], "heads": [0, 5, 7], "precision_bits": None}), dtype="float32")
     store = AttentionStore(path)
     assert store.attention(0).shape[:2] == (2, 3) and store.meta["layers"] == [1, 4] and store.meta["heads"] == [0, 5, 7]
     full = torch.stack(model(**bert_tokenizer(TEXTS[0], return_tensors="pt"), output_attentions=True).attentions)[:, 0]

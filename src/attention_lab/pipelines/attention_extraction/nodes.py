@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from attention_lab import __version__
 from attention_lab.attention.interface import spec_from_config
-from attention_lab.attention.store import AttentionStream, ExampleAttention
+from attention_lab.attention.store import AttentionStream, ExampleAttention, round_rows_to_grid
 from attention_lab.errors import ConfigError, DataError
 from attention_lab.models.artifact import ModelArtifact
 
@@ -27,8 +27,12 @@ def _options(params: dict[str, Any], num_layers: int, num_heads: int) -> dict[st
         raise ConfigError(f"attention_extraction.layers: {layers}; valid indices are 0..{num_layers - 1}.")
     if any(not 0 <= h < num_heads for h in heads):
         raise ConfigError(f"attention_extraction.heads: {heads}; valid indices are 0..{num_heads - 1}.")
-    return {"layers": sorted(layers), "heads": sorted(heads), "batch_size": int(params.get("batch_size", 16)),
-            "max_length": int(params.get("max_length", 128))}
+    bits = params.get("precision_bits", 11)
+    if bits is not None and (not isinstance(bits, int) or not 8 <= bits <= 23):
+        raise ConfigError(f"attention_extraction.precision_bits: {bits!r}; allowed: null (exact) or an integer 8..23.")
+    return {"layers": sorted(layers), "heads": sorted(heads), "num_layers": num_layers, "num_heads": num_heads,
+            "batch_size": int(params.get("batch_size", 16)),
+            "max_length": int(params.get("max_length", 128)), "precision_bits": bits}
 
 
 def store_metadata(model, info: dict[str, Any], kinds: list[str], layers: list[int], heads: list[int]) -> dict[str, Any]:
@@ -62,12 +66,32 @@ def _tokens(tokenizer, ids: list[int], special: list[int]) -> dict[str, Any]:
     return {"tokens": tokenizer.convert_ids_to_tokens(ids), "token_ids": ids, "special_mask": special, "length": len(ids)}
 
 
+def _batch_maps(per_layer: tuple[torch.Tensor, ...], layers: torch.Tensor | None, heads: torch.Tensor | None,
+                bits: int | None) -> np.ndarray:
+    """Per-layer (B, H, Tq, Tk) maps -> (B, L_sel, H_sel, Tq, Tk) on the CPU, rounded to the grid.
+
+    Grid values k / 2**bits with bits <= 11 are exact in float16, so the cast happens here, in
+    torch's threads, at no loss (it halves what the store writer has to touch).
+    """
+    maps = torch.stack(per_layer, dim=1)
+    if layers is not None:
+        maps = maps.index_select(1, layers)
+    if heads is not None:
+        maps = maps.index_select(2, heads)
+    if bits is not None:
+        maps = round_rows_to_grid(maps.float(), bits)
+        if bits <= 11:
+            maps = maps.half()
+    return maps.cpu().numpy()
+
+
 def iter_attention(model, tokenizer, probe_set: pd.DataFrame, kinds: list[str], opts: dict[str, Any]) -> Iterator[ExampleAttention]:
     """Length-sorted batches through the model; yields one example at a time without padding."""
     enc = tokenizer(list(probe_set["text"]), truncation=True, max_length=opts["max_length"], return_special_tokens_mask=True)
     order = np.argsort([len(x) for x in enc["input_ids"]], kind="stable")  # little padding per batch
-    layers = torch.tensor(opts["layers"])
-    heads = torch.tensor(opts["heads"])
+    # None when every layer / head is kept: selecting them all would only copy
+    layers = None if opts["layers"] == list(range(opts["num_layers"])) else torch.tensor(opts["layers"], device=model.device)
+    heads = None if opts["heads"] == list(range(opts["num_heads"])) else torch.tensor(opts["heads"], device=model.device)
     encdec = "cross" in kinds
     bar = tqdm(total=len(order), desc="extract attention", unit="ex")
     for start in range(0, len(order), opts["batch_size"]):
@@ -81,8 +105,8 @@ def iter_attention(model, tokenizer, probe_set: pd.DataFrame, kinds: list[str], 
             else:
                 out = model(**batch, output_attentions=True)
                 maps = {kinds[0]: out.attentions}
-            # per kind: (B, L_sel, H_sel, Tq, Tk) on the CPU
-            stacked = {k: torch.stack(v, dim=1)[:, layers][:, :, heads].float().cpu().numpy() for k, v in maps.items()}
+            # per kind: (B, L_sel, H_sel, Tq, Tk); rounded on the whole padded batch, where the tensors are
+            stacked = {k: _batch_maps(v, layers, heads, opts["precision_bits"]) for k, v in maps.items()}
         enc_len = batch["attention_mask"].sum(dim=1).tolist()
         if encdec:
             pad = tokenizer.pad_token_id
@@ -110,7 +134,8 @@ def extract_attention(model_artifact: ModelArtifact, probe_set: pd.DataFrame, pa
     """Load the variant with its mechanism and stream the probe set's attention to ``{variant}.attention``.
 
     Options (``attention_extraction``): ``layers``/``heads`` subsets, ``max_length``,
-    ``batch_size``; the store's ``dtype`` and ``compact`` mode are set in the catalog.
+    ``batch_size``, ``precision_bits`` (grid rounding, see the store module; null: exact);
+    the store's ``dtype`` and ``compact`` mode are set in the catalog.
     """
     if probe_set.empty:
         raise DataError("probe_set is empty; run `kedro run --pipeline=ingestion` with probe.n_examples > 0.")
@@ -120,5 +145,6 @@ def extract_attention(model_artifact: ModelArtifact, probe_set: pd.DataFrame, pa
     opts = _options(params, cfg.num_hidden_layers if hasattr(cfg, "num_hidden_layers") else cfg.num_layers,
                     cfg.num_attention_heads if hasattr(cfg, "num_attention_heads") else cfg.num_heads)
     meta = store_metadata(model, model_artifact.info, kinds, opts["layers"], opts["heads"])
+    meta["precision_bits"] = opts["precision_bits"]
     logger.info("Extracting %s attention of %s for %d probe examples", "/".join(kinds), meta["variant"], len(probe_set))
     return AttentionStream(meta, iter_attention(model, tokenizer, probe_set, kinds, opts))
