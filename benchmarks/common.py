@@ -69,9 +69,9 @@ def du(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def report(name: str, rows: list[tuple[str, str, str, str]], data: dict) -> None:
-    """Print a table (what, measured, baseline, ratio/target) and write results/<name>.json."""
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+def report(name: str, rows: list[tuple[str, ...]], data: dict) -> None:
+    """Print a table (first row: headers) and write results/<name>.json."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     RESULTS.mkdir(exist_ok=True)
