@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,19 +18,13 @@ import numpy as np
 import pytest
 
 from attention_lab.attention.store import AttentionStore
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, free_port
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 SCREENSHOT = PROJECT / "docs" / "images" / "dashboard.png"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_dashboard(*args: str) -> tuple[subprocess.Popen, str]:
