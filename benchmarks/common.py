@@ -25,9 +25,21 @@ def probe_frame(n: int, seed: int = 0):
     from attention_lab.pipelines.ingestion.sources import read_rotten_tomatoes
 
     frame, names = read_rotten_tomatoes({})
-    frame = frame.drop_duplicates("text").sample(n=n, random_state=seed, replace=n > len(frame)).reset_index(drop=True)
-    return pd.DataFrame({"id": [f"b{i}" for i in range(n)], "text": frame["text"], "label": (frame["label"] == "fresh").astype(int),
-                         "label_name": frame["label"], "split": "test", "source": "test"})
+    frame = (
+        frame.drop_duplicates("text")
+        .sample(n=n, random_state=seed, replace=n > len(frame))
+        .reset_index(drop=True)
+    )
+    return pd.DataFrame(
+        {
+            "id": [f"b{i}" for i in range(n)],
+            "text": frame["text"],
+            "label": (frame["label"] == "fresh").astype(int),
+            "label_name": frame["label"],
+            "split": "test",
+            "source": "test",
+        }
+    )
 
 
 def saved_minilm(folder: Path):
@@ -37,9 +49,22 @@ def saved_minilm(folder: Path):
 
     dataset = ModelDirectoryDataset(str(folder))
     if not dataset.exists():
-        dataset.save(TrainedModel(load_model("minilm", "classification", num_labels=2), load_tokenizer("minilm"),
-                                  {"variant": "bench", "base_model": "minilm", "task": "classification", "method": "none",
-                                   "mechanism": {"name": "mha"}, "num_labels": 2, "adapter": False, "max_length": 128}))
+        dataset.save(
+            TrainedModel(
+                load_model("minilm", "classification", num_labels=2),
+                load_tokenizer("minilm"),
+                {
+                    "variant": "bench",
+                    "base_model": "minilm",
+                    "task": "classification",
+                    "method": "none",
+                    "mechanism": {"name": "mha"},
+                    "num_labels": 2,
+                    "adapter": False,
+                    "max_length": 128,
+                },
+            )
+        )
     return dataset.load()
 
 
@@ -59,14 +84,20 @@ def peak_rss_mb() -> float:
 
 def run_child(script: Path, *args: str) -> dict:
     """Run ``script`` in a fresh interpreter (so peak RSS is its own) and parse its JSON line."""
-    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def du(path: Path) -> int:
     """Bytes on disk of a file, or of every file under a folder."""
     path = Path(path)
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
 
 
 def report(name: str, rows: list[tuple[str, ...]], data: dict) -> None:

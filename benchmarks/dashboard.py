@@ -26,7 +26,12 @@ import plotly.io as pio
 # import the package without that folder, then put the folder back for `common`.
 HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if p != HERE]
-from attention_lab.attention.store import AttentionStore, AttentionStream, ExampleAttention, write_store  # noqa: E402
+from attention_lab.attention.store import (  # noqa: E402
+    AttentionStore,
+    AttentionStream,
+    ExampleAttention,
+    write_store,
+)
 from dashboard.data import InMemoryStudy  # noqa: E402
 from dashboard.views import Selection, compare_view  # noqa: E402
 
@@ -43,11 +48,23 @@ def synthetic_store(path: Path, variant: str, n: int, seed: int) -> AttentionSto
     def examples():
         for i, t in enumerate(lengths):
             w = rng.random((LAYERS, HEADS, t, t), dtype=np.float32) ** 6
-            yield ExampleAttention({"id": f"ex{i}", "tokens": [f"tok{j}" for j in range(t)], "special_mask": [1] + [0] * (t - 2) + [1]},
-                                   {"encoder": w / w.sum(-1, keepdims=True)})
+            yield ExampleAttention(
+                {
+                    "id": f"ex{i}",
+                    "tokens": [f"tok{j}" for j in range(t)],
+                    "special_mask": [1] + [0] * (t - 2) + [1],
+                },
+                {"encoder": w / w.sum(-1, keepdims=True)},
+            )
 
-    meta = {"variant": variant, "kinds": ["encoder"], "layers": list(range(LAYERS)), "heads": list(range(HEADS)),
-            "kv_group": list(range(HEADS)), "causal": {"encoder": False}}
+    meta = {
+        "variant": variant,
+        "kinds": ["encoder"],
+        "layers": list(range(LAYERS)),
+        "heads": list(range(HEADS)),
+        "kv_group": list(range(HEADS)),
+        "causal": {"encoder": False},
+    }
     write_store(str(path), AttentionStream(meta, examples()))
     return AttentionStore(str(path))
 
@@ -56,8 +73,14 @@ def latencies(study: InMemoryStudy, n: int, requests: int) -> np.ndarray:
     rnd = random.Random(1)
     out = []
     for k in range(requests + 10):
-        selection = Selection(a="a", b="b", example=f"ex{rnd.randrange(n)}", kind="encoder", layer=rnd.randrange(LAYERS),
-                              head=rnd.choice(["mean", *map(str, range(HEADS))]))
+        selection = Selection(
+            a="a",
+            b="b",
+            example=f"ex{rnd.randrange(n)}",
+            kind="encoder",
+            layer=rnd.randrange(LAYERS),
+            head=rnd.choice(["mean", *map(str, range(HEADS))]),
+        )
         start = time.perf_counter()
         fig = compare_view(study, selection)
         pio.to_json(fig, validate=False)  # what Dash sends back
@@ -77,21 +100,44 @@ def main() -> None:
         stats = {}
         for label, n in (("small", args.small), ("large", args.large)):
             start = time.perf_counter()
-            stores = {v: synthetic_store(work / f"{label}-{v}.zarr.zip", v, n, seed) for v, seed in (("a", 1), ("b", 2))}
+            stores = {
+                v: synthetic_store(work / f"{label}-{v}.zarr.zip", v, n, seed)
+                for v, seed in (("a", 1), ("b", 2))
+            }
             print(f"built 2 x {n} examples in {time.perf_counter() - start:.0f} s", flush=True)
-            probes = pd.DataFrame({"id": [f"ex{i}" for i in range(n)], "text": "", "label": 0, "label_name": "x", "source": "test"})
+            probes = pd.DataFrame(
+                {
+                    "id": [f"ex{i}" for i in range(n)],
+                    "text": "",
+                    "label": 0,
+                    "label_name": "x",
+                    "source": "test",
+                }
+            )
             ms = latencies(InMemoryStudy(stores, probes, reference="a"), n, args.requests)
             stats[label] = (float(np.percentile(ms, 50)), float(np.percentile(ms, 95)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (p50s, p95s), (p50l, p95l) = stats["small"], stats["large"]
-    data = {"p50_ms_small": p50s, "p95_ms_small": p95s, "p50_ms_large": p50l, "p95_ms_large": p95l,
-            "examples_small": args.small, "examples_large": args.large, "requests": args.requests,
-            "targets": {"p95<=100ms": max(p95s, p95l) <= 100, "large/small p95<=1.5": p95l / p95s <= 1.5}}
-    rows = [("store", "p50", "p95", "target"),
-            (f"{args.small} examples", f"{p50s:.1f} ms", f"{p95s:.1f} ms", "p95 <= 100 ms"),
-            (f"{args.large} examples", f"{p50l:.1f} ms", f"{p95l:.1f} ms", "p95 <= 100 ms"),
-            ("large / small", f"{p50l / p50s:.2f}x", f"{p95l / p95s:.2f}x", "p95 ratio <= 1.5x")]
+    data = {
+        "p50_ms_small": p50s,
+        "p95_ms_small": p95s,
+        "p50_ms_large": p50l,
+        "p95_ms_large": p95l,
+        "examples_small": args.small,
+        "examples_large": args.large,
+        "requests": args.requests,
+        "targets": {
+            "p95<=100ms": max(p95s, p95l) <= 100,
+            "large/small p95<=1.5": p95l / p95s <= 1.5,
+        },
+    }
+    rows = [
+        ("store", "p50", "p95", "target"),
+        (f"{args.small} examples", f"{p50s:.1f} ms", f"{p95s:.1f} ms", "p95 <= 100 ms"),
+        (f"{args.large} examples", f"{p50l:.1f} ms", f"{p95l:.1f} ms", "p95 <= 100 ms"),
+        ("large / small", f"{p50l / p50s:.2f}x", f"{p95l / p95s:.2f}x", "p95 ratio <= 1.5x"),
+    ]
     print(f"\nDashboard compare-view latency, {args.requests} requests per store\n")
     report("dashboard", rows, data)
 

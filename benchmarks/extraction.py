@@ -36,7 +36,9 @@ def floor(model, tokenizer, probes) -> None:
     order = np.argsort([len(x) for x in enc["input_ids"]], kind="stable")
     for start in range(0, len(order), PARAMS["batch_size"]):
         rows = order[start : start + PARAMS["batch_size"]]
-        batch = tokenizer.pad({"input_ids": [enc["input_ids"][i] for i in rows]}, return_tensors="pt")
+        batch = tokenizer.pad(
+            {"input_ids": [enc["input_ids"][i] for i in rows]}, return_tensors="pt"
+        )
         with torch.inference_mode():
             model(**batch, output_attentions=True)
 
@@ -45,7 +47,12 @@ def naive(model, tokenizer, probes, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for i, text in enumerate(probes["text"]):
         with torch.no_grad():
-            att = model(**tokenizer(text, return_tensors="pt", truncation=True, max_length=PARAMS["max_length"]), output_attentions=True).attentions
+            att = model(
+                **tokenizer(
+                    text, return_tensors="pt", truncation=True, max_length=PARAMS["max_length"]
+                ),
+                output_attentions=True,
+            ).attentions
         np.savez(out / f"{i}.npz", attention=torch.stack(att)[:, 0].numpy())  # (L, H, T, T) float32
 
 
@@ -87,22 +94,54 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    data = {"examples": args.examples, "floor_s": floor_s, "naive_s": naive_s, "ours_s": ours_s,
-            "naive_bytes": naive_bytes, "ours_bytes": ours_bytes, "rss_small_mb": small["rss_mb"], "rss_large_mb": large["rss_mb"],
-            "rss_examples": [small["n"], large["n"]], "torch_threads": torch.get_num_threads()}
+    data = {
+        "examples": args.examples,
+        "floor_s": floor_s,
+        "naive_s": naive_s,
+        "ours_s": ours_s,
+        "naive_bytes": naive_bytes,
+        "ours_bytes": ours_bytes,
+        "rss_small_mb": small["rss_mb"],
+        "rss_large_mb": large["rss_mb"],
+        "rss_examples": [small["n"], large["n"]],
+        "torch_threads": torch.get_num_threads(),
+    }
     data["targets"] = {
         "ours_vs_floor<=1.25": data["ours_s"] / floor_s <= 1.25,
         "naive_vs_ours>=1.5": naive_s / ours_s >= 1.5,
         "bytes<=30%": ours_bytes / naive_bytes <= 0.30,
         "rss_growth<10%": large["rss_mb"] / small["rss_mb"] - 1 < 0.10,
     }
-    rows = [("measure", "ours", "baseline", "ratio (target)"),
-            ("time vs floor (a)", f"{ours_s:.2f} s", f"{floor_s:.2f} s", f"{ours_s / floor_s:.2f}x (<= 1.25x)"),
-            ("time vs naive (b)", f"{ours_s:.2f} s", f"{naive_s:.2f} s", f"{naive_s / ours_s:.2f}x faster (>= 1.5x)"),
-            ("bytes vs naive (b)", f"{ours_bytes / 2**20:.2f} MiB", f"{naive_bytes / 2**20:.2f} MiB", f"{ours_bytes / naive_bytes:.1%} (<= 30%)"),
-            (f"peak RSS {10 * args.rss_small} vs {args.rss_small} ex", f"{large['rss_mb']:.0f} MB", f"{small['rss_mb']:.0f} MB",
-             f"{large['rss_mb'] / small['rss_mb'] - 1:+.1%} (< +10%)")]
-    print(f"Extraction benchmark: MiniLM, {args.examples} Rotten Tomatoes probes, {torch.get_num_threads()} torch threads\n")
+    rows = [
+        ("measure", "ours", "baseline", "ratio (target)"),
+        (
+            "time vs floor (a)",
+            f"{ours_s:.2f} s",
+            f"{floor_s:.2f} s",
+            f"{ours_s / floor_s:.2f}x (<= 1.25x)",
+        ),
+        (
+            "time vs naive (b)",
+            f"{ours_s:.2f} s",
+            f"{naive_s:.2f} s",
+            f"{naive_s / ours_s:.2f}x faster (>= 1.5x)",
+        ),
+        (
+            "bytes vs naive (b)",
+            f"{ours_bytes / 2**20:.2f} MiB",
+            f"{naive_bytes / 2**20:.2f} MiB",
+            f"{ours_bytes / naive_bytes:.1%} (<= 30%)",
+        ),
+        (
+            f"peak RSS {10 * args.rss_small} vs {args.rss_small} ex",
+            f"{large['rss_mb']:.0f} MB",
+            f"{small['rss_mb']:.0f} MB",
+            f"{large['rss_mb'] / small['rss_mb'] - 1:+.1%} (< +10%)",
+        ),
+    ]
+    print(
+        f"Extraction benchmark: MiniLM, {args.examples} Rotten Tomatoes probes, {torch.get_num_threads()} torch threads\n"
+    )
     report("extraction", rows, data)
 
 

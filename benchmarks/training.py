@@ -24,7 +24,13 @@ def child(method: str, steps: int, batch_size: int) -> None:
     from attention_lab.pipelines.fine_tuning.nodes import fine_tune
 
     corpus = probe_frame(steps * batch_size).assign(split="train")
-    study = {"task": "classification", "defaults": {"model": "minilm", "training": {"max_steps": steps, "batch_size": batch_size, "max_length": 64}}}
+    study = {
+        "task": "classification",
+        "defaults": {
+            "model": "minilm",
+            "training": {"max_steps": steps, "batch_size": batch_size, "max_length": 64},
+        },
+    }
     _, log = fine_tune(corpus, {"method": method}, study, method)
     print(json.dumps({"method": method, **log, "rss_mb": peak_rss_mb()}))
 
@@ -38,17 +44,45 @@ def main() -> None:
     if args.child:
         return child(args.child, args.steps, args.batch_size)
     script = Path(__file__).resolve()
-    results = {m: run_child(script, "--child", m, "--steps", str(args.steps), "--batch-size", str(args.batch_size)) for m in METHODS}
+    results = {
+        m: run_child(
+            script, "--child", m, "--steps", str(args.steps), "--batch-size", str(args.batch_size)
+        )
+        for m in METHODS
+    }
     full = results["full"]
-    rows = [("method", "examples/s", "peak RSS", "trainable params", "speed vs full", "memory vs full")]
+    rows = [
+        ("method", "examples/s", "peak RSS", "trainable params", "speed vs full", "memory vs full")
+    ]
     for m in METHODS:
         r = results[m]
-        rows.append((m, f"{r['train_examples_per_second']:.1f}", f"{r['rss_mb']:.0f} MB", f"{r['trainable_parameters']:,}",
-                     f"{r['train_examples_per_second'] / full['train_examples_per_second']:.2f}x", f"{r['rss_mb'] / full['rss_mb']:.2f}x"))
-    data = {m: {k: results[m][k] for k in ("train_examples_per_second", "rss_mb", "trainable_parameters", "total_parameters", "train_seconds")}
-            for m in METHODS}
+        rows.append(
+            (
+                m,
+                f"{r['train_examples_per_second']:.1f}",
+                f"{r['rss_mb']:.0f} MB",
+                f"{r['trainable_parameters']:,}",
+                f"{r['train_examples_per_second'] / full['train_examples_per_second']:.2f}x",
+                f"{r['rss_mb'] / full['rss_mb']:.2f}x",
+            )
+        )
+    data = {
+        m: {
+            k: results[m][k]
+            for k in (
+                "train_examples_per_second",
+                "rss_mb",
+                "trainable_parameters",
+                "total_parameters",
+                "train_seconds",
+            )
+        }
+        for m in METHODS
+    }
     data["steps"], data["batch_size"] = args.steps, args.batch_size
-    print(f"Training benchmark: MiniLM, {args.steps} steps of {args.batch_size} Rotten Tomatoes snippets per method\n")
+    print(
+        f"Training benchmark: MiniLM, {args.steps} steps of {args.batch_size} Rotten Tomatoes snippets per method\n"
+    )
     report("training", rows, data)
 
 

@@ -10,7 +10,9 @@ from dashboard.layout import missing_page, page
 from dashboard.views import Selection, resolve
 
 
-def create_app(env: str | None = None, data: StudyData | None = None, conf_source: str | None = None) -> Dash:
+def create_app(
+    env: str | None = None, data: StudyData | None = None, conf_source: str | None = None
+) -> Dash:
     """The app reads everything through ``env``'s catalog; nothing is loaded until a page asks."""
     data = data or StudyData(env, conf_source=conf_source)
     app = Dash(__name__, title="Attention Lab", suppress_callback_exceptions=True)

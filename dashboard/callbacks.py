@@ -20,12 +20,33 @@ from dashboard.views import (
     rollout_view,
 )
 
-CONTROLS = ["tabs", "variant-a", "variant-b", "example", "kind", "layer", "head", "log", "metric", "scope"]
+CONTROLS = [
+    "tabs",
+    "variant-a",
+    "variant-b",
+    "example",
+    "kind",
+    "layer",
+    "head",
+    "log",
+    "metric",
+    "scope",
+]
 
 
 def selection_from(tab, a, b, example, kind, layer, head, log, metric, scope) -> Selection:
-    return Selection(tab=tab, a=a, b=b, example=example, kind=kind, layer=int(layer), head=str(head),
-                     log="log" in (log or []), metric=metric, scope=scope)
+    return Selection(
+        tab=tab,
+        a=a,
+        b=b,
+        example=example,
+        kind=kind,
+        layer=int(layer),
+        head=str(head),
+        log="log" in (log or []),
+        metric=metric,
+        scope=scope,
+    )
 
 
 def _safe(fn, n_outputs: int = 1):
@@ -44,8 +65,14 @@ def _safe(fn, n_outputs: int = 1):
 def register(app: Dash, data: StudyData) -> None:
     inputs = [Input(c, "value") for c in CONTROLS]
 
-    @app.callback(Output("url", "search"), Output("url-notes", "children"), [Output(c, "value", allow_duplicate=True) for c in CONTROLS],
-                  Input("url", "search"), inputs, prevent_initial_call="initial_duplicate")
+    @app.callback(
+        Output("url", "search"),
+        Output("url-notes", "children"),
+        [Output(c, "value", allow_duplicate=True) for c in CONTROLS],
+        Input("url", "search"),
+        inputs,
+        prevent_initial_call="initial_duplicate",
+    )
     def sync_url(search, *values):
         """The selection lives in the URL, so a view can be shared and reloaded.
 
@@ -54,8 +81,18 @@ def register(app: Dash, data: StudyData) -> None:
         """
         if ctx.triggered_id in (None, "url"):
             selection, notes = resolve(data, Selection.from_query(search)[0])
-            values = [selection.tab, selection.a, selection.b, selection.example, selection.kind, selection.layer,
-                      selection.head, ["log"] if selection.log else [], selection.metric, selection.scope]
+            values = [
+                selection.tab,
+                selection.a,
+                selection.b,
+                selection.example,
+                selection.kind,
+                selection.layer,
+                selection.head,
+                ["log"] if selection.log else [],
+                selection.metric,
+                selection.scope,
+            ]
             return no_update, notes_block(notes), *values
         return selection_from(*values).to_query(), [], *[no_update] * len(CONTROLS)
 
@@ -68,8 +105,12 @@ def register(app: Dash, data: StudyData) -> None:
     def compare(*values):
         return compare_view(data, selection_from(*values))
 
-    @app.callback(Output("download-csv", "data"), Input("export-csv", "n_clicks"), [State(c, "value") for c in CONTROLS],
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("download-csv", "data"),
+        Input("export-csv", "n_clicks"),
+        [State(c, "value") for c in CONTROLS],
+        prevent_initial_call=True,
+    )
     def export_csv(_, *values):
         selection = selection_from(*values)
         table = compare_table(data, selection)
@@ -83,25 +124,47 @@ def register(app: Dash, data: StudyData) -> None:
     def heads(*values):
         return heads_view(data, selection_from(*values))
 
-    @app.callback(Output("tabs", "value", allow_duplicate=True), Output("layer", "value", allow_duplicate=True),
-                  Output("head", "value", allow_duplicate=True), Input("heads-graph", "clickData"), [State(c, "value") for c in CONTROLS],
-                  prevent_initial_call=True)
+    @app.callback(
+        Output("tabs", "value", allow_duplicate=True),
+        Output("layer", "value", allow_duplicate=True),
+        Output("head", "value", allow_duplicate=True),
+        Input("heads-graph", "clickData"),
+        [State(c, "value") for c in CONTROLS],
+        prevent_initial_call=True,
+    )
     def open_head(click, *values):
         """Clicking a small heatmap opens that layer and head in Compare."""
         if not click or not click.get("points"):
             return no_update, no_update, no_update
-        layer, head = clicked_head(data, selection_from(*values), int(click["points"][0]["curveNumber"]))
+        layer, head = clicked_head(
+            data, selection_from(*values), int(click["points"][0]["curveNumber"])
+        )
         return "compare", layer, str(head)
 
-    @app.callback(Output("metric-graph", "figure"), Output("similarity-graph", "figure"), Output("performance-graph", "figure"),
-                  Output("performance-table", "data"), Output("metrics-message", "children"), inputs)
+    @app.callback(
+        Output("metric-graph", "figure"),
+        Output("similarity-graph", "figure"),
+        Output("performance-graph", "figure"),
+        Output("performance-table", "data"),
+        Output("metrics-message", "children"),
+        inputs,
+    )
     def metrics(*values):
         try:
             return (*metrics_view(data, selection_from(*values)), None)
         except MissingArtifact as exc:
             empty = figures.message_figure("No analysis results yet.")
-            return empty, empty, empty, [], html.Div([str(exc), html.Pre(exc.command)], className="missing-analysis",
-                                                     style={"background": "#fff3cd", "padding": "8px"})
+            return (
+                empty,
+                empty,
+                empty,
+                [],
+                html.Div(
+                    [str(exc), html.Pre(exc.command)],
+                    className="missing-analysis",
+                    style={"background": "#fff3cd", "padding": "8px"},
+                ),
+            )
 
     @app.callback(Output("rollout-graph", "figure"), inputs)
     @_safe

@@ -35,7 +35,9 @@ class MissingArtifact(Exception):
 class StudyData:
     """The catalog of one Kedro env, with caches so each artifact is read at most once."""
 
-    def __init__(self, env: str | None = None, project: Path = PROJECT, conf_source: str | None = None):
+    def __init__(
+        self, env: str | None = None, project: Path = PROJECT, conf_source: str | None = None
+    ):
         from kedro.framework.session import KedroSession
         from kedro.framework.startup import bootstrap_project
 
@@ -66,33 +68,49 @@ class StudyData:
 
     def _store(self, variant: str) -> AttentionStore:
         if variant not in self.variants:
-            raise KeyError(f"unknown variant {variant!r}; this study has {', '.join(self.variants)}")
+            raise KeyError(
+                f"unknown variant {variant!r}; this study has {', '.join(self.variants)}"
+            )
         try:
             return self.catalog.load(f"{variant}.attention")
         except Exception as exc:
-            raise MissingArtifact(f"The attention store of {variant!r}", COMMANDS["attention"], self.env) from exc
+            raise MissingArtifact(
+                f"The attention store of {variant!r}", COMMANDS["attention"], self.env
+            ) from exc
 
     def _table(self, name: str) -> pd.DataFrame:
         try:
             return self.catalog.load(name)
         except Exception as exc:
-            raise MissingArtifact(f"The analysis table {name!r}", COMMANDS["analysis"], self.env) from exc
+            raise MissingArtifact(
+                f"The analysis table {name!r}", COMMANDS["analysis"], self.env
+            ) from exc
 
     def check_ready(self) -> None:
         """Raise :class:`MissingArtifact` unless the probe set and every store exist (cheap checks)."""
         self.probe_set  # noqa: B018 - loads and caches
         for variant in self.variants:
             if not self.catalog.exists(f"{variant}.attention"):
-                raise MissingArtifact(f"The attention store of {variant!r}", COMMANDS["attention"], self.env)
+                raise MissingArtifact(
+                    f"The attention store of {variant!r}", COMMANDS["attention"], self.env
+                )
 
 
 class InMemoryStudy(StudyData):
     """The same interface over objects already in hand (tests, benchmarks, notebooks)."""
 
-    def __init__(self, stores: dict[str, AttentionStore], probe_set: pd.DataFrame, tables: dict[str, pd.DataFrame] | None = None,
-                 reference: str | None = None):
+    def __init__(
+        self,
+        stores: dict[str, AttentionStore],
+        probe_set: pd.DataFrame,
+        tables: dict[str, pd.DataFrame] | None = None,
+        reference: str | None = None,
+    ):
         self.env, self._stores, self._tables = "memory", stores, tables or {}
-        self.params = {"variants": dict.fromkeys(stores), "study": {"reference": reference or next(iter(stores))}}
+        self.params = {
+            "variants": dict.fromkeys(stores),
+            "study": {"reference": reference or next(iter(stores))},
+        }
         self.__dict__["probe_set"] = probe_set  # fills the cached_property
         self.store, self.table = self._store, self._table
 

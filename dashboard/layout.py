@@ -7,23 +7,47 @@ from dash import dash_table, dcc, html
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.views import Selection, example_options
 
-METRIC_CHOICES = ["normalized_entropy", "entropy", "mean_distance", "special_mass", "first_token_mass", "punctuation_mass",
-                  "previous_mass", "self_mass", "next_mass", "max_weight", "segment_mass"]
-GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2, "filename": "attention"}}
+METRIC_CHOICES = [
+    "normalized_entropy",
+    "entropy",
+    "mean_distance",
+    "special_mass",
+    "first_token_mass",
+    "punctuation_mass",
+    "previous_mass",
+    "self_mass",
+    "next_mass",
+    "max_weight",
+    "segment_mass",
+]
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "toImageButtonOptions": {"format": "png", "scale": 2, "filename": "attention"},
+}
 BOX = {"display": "inline-block", "marginRight": "14px", "verticalAlign": "top"}
 
 
 def _labelled(label: str, component, width: str = "180px") -> html.Div:
-    return html.Div([html.Label(label, style={"fontSize": "12px", "color": "#555"}), component], style={**BOX, "width": width})
+    return html.Div(
+        [html.Label(label, style={"fontSize": "12px", "color": "#555"}), component],
+        style={**BOX, "width": width},
+    )
 
 
 def missing_page(problem: MissingArtifact) -> html.Div:
-    return html.Div(id="missing-artifacts", style={"padding": "40px", "fontFamily": "system-ui, sans-serif"}, children=[
-        html.H2("Attention Lab: nothing to show yet"),
-        html.P(str(problem)),
-        html.Pre(problem.command, style={"background": "#f4f4f4", "padding": "12px", "fontSize": "16px"}),
-        html.P("Then reload this page."),
-    ])
+    return html.Div(
+        id="missing-artifacts",
+        style={"padding": "40px", "fontFamily": "system-ui, sans-serif"},
+        children=[
+            html.H2("Attention Lab: nothing to show yet"),
+            html.P(str(problem)),
+            html.Pre(
+                problem.command,
+                style={"background": "#f4f4f4", "padding": "12px", "fontSize": "16px"},
+            ),
+            html.P("Then reload this page."),
+        ],
+    )
 
 
 def notes_block(notes: list[str]) -> list[html.Div]:
@@ -35,42 +59,146 @@ def page(data: StudyData, selection: Selection) -> html.Div:
     meta = data.store(selection.a).meta  # root metadata of one store only
     variants = [{"label": v, "value": v} for v in data.variants]
     labels = sorted({x for x in data.probe_set["label_name"] if x})
-    controls = html.Div(style={"padding": "8px 0"}, children=[
-        _labelled("Variant A", dcc.Dropdown(variants, selection.a, id="variant-a", clearable=False)),
-        _labelled("Variant B", dcc.Dropdown(variants, selection.b, id="variant-b", clearable=False)),
-        _labelled("Label filter", dcc.Dropdown([{"label": x, "value": x} for x in labels], None, id="label-filter", placeholder="all labels"), "140px"),
-        _labelled("Example (type to search)", dcc.Dropdown(example_options(data), selection.example, id="example", clearable=False, searchable=True), "460px"),
-        html.Br(),
-        _labelled("Attention", dcc.Dropdown(meta["kinds"], selection.kind, id="kind", clearable=False), "130px"),
-        _labelled("Layer", dcc.Dropdown(meta["layers"], selection.layer, id="layer", clearable=False), "90px"),
-        _labelled("Head", dcc.Dropdown([{"label": "mean", "value": "mean"}] + [{"label": str(h), "value": str(h)} for h in meta["heads"]],
-                                       selection.head, id="head", clearable=False), "100px"),
-        _labelled("Scale", dcc.Checklist([{"label": " log", "value": "log"}], ["log"] if selection.log else [], id="log"), "70px"),
-        _labelled("Heads view", dcc.RadioItems([{"label": " one layer", "value": "layer"}, {"label": " whole model", "value": "model"}],
-                                               selection.scope, id="scope", inline=True), "220px"),
-        _labelled("Metric", dcc.Dropdown(METRIC_CHOICES, selection.metric, id="metric", clearable=False), "200px"),
-    ])
-    tabs = dcc.Tabs(id="tabs", value=selection.tab, children=[
-        dcc.Tab(label="Compare", value="compare", children=[
-            html.Button("Export CSV of the matrices shown", id="export-csv", style={"margin": "8px 0"}),
-            dcc.Download(id="download-csv"),
-            dcc.Loading(dcc.Graph(id="compare-graph", config=GRAPH_CONFIG)),
-        ]),
-        dcc.Tab(label="Heads", value="heads", children=[dcc.Loading(dcc.Graph(id="heads-graph", config=GRAPH_CONFIG))]),
-        dcc.Tab(label="Metrics", value="metrics", children=[
-            html.Div(id="metrics-message"),
-            dcc.Graph(id="metric-graph", config=GRAPH_CONFIG),
-            dcc.Graph(id="similarity-graph", config=GRAPH_CONFIG),
-            dcc.Graph(id="performance-graph", config=GRAPH_CONFIG),
-            dash_table.DataTable(id="performance-table", sort_action="native", style_table={"overflowX": "auto"},
-                                 style_cell={"fontFamily": "system-ui", "fontSize": "12px"}),
-        ]),
-        dcc.Tab(label="Rollout", value="rollout", children=[dcc.Loading(dcc.Graph(id="rollout-graph", config=GRAPH_CONFIG))]),
-        dcc.Tab(label="Cross-attention", value="cross", children=[dcc.Graph(id="cross-graph", config=GRAPH_CONFIG)]),
-    ])
-    return html.Div(style={"fontFamily": "system-ui, sans-serif", "padding": "0 18px"}, children=[
-        html.H2("Attention Lab", style={"marginBottom": "0"}),
-        html.Div(f"env: {data.env or 'local'} · {len(data.variants)} variants · reference {data.reference} · "
-                 f"{len(data.probe_set)} probe examples", style={"color": "#666"}),
-        html.Div(id="url-notes"), controls, tabs,
-    ])
+    controls = html.Div(
+        style={"padding": "8px 0"},
+        children=[
+            _labelled(
+                "Variant A", dcc.Dropdown(variants, selection.a, id="variant-a", clearable=False)
+            ),
+            _labelled(
+                "Variant B", dcc.Dropdown(variants, selection.b, id="variant-b", clearable=False)
+            ),
+            _labelled(
+                "Label filter",
+                dcc.Dropdown(
+                    [{"label": x, "value": x} for x in labels],
+                    None,
+                    id="label-filter",
+                    placeholder="all labels",
+                ),
+                "140px",
+            ),
+            _labelled(
+                "Example (type to search)",
+                dcc.Dropdown(
+                    example_options(data),
+                    selection.example,
+                    id="example",
+                    clearable=False,
+                    searchable=True,
+                ),
+                "460px",
+            ),
+            html.Br(),
+            _labelled(
+                "Attention",
+                dcc.Dropdown(meta["kinds"], selection.kind, id="kind", clearable=False),
+                "130px",
+            ),
+            _labelled(
+                "Layer",
+                dcc.Dropdown(meta["layers"], selection.layer, id="layer", clearable=False),
+                "90px",
+            ),
+            _labelled(
+                "Head",
+                dcc.Dropdown(
+                    [{"label": "mean", "value": "mean"}]
+                    + [{"label": str(h), "value": str(h)} for h in meta["heads"]],
+                    selection.head,
+                    id="head",
+                    clearable=False,
+                ),
+                "100px",
+            ),
+            _labelled(
+                "Scale",
+                dcc.Checklist(
+                    [{"label": " log", "value": "log"}], ["log"] if selection.log else [], id="log"
+                ),
+                "70px",
+            ),
+            _labelled(
+                "Heads view",
+                dcc.RadioItems(
+                    [
+                        {"label": " one layer", "value": "layer"},
+                        {"label": " whole model", "value": "model"},
+                    ],
+                    selection.scope,
+                    id="scope",
+                    inline=True,
+                ),
+                "220px",
+            ),
+            _labelled(
+                "Metric",
+                dcc.Dropdown(METRIC_CHOICES, selection.metric, id="metric", clearable=False),
+                "200px",
+            ),
+        ],
+    )
+    tabs = dcc.Tabs(
+        id="tabs",
+        value=selection.tab,
+        children=[
+            dcc.Tab(
+                label="Compare",
+                value="compare",
+                children=[
+                    html.Button(
+                        "Export CSV of the matrices shown",
+                        id="export-csv",
+                        style={"margin": "8px 0"},
+                    ),
+                    dcc.Download(id="download-csv"),
+                    dcc.Loading(dcc.Graph(id="compare-graph", config=GRAPH_CONFIG)),
+                ],
+            ),
+            dcc.Tab(
+                label="Heads",
+                value="heads",
+                children=[dcc.Loading(dcc.Graph(id="heads-graph", config=GRAPH_CONFIG))],
+            ),
+            dcc.Tab(
+                label="Metrics",
+                value="metrics",
+                children=[
+                    html.Div(id="metrics-message"),
+                    dcc.Graph(id="metric-graph", config=GRAPH_CONFIG),
+                    dcc.Graph(id="similarity-graph", config=GRAPH_CONFIG),
+                    dcc.Graph(id="performance-graph", config=GRAPH_CONFIG),
+                    dash_table.DataTable(
+                        id="performance-table",
+                        sort_action="native",
+                        style_table={"overflowX": "auto"},
+                        style_cell={"fontFamily": "system-ui", "fontSize": "12px"},
+                    ),
+                ],
+            ),
+            dcc.Tab(
+                label="Rollout",
+                value="rollout",
+                children=[dcc.Loading(dcc.Graph(id="rollout-graph", config=GRAPH_CONFIG))],
+            ),
+            dcc.Tab(
+                label="Cross-attention",
+                value="cross",
+                children=[dcc.Graph(id="cross-graph", config=GRAPH_CONFIG)],
+            ),
+        ],
+    )
+    return html.Div(
+        style={"fontFamily": "system-ui, sans-serif", "padding": "0 18px"},
+        children=[
+            html.H2("Attention Lab", style={"marginBottom": "0"}),
+            html.Div(
+                f"env: {data.env or 'local'} · {len(data.variants)} variants · reference {data.reference} · "
+                f"{len(data.probe_set)} probe examples",
+                style={"color": "#666"},
+            ),
+            html.Div(id="url-notes"),
+            controls,
+            tabs,
+        ],
+    )

@@ -50,40 +50,66 @@ class Selection:
 def resolve(data: StudyData, selection: Selection) -> tuple[Selection, list[str]]:
     """Fill defaults and replace unknown values, returning messages for the user."""
     notes, variants = [], data.variants
-    a, b = selection.a or data.reference, selection.b or next((v for v in variants if v != (selection.a or data.reference)), variants[0])
-    for name, value in (("a", a), ("b", b)):
+    a, b = (
+        selection.a or data.reference,
+        selection.b
+        or next((v for v in variants if v != (selection.a or data.reference)), variants[0]),
+    )
+    for value in (a, b):
         if value not in variants:
-            notes.append(f"Unknown variant {value!r} in the URL; this study has: {', '.join(variants)}.")
+            notes.append(
+                f"Unknown variant {value!r} in the URL; this study has: {', '.join(variants)}."
+            )
     a = a if a in variants else data.reference
     b = b if b in variants else variants[-1]
     ids = list(data.probe_set["id"])
     example = selection.example or ids[0]
     if example not in ids:
-        notes.append(f"Unknown example {example!r} in the URL; showing the first probe example instead.")
+        notes.append(
+            f"Unknown example {example!r} in the URL; showing the first probe example instead."
+        )
         example = ids[0]
     meta = data.store(a).meta
     kind = selection.kind if selection.kind in meta["kinds"] else meta["kinds"][0]
     layer = selection.layer if selection.layer in meta["layers"] else meta["layers"][0]
-    head = selection.head if selection.head == "mean" or (selection.head.isdigit() and int(selection.head) in meta["heads"]) else "mean"
+    head = (
+        selection.head
+        if selection.head == "mean"
+        or (selection.head.isdigit() and int(selection.head) in meta["heads"])
+        else "mean"
+    )
     tab = selection.tab if selection.tab in TABS else "compare"
-    return replace(selection, tab=tab, a=a, b=b, example=example, kind=kind, layer=layer, head=head), notes
+    return replace(
+        selection, tab=tab, a=a, b=b, example=example, kind=kind, layer=layer, head=head
+    ), notes
 
 
 def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
     """(query tokens, key tokens) of one example for an attention kind."""
     encoder = meta["tokens"]
     decoder = meta.get("decoder", {}).get("tokens", encoder)
-    return {"encoder": (encoder, encoder), "decoder": (decoder, decoder), "cross": (decoder, encoder)}[kind]
+    return {
+        "encoder": (encoder, encoder),
+        "decoder": (decoder, decoder),
+        "cross": (decoder, encoder),
+    }[kind]
 
 
-def head_map(data: StudyData, variant: str, selection: Selection) -> tuple[np.ndarray, list[str], list[str]]:
+def head_map(
+    data: StudyData, variant: str, selection: Selection
+) -> tuple[np.ndarray, list[str], list[str]]:
     """The [query, key] map shown for ``variant``: one head, or the mean over heads. Reads one chunk."""
     store = data.store(variant)
     li = store.meta["layers"].index(selection.layer)
     if selection.head == "mean":
         values = store.attention(selection.example, selection.kind, layer=li).mean(axis=0)
     else:
-        values = store.attention(selection.example, selection.kind, layer=li, head=store.meta["heads"].index(int(selection.head)))
+        values = store.attention(
+            selection.example,
+            selection.kind,
+            layer=li,
+            head=store.meta["heads"].index(int(selection.head)),
+        )
     q, k = axis_tokens(store.example_meta(selection.example), selection.kind)
     return values, q, k
 
@@ -98,7 +124,9 @@ def compare_view(data: StudyData, selection: Selection) -> dict | go.Figure:
     """A, B and B − A for one example, kind, layer and head (reads one chunk per variant)."""
     pair = _pair(data, selection)
     if pair is None:
-        return figures.message_figure(f"{selection.a} and {selection.b} tokenize this example differently: no difference to show.")
+        return figures.message_figure(
+            f"{selection.a} and {selection.b} tokenize this example differently: no difference to show."
+        )
     a, b, q, k = pair
     head = "mean over heads" if selection.head == "mean" else f"head {selection.head}"
     title = f"{selection.kind} attention · layer {selection.layer} · {head}"
@@ -112,8 +140,17 @@ def compare_table(data: StudyData, selection: Selection) -> pd.DataFrame | None:
         return None
     a, b, q, k = pair
     qi, ki = (x.ravel() for x in np.indices(a.shape))
-    return pd.DataFrame({"query_index": qi, "query_token": np.asarray(q)[qi], "key_index": ki, "key_token": np.asarray(k)[ki],
-                         selection.a: a.ravel(), selection.b: b.ravel(), f"{selection.b}_minus_{selection.a}": (b - a).ravel()})
+    return pd.DataFrame(
+        {
+            "query_index": qi,
+            "query_token": np.asarray(q)[qi],
+            "key_index": ki,
+            "key_token": np.asarray(k)[ki],
+            selection.a: a.ravel(),
+            selection.b: b.ravel(),
+            f"{selection.b}_minus_{selection.a}": (b - a).ravel(),
+        }
+    )
 
 
 def heads_view(data: StudyData, selection: Selection) -> go.Figure:
@@ -124,7 +161,10 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
         maps, rows = store.attention(selection.example, selection.kind), meta["layers"]
     else:
         li = meta["layers"].index(selection.layer)
-        maps, rows = store.attention(selection.example, selection.kind, layer=li)[None], [selection.layer]
+        maps, rows = (
+            store.attention(selection.example, selection.kind, layer=li)[None],
+            [selection.layer],
+        )
     return heads_grid(maps, rows, meta)
 
 
@@ -140,40 +180,71 @@ def heads_grid(maps: np.ndarray, rows: list[int], meta: dict) -> go.Figure:
     return figures.heads_grid_figure(maps, rows, meta["heads"], meta["kv_group"])
 
 
-def metrics_view(data: StudyData, selection: Selection) -> tuple[go.Figure, go.Figure, go.Figure, list[dict]]:
+def metrics_view(
+    data: StudyData, selection: Selection
+) -> tuple[go.Figure, go.Figure, go.Figure, list[dict]]:
     """Metric heatmaps (A, B, B − A), similarity to the reference per layer, the performance table."""
     head_metrics = data.table("all_head_metrics")
-    kind = selection.kind if selection.kind in set(head_metrics["kind"]) else head_metrics["kind"].iloc[0]
+    kind = (
+        selection.kind
+        if selection.kind in set(head_metrics["kind"])
+        else head_metrics["kind"].iloc[0]
+    )
     rows = head_metrics[head_metrics["kind"] == kind]
 
     def grid(variant: str) -> pd.DataFrame:
-        return rows[rows["variant"] == variant].pivot_table(index="layer", columns="head", values=selection.metric)
+        return rows[rows["variant"] == variant].pivot_table(
+            index="layer", columns="head", values=selection.metric
+        )
 
     grid_a, grid_b = grid(selection.a), grid(selection.b)
-    metric_fig = figures.metric_grid_figure(grid_a.to_numpy(), grid_b.reindex_like(grid_a).to_numpy(), list(grid_a.index),
-                                            list(grid_a.columns), (selection.a, selection.b), selection.metric)
+    metric_fig = figures.metric_grid_figure(
+        grid_a.to_numpy(),
+        grid_b.reindex_like(grid_a).to_numpy(),
+        list(grid_a.index),
+        list(grid_a.columns),
+        (selection.a, selection.b),
+        selection.metric,
+    )
     performance = data.table("performance")
-    return (metric_fig, similarity_by_layer_figure(data.table("similarity_by_layer")), performance_figure(performance),
-            performance.round(4).to_dict("records"))
+    return (
+        metric_fig,
+        similarity_by_layer_figure(data.table("similarity_by_layer")),
+        performance_figure(performance),
+        performance.round(4).to_dict("records"),
+    )
 
 
 def rollout_view(data: StudyData, selection: Selection) -> go.Figure:
     """Token relevance after each layer for A and B (self-attention of the chosen kind)."""
     kind = "encoder" if selection.kind == "cross" else selection.kind
     causal = kind == "decoder"
-    rel = [token_relevance(data.store(v).attention(selection.example, kind), causal) for v in (selection.a, selection.b)]
+    rel = [
+        token_relevance(data.store(v).attention(selection.example, kind), causal)
+        for v in (selection.a, selection.b)
+    ]
     tokens = axis_tokens(data.store(selection.a).example_meta(selection.example), kind)[1]
     same = rel[0].shape == rel[1].shape
-    return figures.rollout_figure(rel[0], rel[1] if same else None, tokens, (selection.a, selection.b))
+    return figures.rollout_figure(
+        rel[0], rel[1] if same else None, tokens, (selection.a, selection.b)
+    )
 
 
 def cross_view(data: StudyData, selection: Selection) -> go.Figure:
     """Decoder tokens x encoder tokens for variant A, when its store has cross-attention."""
     if "cross" not in data.store(selection.a).kinds:
-        return figures.message_figure(f"{selection.a} has no cross-attention (it is not an encoder-decoder model).")
+        return figures.message_figure(
+            f"{selection.a} has no cross-attention (it is not an encoder-decoder model)."
+        )
     values, q, k = head_map(data, selection.a, replace(selection, kind="cross"))
     head = "mean over heads" if selection.head == "mean" else f"head {selection.head}"
-    return figures.single_figure(values, q, k, f"{selection.a}: cross-attention · layer {selection.layer} · {head}", selection.log)
+    return figures.single_figure(
+        values,
+        q,
+        k,
+        f"{selection.a}: cross-attention · layer {selection.layer} · {head}",
+        selection.log,
+    )
 
 
 def example_options(data: StudyData, label: str | None = None) -> list[dict]:
@@ -181,4 +252,7 @@ def example_options(data: StudyData, label: str | None = None) -> list[dict]:
     probes = data.probe_set
     if label:
         probes = probes[probes["label_name"] == label]
-    return [{"label": f"[{row.label_name or row.source}] {row.text[:90]}", "value": row.id} for row in probes.itertuples()]
+    return [
+        {"label": f"[{row.label_name or row.source}] {row.text[:90]}", "value": row.id}
+        for row in probes.itertuples()
+    ]

@@ -39,21 +39,34 @@ def bert_tokenizer(minilm_path):
     return AutoTokenizer.from_pretrained(minilm_path)
 
 
-def tiny_llama(num_heads: int = 4, kv_heads: int = 2, vocab: int = 30522, layers: int = 2, seed: int = 0):
+def tiny_llama(
+    num_heads: int = 4, kv_heads: int = 2, vocab: int = 30522, layers: int = 2, seed: int = 0
+):
     """A random Llama small enough for exact float comparisons in milliseconds."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab, hidden_size=8 * num_heads, intermediate_size=64, num_hidden_layers=layers,
-                         num_attention_heads=num_heads, num_key_value_heads=kv_heads, pad_token_id=0,
-                         bos_token_id=101, eos_token_id=102, attention_bias=True)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=8 * num_heads,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=kv_heads,
+        pad_token_id=0,
+        bos_token_id=101,
+        eos_token_id=102,
+        attention_bias=True,
+    )
     return LlamaForCausalLM(config).eval()
 
 
 @pytest.fixture(scope="session")
 def test_env_run() -> Path:
     """Run `kedro run --env=test` once per session (about a minute); returns data/test."""
-    result = subprocess.run([KEDRO, "run", "--env=test"], cwd=PROJECT, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [KEDRO, "run", "--env=test"], cwd=PROJECT, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return PROJECT / "data" / "test"

@@ -33,16 +33,27 @@ def test_test_env_run_writes_every_contracted_artifact(test_env_run):
     assert list(probes.columns) == ["id", "text", "label", "label_name", "split", "source"]
     for v in VARIANTS:
         metrics = json.loads((root / f"07_model_output/{v}/metrics.json").read_text())
-        assert {"accuracy", "macro_f1", "eval_loss", "train_seconds", "peak_memory_mb"} <= set(metrics)
+        assert {"accuracy", "macro_f1", "eval_loss", "train_seconds", "peak_memory_mb"} <= set(
+            metrics
+        )
         store = AttentionStore(str(root / f"07_model_output/{v}/attention.zarr.zip"))
         assert store.example_ids == list(probes["id"])
         assert (root / f"08_reporting/{v}/head_metrics.parquet").exists()
     performance = pd.read_parquet(root / "08_reporting/performance.parquet")
     assert performance["variant"].tolist() == VARIANTS
-    assert performance.loc[performance["variant"] == "base", "mean_similarity_to_reference"].item() == pytest.approx(1.0)
-    for name in ("head_metrics_figure", "similarity_figure", "performance_figure", "importance_figure"):
+    assert performance.loc[
+        performance["variant"] == "base", "mean_similarity_to_reference"
+    ].item() == pytest.approx(1.0)
+    for name in (
+        "head_metrics_figure",
+        "similarity_figure",
+        "performance_figure",
+        "importance_figure",
+    ):
         assert json.loads((root / f"08_reporting/{name}.json").read_text())["data"]
-    assert "<h1>Attention Lab report</h1>" in (root / "08_reporting/attention_report.html").read_text()
+    assert (
+        "<h1>Attention Lab report</h1>" in (root / "08_reporting/attention_report.html").read_text()
+    )
 
 
 def test_one_namespace_runs_alone(test_env_run):
@@ -54,6 +65,15 @@ def test_one_namespace_runs_alone(test_env_run):
 
 
 def test_a_failing_node_gives_one_line_and_a_fix(tmp_path):
-    result = kedro("run", "--env=test", "--pipeline=ingestion", "--params", "ingestion.split.sizes.train=100000")
+    result = kedro(
+        "run",
+        "--env=test",
+        "--pipeline=ingestion",
+        "--params",
+        "ingestion.split.sizes.train=100000",
+    )
     assert result.returncode != 0
-    assert "Error: ingestion.split.sizes asks for" in result.stderr and "Lower the sizes" in result.stderr
+    assert (
+        "Error: ingestion.split.sizes asks for" in result.stderr
+        and "Lower the sizes" in result.stderr
+    )

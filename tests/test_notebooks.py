@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -20,15 +18,26 @@ def test_both_notebooks_exist():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_committed_without_outputs(path):
     notebook = nbformat.read(path, as_version=4)
-    assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in notebook.cells if cell.cell_type == "code")
+    assert all(
+        not cell.get("outputs") and cell.get("execution_count") is None
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_on_the_test_env(path, test_env_run, monkeypatch):
     monkeypatch.setenv("ATTENTION_LAB_ENV", "test")
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs)  # figures, not only tables
+    assert any(
+        "application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs
+    )  # figures, not only tables
     assert "env=test" in "".join(o.get("text", "") for o in outputs if o.output_type == "stream")

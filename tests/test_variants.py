@@ -5,7 +5,11 @@ import pytest
 from attention_lab.errors import ConfigError
 from attention_lab.variants import parse_study
 
-STUDY = {"task": "classification", "reference": "base", "defaults": {"model": "minilm", "training": {"epochs": 1, "learning_rate": 1e-3}}}
+STUDY = {
+    "task": "classification",
+    "reference": "base",
+    "defaults": {"model": "minilm", "training": {"epochs": 1, "learning_rate": 1e-3}},
+}
 
 
 def study(**variant):
@@ -15,19 +19,42 @@ def study(**variant):
 def test_defaults_fill_what_a_variant_leaves_out():
     specs = parse_study(study(method="lora", training={"learning_rate": 2e-3}))
     assert specs["v"].model == "minilm" and specs["v"].training.epochs == 1.0
-    assert specs["v"].training.learning_rate == 2e-3 and specs["base"].training.learning_rate == 1e-3
+    assert (
+        specs["v"].training.learning_rate == 2e-3 and specs["base"].training.learning_rate == 1e-3
+    )
 
 
 @pytest.mark.parametrize(
     ("variant", "message"),
     [
-        ({"method": "lora", "mechanism": {"name": "linear"}}, r"variants\.v\.mechanism\.name: unknown mechanism 'linear'; allowed: mha, gqa, mqa, sliding_window"),
-        ({"method": "lora", "mechanism": {"name": "gqa", "kv_heads": 5}}, r"variants\.v\.mechanism\.kv_heads: 5 does not divide the model's 12 query heads; allowed: \[1, 2, 3, 4, 6, 12\]"),
-        ({"method": "lora", "mechanism": {"name": "sliding_window", "window": 0}}, r"variants\.v\.mechanism\.window: sliding_window needs an integer >= 1"),
-        ({"method": "lora", "model": "minilmm"}, r"variants\.v\.model: unknown model alias 'minilmm'; allowed aliases: minilm, smollm2-135m"),
-        ({"method": "prefix"}, r"variants\.v\.method: unknown method 'prefix'; allowed: none, head, lora, full"),
-        ({"method": "lora", "training": {"batch_size": 0}}, r"variants\.v\.training\.batch_size: must be > 0"),
-        ({"method": "lora", "training": {"lr": 1}}, r"variants\.v\.training: unknown key\(s\) \['lr'\]"),
+        (
+            {"method": "lora", "mechanism": {"name": "linear"}},
+            r"variants\.v\.mechanism\.name: unknown mechanism 'linear'; allowed: mha, gqa, mqa, sliding_window",
+        ),
+        (
+            {"method": "lora", "mechanism": {"name": "gqa", "kv_heads": 5}},
+            r"variants\.v\.mechanism\.kv_heads: 5 does not divide the model's 12 query heads; allowed: \[1, 2, 3, 4, 6, 12\]",
+        ),
+        (
+            {"method": "lora", "mechanism": {"name": "sliding_window", "window": 0}},
+            r"variants\.v\.mechanism\.window: sliding_window needs an integer >= 1",
+        ),
+        (
+            {"method": "lora", "model": "minilmm"},
+            r"variants\.v\.model: unknown model alias 'minilmm'; allowed aliases: minilm, smollm2-135m",
+        ),
+        (
+            {"method": "prefix"},
+            r"variants\.v\.method: unknown method 'prefix'; allowed: none, head, lora, full",
+        ),
+        (
+            {"method": "lora", "training": {"batch_size": 0}},
+            r"variants\.v\.training\.batch_size: must be > 0",
+        ),
+        (
+            {"method": "lora", "training": {"lr": 1}},
+            r"variants\.v\.training: unknown key\(s\) \['lr'\]",
+        ),
     ],
 )
 def test_wrong_values_name_variant_key_and_allowed_values(variant, message):
@@ -37,7 +64,9 @@ def test_wrong_values_name_variant_key_and_allowed_values(variant, message):
 
 def test_reference_must_be_a_variant():
     with pytest.raises(ConfigError, match="study.reference: 'nope' is not a variant"):
-        parse_study({"study": {**STUDY, "reference": "nope"}, "variants": {"base": {"method": "head"}}})
+        parse_study(
+            {"study": {**STUDY, "reference": "nope"}, "variants": {"base": {"method": "head"}}}
+        )
 
 
 def test_validation_runs_before_any_work():
@@ -47,10 +76,23 @@ def test_validation_runs_before_any_work():
     from tests.conftest import KEDRO, PROJECT
 
     result = subprocess.run(
-        [KEDRO, "run", "--env=test", "--pipeline=ingestion", "--params", "variants.lora.method=prefix"],
-        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+        [
+            KEDRO,
+            "run",
+            "--env=test",
+            "--pipeline=ingestion",
+            "--params",
+            "variants.lora.method=prefix",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode != 0
-    assert "Error: variants.lora.method: unknown method 'prefix'; allowed: none, head, lora, full." in result.stderr
+    assert (
+        "Error: variants.lora.method: unknown method 'prefix'; allowed: none, head, lora, full."
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr  # one clear line, not a stack
     assert "Running node" not in result.stdout + result.stderr

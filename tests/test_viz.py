@@ -15,14 +15,32 @@ from tests.conftest import KEDRO, PROJECT, free_port
 def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets():
     port = free_port()
     # kedro-viz serves from a child process: its own process group lets us stop both
-    proc = subprocess.Popen([KEDRO, "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(port), "--env", "test"],
-                            cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            KEDRO,
+            "viz",
+            "run",
+            "--no-browser",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--env",
+            "test",
+        ],
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         graph, deadline = None, time.monotonic() + 120
         while graph is None and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/main", timeout=5) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/main", timeout=5
+                ) as response:
                     graph = json.load(response)
             except OSError:
                 time.sleep(1)
@@ -31,12 +49,28 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets():
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
-    assert {p["id"] for p in graph["pipelines"]} == {"ingestion", "fine_tuning", "attention_extraction", "analysis", "__default__"}
+    assert {p["id"] for p in graph["pipelines"]} == {
+        "ingestion",
+        "fine_tuning",
+        "attention_extraction",
+        "analysis",
+        "__default__",
+    }
     namespaces = {n["name"] for n in graph["nodes"] if n["type"] == "modularPipeline"}
     assert namespaces == {"base", "lora", "gqa4_lora", "window2_lora"}  # the test env's variants
     datasets = {n["name"]: n for n in graph["nodes"] if n["type"] == "data"}
-    for name in ("corpus", "probe_set", "lora.model", "lora.metrics", "lora.attention", "lora.head_metrics",
-                 "attention_comparison", "performance", "similarity_figure", "attention_report"):
+    for name in (
+        "corpus",
+        "probe_set",
+        "lora.model",
+        "lora.metrics",
+        "lora.attention",
+        "lora.head_metrics",
+        "attention_comparison",
+        "performance",
+        "similarity_figure",
+        "attention_report",
+    ):
         assert name in datasets, name
     assert datasets["similarity_figure"]["dataset_type"].endswith("plotly.json_dataset.JSONDataset")
     assert datasets["lora.attention"]["layer"] == "model_output"

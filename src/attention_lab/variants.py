@@ -64,7 +64,11 @@ class VariantSpec:
 def _merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in (override or {}).items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -76,7 +80,9 @@ def _dataclass_from(cls, raw: Any, where: str):
     allowed = {f.name: f for f in fields(cls)}
     unknown = set(raw) - set(allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(allowed)}.")
+        raise ConfigError(
+            f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(allowed)}."
+        )
     values = {}
     for key, value in raw.items():
         default = getattr(cls(), key)
@@ -90,7 +96,13 @@ def _dataclass_from(cls, raw: Any, where: str):
             values[key] = type(default)(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}.{key}: expected a number, got {value!r}.") from None
-        if values[key] <= 0 and key not in ("max_steps", "weight_decay", "warmup_ratio", "dropout", "seed"):
+        if values[key] <= 0 and key not in (
+            "max_steps",
+            "weight_decay",
+            "warmup_ratio",
+            "dropout",
+            "seed",
+        ):
             raise ConfigError(f"{where}.{key}: must be > 0, got {value!r}.")
     return cls(**values)
 
@@ -99,11 +111,22 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
     """Build and check one variant (study defaults merged under its own keys)."""
     where = f"variants.{name}"
     if not VARIANT_NAME.match(name):
-        raise ConfigError(f"{where}: variant names must start with a letter and use letters, digits and '_'.")
+        raise ConfigError(
+            f"{where}: variant names must start with a letter and use letters, digits and '_'."
+        )
     merged = _merge(study.get("defaults") or {}, raw or {})
-    unknown = set(merged) - {"model", "mechanism", "method", "training", "lora", "trust_remote_code"}
+    unknown = set(merged) - {
+        "model",
+        "mechanism",
+        "method",
+        "training",
+        "lora",
+        "trust_remote_code",
+    }
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: model, mechanism, method, training, lora, trust_remote_code.")
+        raise ConfigError(
+            f"{where}: unknown key(s) {sorted(unknown)}; allowed: model, mechanism, method, training, lora, trust_remote_code."
+        )
     task = study.get("task", "classification")
     if task not in TASKS:
         raise ConfigError(f"study.task: unknown task {task!r}; allowed: {', '.join(TASKS)}.")
@@ -111,9 +134,13 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
     check_model_name(model, f"{where}.model")
     method = merged.get("method", "none")
     if method not in METHODS:
-        raise ConfigError(f"{where}.method: unknown method {method!r}; allowed: {', '.join(METHODS)}.")
+        raise ConfigError(
+            f"{where}.method: unknown method {method!r}; allowed: {', '.join(METHODS)}."
+        )
     if method == "head" and task != "classification":
-        raise ConfigError(f"{where}.method: 'head' trains a classifier head, but study.task is {task!r}; use none, lora or full.")
+        raise ConfigError(
+            f"{where}.method: 'head' trains a classifier head, but study.task is {task!r}; use none, lora or full."
+        )
     mechanism = MechanismSpec.from_config(merged.get("mechanism"), f"{where}.mechanism")
     if model in ALIASES:  # bundled: check shapes now; hub models are checked when loaded
         alias = ALIASES[model]
@@ -134,12 +161,16 @@ def parse_study(params: dict[str, Any]) -> dict[str, VariantSpec]:
     """Check every variant and the reference; return them by name, in config order."""
     variants = params.get("variants")
     if not isinstance(variants, dict) or not variants:
-        raise ConfigError("variants: declare at least one variant, e.g. `variants: {base: {method: head}}`.")
+        raise ConfigError(
+            "variants: declare at least one variant, e.g. `variants: {base: {method: head}}`."
+        )
     study = params.get("study") or {}
     specs = {name: parse_variant(name, raw, study) for name, raw in variants.items()}
     reference = study.get("reference", next(iter(specs)))
     if reference not in specs:
-        raise ConfigError(f"study.reference: {reference!r} is not a variant; allowed: {', '.join(specs)}.")
+        raise ConfigError(
+            f"study.reference: {reference!r} is not a variant; allowed: {', '.join(specs)}."
+        )
     return specs
 
 

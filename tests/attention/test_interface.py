@@ -20,7 +20,9 @@ TEXTS = ["the film is not good", "a long and winding sentence about nothing in p
 @pytest.fixture(scope="module")
 def minilm_pair(minilm_path):
     torch.manual_seed(0)
-    stock = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=2, attn_implementation="eager").eval()
+    stock = AutoModelForSequenceClassification.from_pretrained(
+        minilm_path, num_labels=2, attn_implementation="eager"
+    ).eval()
     ours = copy.deepcopy(stock)
     return stock, ours
 
@@ -71,8 +73,15 @@ def test_mqa_matches_a_float64_hand_computation():
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(1)
-    config = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = BertConfig(
+        vocab_size=20,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     model = BertModel(config).eval()
     apply_mechanism(model, MechanismSpec("mqa"))
     ids = torch.tensor([[1, 4, 9]])
@@ -91,7 +100,9 @@ def test_mqa_matches_a_float64_hand_computation():
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_sliding_window_is_zero_outside_the_band_and_rows_sum_to_one(causal, minilm_path, bert_tokenizer):
+def test_sliding_window_is_zero_outside_the_band_and_rows_sum_to_one(
+    causal, minilm_path, bert_tokenizer
+):
     window = 2
     if causal:
         model = tiny_llama()
@@ -114,7 +125,9 @@ def test_sliding_window_is_zero_outside_the_band_and_rows_sum_to_one(causal, min
 def test_mechanism_can_be_limited_to_some_layers(minilm_path, bert_tokenizer):
     model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=2).eval()
     apply_mechanism(model, MechanismSpec("sliding_window", window=1, layers=(1,)))
-    att = run(model, bert_tokenizer(["one two three four five six"], return_tensors="pt")).attentions
+    att = run(
+        model, bert_tokenizer(["one two three four five six"], return_tensors="pt")
+    ).attentions
     assert float(att[0][0, 0, 0, -1]) > 0  # layer 0: full attention
     assert float(att[1][0, 0, 0, -1]) == 0  # layer 1: banded
 
@@ -124,10 +137,16 @@ def test_native_conversion_shrinks_kv_and_matches_runtime_pooling():
     runtime = copy.deepcopy(base)
     apply_mechanism(runtime, MechanismSpec("gqa", kv_heads=2))  # pooled on the fly
     native = copy.deepcopy(base)
-    k_before = sum(m.k_proj.weight.numel() + m.v_proj.weight.numel() for _, _, _, m in attention_modules(native))
+    k_before = sum(
+        m.k_proj.weight.numel() + m.v_proj.weight.numel()
+        for _, _, _, m in attention_modules(native)
+    )
     convert_kv_heads(native, 2)
     apply_mechanism(native, MechanismSpec("gqa", kv_heads=2))
-    k_after = sum(m.k_proj.weight.numel() + m.v_proj.weight.numel() for _, _, _, m in attention_modules(native))
+    k_after = sum(
+        m.k_proj.weight.numel() + m.v_proj.weight.numel()
+        for _, _, _, m in attention_modules(native)
+    )
     assert k_after * 2 == k_before
     assert native.config.num_key_value_heads == 2
     ids = torch.arange(3, 12).unsqueeze(0)

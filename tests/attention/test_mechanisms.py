@@ -19,7 +19,10 @@ def test_names_and_mappings_parse():
     [
         ({"name": "flash"}, "unknown mechanism 'flash'; allowed: mha, gqa, mqa, sliding_window"),
         ({"name": "gqa"}, "gqa needs a positive integer"),
-        ({"name": "sliding_window", "window": 0}, "window: sliding_window needs an integer >= 1, got 0"),
+        (
+            {"name": "sliding_window", "window": 0},
+            "window: sliding_window needs an integer >= 1, got 0",
+        ),
         ({"name": "mha", "window": 3}, "only sliding_window takes window"),
         ({"name": "mha", "heads": 3}, "unknown key"),
         ({"name": "mqa", "layers": [-1]}, "layers: expected a list of layer indices"),
@@ -31,5 +34,8 @@ def test_bad_specs_name_the_key(raw, message):
 
 
 def test_kv_heads_must_divide_the_head_count():
-    with pytest.raises(ConfigError, match=r"5 does not divide the model's 12 query heads; allowed: \[1, 2, 3, 4, 6, 12\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"5 does not divide the model's 12 query heads; allowed: \[1, 2, 3, 4, 6, 12\]",
+    ):
         MechanismSpec("gqa", kv_heads=5).check_against(num_layers=6, num_heads=12)

@@ -25,8 +25,13 @@ def random_maps(rng, length: int, layers: int = 2, heads: int = 3) -> np.ndarray
 
 def stream(n: int = 5, seed: int = 0, meta=None) -> tuple[AttentionStream, list[ExampleAttention]]:
     rng = np.random.default_rng(seed)
-    examples = [ExampleAttention({"id": f"ex{i}", "tokens": ["t"] * (4 + i), "special_mask": [0] * (4 + i)},
-                                 {"encoder": random_maps(rng, 4 + i)}) for i in range(n)]
+    examples = [
+        ExampleAttention(
+            {"id": f"ex{i}", "tokens": ["t"] * (4 + i), "special_mask": [0] * (4 + i)},
+            {"encoder": random_maps(rng, 4 + i)},
+        )
+        for i in range(n)
+    ]
     return AttentionStream(meta or {"kinds": ["encoder"], "variant": "v"}, examples), examples
 
 
@@ -39,9 +44,13 @@ def test_round_trip_local_and_memory(tmp_path, root):
     assert len(store) == 5 and store.example_ids == [f"ex{i}" for i in range(5)]
     for i, ex in enumerate(examples):
         got = store.attention(i)
-        assert got.shape == ex.maps["encoder"].shape  # no padding: each example keeps its own length
+        assert (
+            got.shape == ex.maps["encoder"].shape
+        )  # no padding: each example keeps its own length
         assert np.abs(got - ex.maps["encoder"]).max() <= 1e-3  # float16
-    assert np.array_equal(store.attention("ex3", "encoder", layer=1, head=2), store.attention(3)[1, 2])
+    assert np.array_equal(
+        store.attention("ex3", "encoder", layer=1, head=2), store.attention(3)[1, 2]
+    )
     assert store.example_meta("ex2")["tokens"] == ["t"] * 6
 
 
@@ -53,7 +62,9 @@ def test_grid_rounding_is_within_one_step_keeps_row_sums_and_is_exact_in_float16
     rounded = round_rows_to_grid(exact.astype(np.float32), bits=11).astype(np.float64)
     assert np.abs(rounded - exact).max() < 2**-11
     assert np.array_equal(np.round(rounded * 2048), rounded * 2048)  # on the grid
-    assert np.array_equal(rounded.astype(np.float16).astype(np.float64), rounded)  # k/2048 is exact in float16
+    assert np.array_equal(
+        rounded.astype(np.float16).astype(np.float64), rounded
+    )  # k/2048 is exact in float16
     np.testing.assert_allclose(rounded.sum(-1), 1.0, atol=1e-6)  # rows keep their sum
 
 
@@ -63,13 +74,17 @@ def test_grid_rounding_of_a_padded_batch_leaves_padding_at_zero():
     from attention_lab.attention.store import round_rows_to_grid
 
     rng = np.random.default_rng(1)
-    batch = np.zeros((2, 1, 1, 6, 6), dtype=np.float32)  # (B, L, H, T, T), second example 4 tokens long
+    batch = np.zeros(
+        (2, 1, 1, 6, 6), dtype=np.float32
+    )  # (B, L, H, T, T), second example 4 tokens long
     batch[0, 0, 0] = random_maps(rng, 6, 1, 1)[0, 0]
     batch[1, 0, 0, :4, :4] = random_maps(rng, 4, 1, 1)[0, 0]
     rounded = round_rows_to_grid(torch.from_numpy(batch), bits=8).numpy()
     assert np.all(rounded[1, 0, 0, :, 4:] == 0)  # padding keys never receive a unit
     np.testing.assert_allclose(rounded[1, 0, 0, :4, :4].sum(-1), 1.0, atol=1e-6)
-    np.testing.assert_array_equal(rounded[1, 0, 0, :4, :4], round_rows_to_grid(batch[1, 0, 0, :4, :4], bits=8))
+    np.testing.assert_array_equal(
+        rounded[1, 0, 0, :4, :4], round_rows_to_grid(batch[1, 0, 0, :4, :4], bits=8)
+    )
 
 
 def test_grid_rounding_against_a_hand_worked_row():
@@ -78,10 +93,14 @@ def test_grid_rounding_against_a_hand_worked_row():
     # grid 1/4. Nearest rounding of [0.36, 0.34, 0.30] x 4 = [1.44, 1.36, 1.20] gives [1, 1, 1]:
     # a row summing to 0.75. Running sums x 4 = [1.44, 2.80, 4.00] round to [1, 3, 4];
     # their differences [1, 2, 1] / 4 sum to 1 and each is within one step of the exact value.
-    np.testing.assert_array_equal(round_rows_to_grid(np.array([[0.36, 0.34, 0.30]]), bits=2), [[0.25, 0.5, 0.25]])
+    np.testing.assert_array_equal(
+        round_rows_to_grid(np.array([[0.36, 0.34, 0.30]]), bits=2), [[0.25, 0.5, 0.25]]
+    )
     # too many units with nearest rounding ([1.68, 1.52, 0.80] -> [2, 2, 1] = 5):
     # running sums [1.68, 3.20, 4.00] -> [2, 3, 4] -> [2, 1, 1] / 4
-    np.testing.assert_array_equal(round_rows_to_grid(np.array([[0.42, 0.38, 0.20]]), bits=2), [[0.5, 0.25, 0.25]])
+    np.testing.assert_array_equal(
+        round_rows_to_grid(np.array([[0.42, 0.38, 0.20]]), bits=2), [[0.5, 0.25, 0.25]]
+    )
 
 
 def test_store_is_standard_zarr(tmp_path):
@@ -91,7 +110,9 @@ def test_store_is_standard_zarr(tmp_path):
     write_store(str(tmp_path / "s.zarr.zip"), data)
     group = zarr.open_group(ZipStore(str(tmp_path / "s.zarr.zip"), mode="r"), mode="r")
     array = group["examples/1.encoder"]
-    assert array.dtype == np.float16 and array.chunks == array.shape  # one chunk per example and kind
+    assert (
+        array.dtype == np.float16 and array.chunks == array.shape
+    )  # one chunk per example and kind
     assert array.attrs["id"] == "ex1"  # the example's metadata travels with its map
     np.testing.assert_allclose(array[:], examples[1].maps["encoder"], atol=1e-3)
 
@@ -113,9 +134,16 @@ def test_reading_one_example_touches_no_other_example(tmp_path):
     path = tmp_path / "s.zarr.zip"
     write_store(str(path), data)
     others = ("examples/0.", "examples/1.", "examples/3.")
-    rewrite_zip(path, lambda name, blob: b"\0garbage" * 8 if name.startswith(others) and name.endswith("0.0.0.0") else blob)
+    rewrite_zip(
+        path,
+        lambda name, blob: (
+            b"\0garbage" * 8 if name.startswith(others) and name.endswith("0.0.0.0") else blob
+        ),
+    )
     store = AttentionStore(str(path))
-    np.testing.assert_allclose(store.attention(2, layer=0, head=1), examples[2].maps["encoder"][0, 1], atol=1e-3)
+    np.testing.assert_allclose(
+        store.attention(2, layer=0, head=1), examples[2].maps["encoder"][0, 1], atol=1e-3
+    )
     with pytest.raises(Exception):  # noqa: B017 - the corrupted bytes really are what example 1 reads
         store.attention(1)
 
@@ -150,7 +178,9 @@ def test_crash_mid_write_leaves_no_finished_looking_store(tmp_path):
     with pytest.raises(RuntimeError, match="GPU fell over"):
         write_store(str(tmp_path / "s.zarr.zip"), AttentionStream({"kinds": ["encoder"]}, broken()))
     assert list(tmp_path.iterdir()) == []  # neither the store nor its temporary folder
-    with pytest.raises(ArtifactError, match="No attention store.*kedro run --pipeline=attention_extraction"):
+    with pytest.raises(
+        ArtifactError, match="No attention store.*kedro run --pipeline=attention_extraction"
+    ):
         AttentionStore(str(tmp_path / "s.zarr.zip"))
 
 
@@ -164,7 +194,10 @@ def test_rewrite_replaces_the_old_store(tmp_path):
     ("edit", "message"),
     [
         (lambda a: a.pop("complete"), "is incomplete"),
-        (lambda a: a.update(format_version=99), "written by store format 99, this version reads format 3"),
+        (
+            lambda a: a.update(format_version=99),
+            "written by store format 99, this version reads format 3",
+        ),
         (lambda a: a.update(format="something-else"), "is not an Attention Lab attention store"),
     ],
 )

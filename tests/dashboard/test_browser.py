@@ -22,15 +22,27 @@ from tests.conftest import PROJECT, free_port
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOT = PROJECT / "docs" / "images" / "dashboard.png"
 
 
 def start_dashboard(*args: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port), *args], cwd=PROJECT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dashboard", "--port", str(port), *args],
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -86,9 +98,11 @@ def open_page(page, url: str) -> None:
 
 
 def figure(page, graph: str = "compare-graph"):
-    return page.evaluate(f"() => {{ const g = document.querySelector('#{graph} .js-plotly-plot');"
-                         " return {data: g.data.map(t => ({z: t.z, customdata: t.customdata})), title: g.layout.title.text,"
-                         " subplots: g.layout.annotations.map(a => a.text)}; }")
+    return page.evaluate(
+        f"() => {{ const g = document.querySelector('#{graph} .js-plotly-plot');"
+        " return {data: g.data.map(t => ({z: t.z, customdata: t.customdata})), title: g.layout.title.text,"
+        " subplots: g.layout.annotations.map(a => a.text)}; }"
+    )
 
 
 def choose(page, dropdown: str, option: str) -> None:
@@ -97,9 +111,12 @@ def choose(page, dropdown: str, option: str) -> None:
 
 
 def wait_for_title(page, text: str) -> dict:
-    page.wait_for_function("(text) => { const g = document.querySelector('#compare-graph .js-plotly-plot');"
-                           " return !!(g && g.layout && g.layout.title && (g.layout.title.text || '').includes(text)); }",
-                           arg=text, timeout=30000)
+    page.wait_for_function(
+        "(text) => { const g = document.querySelector('#compare-graph .js-plotly-plot');"
+        " return !!(g && g.layout && g.layout.title && (g.layout.title.text || '').includes(text)); }",
+        arg=text,
+        timeout=30000,
+    )
     return figure(page)
 
 
@@ -115,8 +132,11 @@ def test_choosing_variants_layer_and_head_changes_the_figures(server, page):
     open_page(page, server)
     before = figure(page)
     choose(page, "variant-b", "window2_lora")
-    page.wait_for_function("() => { const a = document.querySelector('#compare-graph .js-plotly-plot').layout.annotations;"
-                           " return !!(a && a[1] && a[1].text == 'window2_lora'); }", timeout=30000)
+    page.wait_for_function(
+        "() => { const a = document.querySelector('#compare-graph .js-plotly-plot').layout.annotations;"
+        " return !!(a && a[1] && a[1].text == 'window2_lora'); }",
+        timeout=30000,
+    )
     after_variant = figure(page)
     assert after_variant["data"][1]["z"] != before["data"][1]["z"]
     choose(page, "layer", "3")
@@ -129,8 +149,13 @@ def test_choosing_variants_layer_and_head_changes_the_figures(server, page):
 def test_a_difference_cell_equals_b_minus_a_read_from_the_stores(server, page, test_env_run):
     open_page(page, server + "?a=base&b=gqa4_lora&layer=4&head=7")
     fig = wait_for_title(page, "layer 4 · head 7")
-    example = page.evaluate("() => new URLSearchParams(window.location.search).get('example')") or None
-    stores = {v: AttentionStore(str(test_env_run / f"07_model_output/{v}/attention.zarr.zip")) for v in ("base", "gqa4_lora")}
+    example = (
+        page.evaluate("() => new URLSearchParams(window.location.search).get('example')") or None
+    )
+    stores = {
+        v: AttentionStore(str(test_env_run / f"07_model_output/{v}/attention.zarr.zip"))
+        for v in ("base", "gqa4_lora")
+    }
     example = example or stores["base"].example_ids[0]
     a = stores["base"].attention(example, "encoder", layer=4, head=7)
     b = stores["gqa4_lora"].attention(example, "encoder", layer=4, head=7)
@@ -157,8 +182,11 @@ def test_the_url_round_trips(server, page):
 def test_clicking_a_head_opens_it_in_compare(server, page):
     page.goto(server + "?tab=heads&layer=2&scope=layer")
     page.wait_for_selector("#heads-graph .main-svg", timeout=60000)
-    page.wait_for_function("() => { const g = document.querySelector('#heads-graph .js-plotly-plot');"
-                           " return !!(g && g.data && g.data.length == 12); }", timeout=30000)
+    page.wait_for_function(
+        "() => { const g = document.querySelector('#heads-graph .js-plotly-plot');"
+        " return !!(g && g.data && g.data.length == 12); }",
+        timeout=30000,
+    )
     # click the middle of the 5th small heatmap (head 4), away from its top-left cell
     box = page.locator("#heads-graph .nsewdrag").nth(4).bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.6)

@@ -6,10 +6,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attention_lab.attention.store import AttentionStore, AttentionStream, ExampleAttention, write_store
+from attention_lab.attention.store import (
+    AttentionStore,
+    AttentionStream,
+    ExampleAttention,
+    write_store,
+)
 from dashboard.data import InMemoryStudy
 from dashboard.figures import unique_labels
-from dashboard.views import Selection, clicked_head, compare_table, compare_view, cross_view, heads_view, metrics_view, resolve, rollout_view
+from dashboard.views import (
+    Selection,
+    clicked_head,
+    compare_table,
+    compare_view,
+    cross_view,
+    heads_view,
+    metrics_view,
+    resolve,
+    rollout_view,
+)
 
 TOKENS = ["[CLS]", "not", "bad", "[SEP]"]
 
@@ -29,23 +44,67 @@ def store(path, variant, seed, kinds=("encoder",)) -> AttentionStore:
             meta["decoder"] = {"tokens": ["<s>", "pos"], "special_mask": [1, 0]}
             m |= {"decoder": maps(2, 2), "cross": maps(2, 4)}
         examples.append(ExampleAttention(meta, m))
-    meta = {"variant": variant, "kinds": list(kinds), "layers": [0, 1], "heads": [0, 1, 2, 3], "kv_group": [0, 0, 1, 1],
-            "causal": dict.fromkeys(kinds, False)}
+    meta = {
+        "variant": variant,
+        "kinds": list(kinds),
+        "layers": [0, 1],
+        "heads": [0, 1, 2, 3],
+        "kv_group": [0, 0, 1, 1],
+        "causal": dict.fromkeys(kinds, False),
+    }
     write_store(str(path), AttentionStream(meta, examples), dtype="float32")
     return AttentionStore(str(path))
 
 
 @pytest.fixture
 def study(tmp_path) -> InMemoryStudy:
-    probes = pd.DataFrame({"id": ["e0", "e1", "e2"], "text": ["not bad", "bad", "good"], "label": [1, 0, 1],
-                           "label_name": ["fresh", "rotten", "fresh"], "source": "test"})
-    head_metrics = pd.DataFrame([{"variant": v, "kind": "encoder", "layer": layer, "head": h, "normalized_entropy": float(layer + h + (v == "b"))}
-                                 for v in ("a", "b") for layer in (0, 1) for h in range(4)])
-    tables = {"all_head_metrics": head_metrics,
-              "similarity_by_layer": pd.DataFrame({"variant": ["b", "b"], "reference": "a", "kind": "encoder", "layer": [0, 1], "cosine_similarity": [0.9, 0.8]}),
-              "performance": pd.DataFrame({"variant": ["a", "b"], "accuracy": [0.7, 0.8], "train_seconds": [1.0, 2.0]})}
-    return InMemoryStudy({"a": store(tmp_path / "a.zarr", "a", 0), "b": store(tmp_path / "b.zarr", "b", 1, ("encoder", "decoder", "cross"))},
-                         probes, tables, reference="a")
+    probes = pd.DataFrame(
+        {
+            "id": ["e0", "e1", "e2"],
+            "text": ["not bad", "bad", "good"],
+            "label": [1, 0, 1],
+            "label_name": ["fresh", "rotten", "fresh"],
+            "source": "test",
+        }
+    )
+    head_metrics = pd.DataFrame(
+        [
+            {
+                "variant": v,
+                "kind": "encoder",
+                "layer": layer,
+                "head": h,
+                "normalized_entropy": float(layer + h + (v == "b")),
+            }
+            for v in ("a", "b")
+            for layer in (0, 1)
+            for h in range(4)
+        ]
+    )
+    tables = {
+        "all_head_metrics": head_metrics,
+        "similarity_by_layer": pd.DataFrame(
+            {
+                "variant": ["b", "b"],
+                "reference": "a",
+                "kind": "encoder",
+                "layer": [0, 1],
+                "cosine_similarity": [0.9, 0.8],
+            }
+        ),
+        "performance": pd.DataFrame(
+            {"variant": ["a", "b"], "accuracy": [0.7, 0.8], "train_seconds": [1.0, 2.0]}
+        ),
+    }
+    return InMemoryStudy(
+        {
+            "a": store(tmp_path / "a.zarr", "a", 0),
+            "b": store(tmp_path / "b.zarr", "b", 1, ("encoder", "decoder", "cross")),
+        },
+        probes,
+        tables,
+        reference="a",
+    )
 
 
 def test_difference_cell_equals_b_minus_a_from_the_stores(study):
@@ -55,13 +114,19 @@ def test_difference_cell_equals_b_minus_a_from_the_stores(study):
     b = study.store("b").attention("e1", "encoder", layer=1, head=2)
     assert np.allclose(fig["data"][0]["z"], a) and np.allclose(fig["data"][1]["z"], b)
     assert np.allclose(fig["data"][2]["z"], b - a)
-    assert fig["data"][2]["y"] == TOKENS and fig["data"][2]["x"] == TOKENS  # token labels on both axes
+    assert (
+        fig["data"][2]["y"] == TOKENS and fig["data"][2]["x"] == TOKENS
+    )  # token labels on both axes
     assert np.allclose(table["b_minus_a"].to_numpy(), (b - a).ravel())
-    assert list(table["query_token"][:4]) == ["[CLS]"] * 4 and list(table["key_token"][:4]) == TOKENS
+    assert (
+        list(table["query_token"][:4]) == ["[CLS]"] * 4 and list(table["key_token"][:4]) == TOKENS
+    )
 
 
 def test_mean_over_heads_and_log_scale(study):
-    fig = compare_view(study, Selection(a="a", b="b", example="e0", kind="encoder", layer=0, head="mean", log=True))
+    fig = compare_view(
+        study, Selection(a="a", b="b", example="e0", kind="encoder", layer=0, head="mean", log=True)
+    )
     mean_a = study.store("a").attention("e0", layer=0).mean(axis=0)
     assert np.allclose(fig["data"][0]["customdata"], mean_a)  # hover shows raw weights
     assert np.allclose(fig["data"][0]["z"], np.log10(np.maximum(mean_a, 1e-4)))  # colours on log10
@@ -70,11 +135,26 @@ def test_mean_over_heads_and_log_scale(study):
 
 def test_repeated_tokens_stay_distinct_on_the_axes():
     labels = unique_labels(["the", "cat", "the", "the"])
-    assert len(set(labels)) == 4 and [x.replace("\u200b", "") for x in labels] == ["the", "cat", "the", "the"]
+    assert len(set(labels)) == 4 and [x.replace("\u200b", "") for x in labels] == [
+        "the",
+        "cat",
+        "the",
+        "the",
+    ]
 
 
 def test_url_round_trip():
-    selection = Selection(tab="heads", a="x", b="y", example="e2", kind="decoder", layer=3, head="5", log=True, scope="model")
+    selection = Selection(
+        tab="heads",
+        a="x",
+        b="y",
+        example="e2",
+        kind="decoder",
+        layer=3,
+        head="5",
+        log=True,
+        scope="model",
+    )
     again, _ = Selection.from_query(selection.to_query())
     assert again == selection
 
@@ -82,24 +162,39 @@ def test_url_round_trip():
 def test_unknown_variant_and_example_in_the_url_are_explained(study):
     selection, notes = resolve(study, Selection(a="nope", example="missing"))
     assert selection.a == "a" and selection.example == "e0"
-    assert any("Unknown variant 'nope'" in n for n in notes) and any("Unknown example 'missing'" in n for n in notes)
+    assert any("Unknown variant 'nope'" in n for n in notes) and any(
+        "Unknown example 'missing'" in n for n in notes
+    )
 
 
 def test_heads_grid_marks_kv_groups_and_covers_the_model(study):
     fig = heads_view(study, Selection(a="a", example="e0", kind="encoder", layer=0, scope="model"))
     assert len(fig.data) == 2 * 4
-    assert [a.text for a in fig.layout.annotations[:4]] == ["l0 h0 kv0", "l0 h1 kv0", "l0 h2 kv1", "l0 h3 kv1"]
-    assert clicked_head(study, Selection(a="a", scope="model"), 5) == (1, 1)  # row-major: layer 1, head 1
+    assert [a.text for a in fig.layout.annotations[:4]] == [
+        "l0 h0 kv0",
+        "l0 h1 kv0",
+        "l0 h2 kv1",
+        "l0 h3 kv1",
+    ]
+    assert clicked_head(study, Selection(a="a", scope="model"), 5) == (
+        1,
+        1,
+    )  # row-major: layer 1, head 1
     assert clicked_head(study, Selection(a="a", scope="layer", layer=1), 3) == (1, 3)
 
 
 def test_metrics_rollout_and_cross_views(study):
-    metric_fig, sim_fig, perf_fig, records = metrics_view(study, Selection(a="a", b="b", kind="encoder"))
+    metric_fig, sim_fig, perf_fig, records = metrics_view(
+        study, Selection(a="a", b="b", kind="encoder")
+    )
     assert np.allclose(metric_fig.data[2].z, 1.0)  # B - A of the synthetic metric
     assert [r["variant"] for r in records] == ["a", "b"]
     rollout = rollout_view(study, Selection(a="a", b="b", example="e0", kind="encoder"))
     assert np.asarray(rollout.data[0].z).shape == (2, 4)
-    assert "no cross-attention" in cross_view(study, Selection(a="a", example="e0", layer=0)).layout.annotations[0].text
+    assert (
+        "no cross-attention"
+        in cross_view(study, Selection(a="a", example="e0", layer=0)).layout.annotations[0].text
+    )
     cross = cross_view(study, Selection(a="b", example="e0", layer=0, head="1"))
     assert np.asarray(cross["data"][0]["z"]).shape == (2, 4)  # [decoder tokens, encoder tokens]
 

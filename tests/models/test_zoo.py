@@ -16,7 +16,9 @@ def test_minilm_alias_loads_offline_for_classification():
 
 
 def test_unknown_alias():
-    with pytest.raises(ConfigError, match="unknown model alias 'bert'; allowed aliases: minilm, smollm2-135m"):
+    with pytest.raises(
+        ConfigError, match="unknown model alias 'bert'; allowed aliases: minilm, smollm2-135m"
+    ):
         resolve("bert")
 
 

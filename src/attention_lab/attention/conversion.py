@@ -23,7 +23,9 @@ def supports_native_kv_heads(model: nn.Module) -> bool:
 def _regroup(linear: nn.Linear, current: int, target: int, head_dim: int) -> nn.Linear:
     """Return a new Linear whose ``current`` output heads become ``target`` heads."""
     weight = linear.weight.data.view(current, head_dim, -1)  # (n_kv, d, hidden)
-    bias = linear.bias.data.view(current, head_dim) if linear.bias is not None else None  # (n_kv, d)
+    bias = (
+        linear.bias.data.view(current, head_dim) if linear.bias is not None else None
+    )  # (n_kv, d)
     if target < current:
         group = current // target
         weight = weight.view(target, group, head_dim, -1).mean(dim=1)  # (target, d, hidden)

@@ -14,6 +14,7 @@ eager attention.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -101,12 +102,18 @@ def attention_lab_forward(
         scores = scores + attention_mask[:, :, :, : key.shape[-2]]
     if plan is not None and plan.window is not None:
         allowed = band_mask(
-            scores.shape[-2], scores.shape[-1], plan.window, bool(getattr(module, "is_causal", False)), scores.device
+            scores.shape[-2],
+            scores.shape[-1],
+            plan.window,
+            bool(getattr(module, "is_causal", False)),
+            scores.device,
         )
         # masked_fill with the dtype's minimum (not -inf) keeps fully masked padding rows finite.
         scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
 
-    weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, Hq, Tq, Tk)
+    weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(
+        query.dtype
+    )  # (B, Hq, Tq, Tk)
     weights_dropped = nn.functional.dropout(weights, p=dropout, training=module.training)
     gate = getattr(module, HEAD_GATE_ATTR, None)
     if gate is not None:  # head mask xi_h of Michel et al. (2019): scales head h's output
@@ -134,7 +141,10 @@ def attention_modules(model: nn.Module) -> list[tuple[str, str, int, nn.Module]]
     found: list[tuple[str, str, int, nn.Module]] = []
     counters: dict[str, int] = {}
     for name, module in model.named_modules():
-        has_qkv = any(all(hasattr(module, p) for p in trio) for trio in (("q_proj", "k_proj", "v_proj"), ("query", "key", "value"), ("q", "k", "v")))
+        has_qkv = any(
+            all(hasattr(module, p) for p in trio)
+            for trio in (("q_proj", "k_proj", "v_proj"), ("query", "key", "value"), ("q", "k", "v"))
+        )
         if not has_qkv:
             continue
         lowered = (name + type(module).__name__).lower()
@@ -156,9 +166,11 @@ def apply_mechanism(model: nn.Module, spec: MechanismSpec) -> nn.Module:
     The spec is also written to ``model.config`` so a saved model re-applies it on load.
     """
     modules = attention_modules(model)
-    self_layers = {kind: 1 + max(layer for _, k, layer, _ in modules if k == kind) for _, kind, _, _ in modules if kind != "cross"}
+    layers_per_kind = Counter(
+        kind for _, kind, _, _ in modules if kind != "cross"
+    )  # encoder / decoder stacks
     num_heads = model.config.get_text_config().num_attention_heads
-    for kind, count in self_layers.items():
+    for count in layers_per_kind.values():
         spec.check_against(count, num_heads)
     for _, kind, layer, module in modules:
         if kind == "cross" or not spec.applies_to(layer):

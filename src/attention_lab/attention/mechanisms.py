@@ -67,23 +67,33 @@ class MechanismSpec:
             )
         name = raw.get("name", "mha")
         if name not in MECHANISMS:
-            raise ConfigError(f"{where}.name: unknown mechanism {name!r}; allowed: {', '.join(MECHANISMS)}.")
+            raise ConfigError(
+                f"{where}.name: unknown mechanism {name!r}; allowed: {', '.join(MECHANISMS)}."
+            )
         kv_heads, window, layers = raw.get("kv_heads"), raw.get("window"), raw.get("layers")
         if name == "gqa":
             if not isinstance(kv_heads, int) or isinstance(kv_heads, bool) or kv_heads < 1:
-                raise ConfigError(f"{where}.kv_heads: gqa needs a positive integer, got {kv_heads!r}.")
+                raise ConfigError(
+                    f"{where}.kv_heads: gqa needs a positive integer, got {kv_heads!r}."
+                )
         elif kv_heads is not None:
             raise ConfigError(f"{where}.kv_heads: only gqa takes kv_heads (mechanism is {name!r}).")
         if name == "sliding_window":
             if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-                raise ConfigError(f"{where}.window: sliding_window needs an integer >= 1, got {window!r}.")
+                raise ConfigError(
+                    f"{where}.window: sliding_window needs an integer >= 1, got {window!r}."
+                )
         elif window is not None:
-            raise ConfigError(f"{where}.window: only sliding_window takes window (mechanism is {name!r}).")
+            raise ConfigError(
+                f"{where}.window: only sliding_window takes window (mechanism is {name!r})."
+            )
         if layers is not None:
             if not isinstance(layers, list | tuple) or not all(
                 isinstance(i, int) and i >= 0 for i in layers
             ):
-                raise ConfigError(f"{where}.layers: expected a list of layer indices >= 0, got {layers!r}.")
+                raise ConfigError(
+                    f"{where}.layers: expected a list of layer indices >= 0, got {layers!r}."
+                )
             layers = tuple(sorted(set(layers)))
         return cls(name=name, kv_heads=kv_heads, window=window, layers=layers)
 

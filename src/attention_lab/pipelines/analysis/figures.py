@@ -8,21 +8,44 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
-def head_metric_heatmaps(head_metrics: pd.DataFrame, metric: str = "normalized_entropy") -> go.Figure:
+def head_metric_heatmaps(
+    head_metrics: pd.DataFrame, metric: str = "normalized_entropy"
+) -> go.Figure:
     """A layer x head heatmap of ``metric`` for every variant (self-attention), one shared colour scale."""
     data = head_metrics[head_metrics["kind"].isin(["encoder", "decoder"])]
     variants = list(dict.fromkeys(data["variant"]))
     cols = min(3, len(variants))
     rows = -(-len(variants) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=variants, horizontal_spacing=0.06, vertical_spacing=0.12)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=variants,
+        horizontal_spacing=0.06,
+        vertical_spacing=0.12,
+    )
     lo, hi = data[metric].min(), data[metric].max()
     for i, variant in enumerate(variants):
-        grid = data[data["variant"] == variant].pivot_table(index="layer", columns="head", values=metric)
-        fig.add_trace(go.Heatmap(z=grid.values, x=grid.columns, y=grid.index, zmin=lo, zmax=hi, coloraxis="coloraxis",
-                                 hovertemplate=f"{variant}<br>layer %{{y}} head %{{x}}<br>{metric} %{{z:.3f}}<extra></extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
-    fig.update_layout(title=f"{metric.replace('_', ' ')} per layer and head", coloraxis={"colorscale": "Viridis"},
-                      height=300 * rows + 80)
+        grid = data[data["variant"] == variant].pivot_table(
+            index="layer", columns="head", values=metric
+        )
+        fig.add_trace(
+            go.Heatmap(
+                z=grid.values,
+                x=grid.columns,
+                y=grid.index,
+                zmin=lo,
+                zmax=hi,
+                coloraxis="coloraxis",
+                hovertemplate=f"{variant}<br>layer %{{y}} head %{{x}}<br>{metric} %{{z:.3f}}<extra></extra>",
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+    fig.update_layout(
+        title=f"{metric.replace('_', ' ')} per layer and head",
+        coloraxis={"colorscale": "Viridis"},
+        height=300 * rows + 80,
+    )
     fig.update_xaxes(title_text="head")
     fig.update_yaxes(title_text="layer", autorange="reversed")
     return fig
@@ -32,19 +55,43 @@ def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
     """Mean cosine similarity to the reference per layer, one line per variant."""
     data = similarity_by_layer[similarity_by_layer["variant"] != similarity_by_layer["reference"]]
     ref = similarity_by_layer["reference"].iloc[0] if len(similarity_by_layer) else "reference"
-    fig = px.line(data, x="layer", y="cosine_similarity", color="variant", line_dash="kind", markers=True,
-                  title=f"Attention similarity to {ref!r} per layer (cosine of flattened maps)")
+    fig = px.line(
+        data,
+        x="layer",
+        y="cosine_similarity",
+        color="variant",
+        line_dash="kind",
+        markers=True,
+        title=f"Attention similarity to {ref!r} per layer (cosine of flattened maps)",
+    )
     fig.update_yaxes(title_text="mean cosine similarity")
     return fig
 
 
 def performance_figure(performance: pd.DataFrame) -> go.Figure:
     """Task metric and training cost per variant."""
-    metric = "accuracy" if "accuracy" in performance else ("perplexity" if "perplexity" in performance else "eval_loss")
+    metric = (
+        "accuracy"
+        if "accuracy" in performance
+        else ("perplexity" if "perplexity" in performance else "eval_loss")
+    )
     fig = make_subplots(rows=1, cols=2, subplot_titles=(metric, "train seconds"))
-    fig.add_trace(go.Bar(x=performance["variant"], y=performance[metric], name=metric,
-                         text=performance[metric].round(3), textposition="outside"), row=1, col=1)
-    fig.add_trace(go.Bar(x=performance["variant"], y=performance["train_seconds"], name="train seconds"), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            x=performance["variant"],
+            y=performance[metric],
+            name=metric,
+            text=performance[metric].round(3),
+            textposition="outside",
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Bar(x=performance["variant"], y=performance["train_seconds"], name="train seconds"),
+        row=1,
+        col=2,
+    )
     fig.update_layout(title="Performance and cost per variant", showlegend=False)
     return fig
 
@@ -52,9 +99,19 @@ def performance_figure(performance: pd.DataFrame) -> go.Figure:
 def importance_figure(importance: pd.DataFrame) -> go.Figure:
     """Normalised head importance (Michel et al.) per variant, layer x head."""
     if importance.empty:
-        return go.Figure().update_layout(title="Head importance: no fine-tuned classifier in this study")
-    fig = px.density_heatmap(importance, x="head", y="layer", z="importance_normalized", facet_col="variant",
-                             facet_col_wrap=3, histfunc="avg", color_continuous_scale="Magma",
-                             title="Head importance |A·dL/dA| (Michel et al. 2019), normalised per layer")
+        return go.Figure().update_layout(
+            title="Head importance: no fine-tuned classifier in this study"
+        )
+    fig = px.density_heatmap(
+        importance,
+        x="head",
+        y="layer",
+        z="importance_normalized",
+        facet_col="variant",
+        facet_col_wrap=3,
+        histfunc="avg",
+        color_continuous_scale="Magma",
+        title="Head importance |A·dL/dA| (Michel et al. 2019), normalised per layer",
+    )
     fig.update_yaxes(autorange="reversed")
     return fig

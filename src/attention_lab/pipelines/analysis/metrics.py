@@ -20,8 +20,17 @@ import numpy as np
 SMOOTHING = 0.001  # Clark et al. (2019): mix each distribution with 0.1% of uniform
 PATTERNS = ("vertical", "diagonal", "block", "heterogeneous")
 METRICS = (
-    "entropy", "normalized_entropy", "mean_distance", "special_mass", "first_token_mass",
-    "punctuation_mass", "previous_mass", "self_mass", "next_mass", "max_weight", "segment_mass",
+    "entropy",
+    "normalized_entropy",
+    "mean_distance",
+    "special_mass",
+    "first_token_mass",
+    "punctuation_mass",
+    "previous_mass",
+    "self_mass",
+    "next_mass",
+    "max_weight",
+    "segment_mass",
 )
 
 
@@ -77,7 +86,9 @@ def within_sentence_mass(weights: np.ndarray, tokens: list[str], special: np.nda
     return inside[..., ordinary[: weights.shape[-2]]].mean(axis=-1)
 
 
-def head_metrics(weights: np.ndarray, tokens: list[str], special_mask: list[int], causal: bool) -> dict[str, np.ndarray]:
+def head_metrics(
+    weights: np.ndarray, tokens: list[str], special_mask: list[int], causal: bool
+) -> dict[str, np.ndarray]:
     """All per-head metrics of one self-attention example: name -> [layers, heads]."""
     _, _, q_len, k_len = weights.shape
     w = weights.astype(np.float64)
@@ -111,7 +122,9 @@ def head_metrics(weights: np.ndarray, tokens: list[str], special_mask: list[int]
         "self_mass": mass(diag(0)),
         "next_mass": mean_over((w * diag(1)).sum(axis=-1), diag(1).any(axis=-1)),
         "max_weight": w.max(axis=-1).mean(axis=-1),
-        "segment_mass": within_sentence_mass(w, tokens[:k_len], special) if q_len == k_len else np.full(w.shape[:2], np.nan),
+        "segment_mass": within_sentence_mass(w, tokens[:k_len], special)
+        if q_len == k_len
+        else np.full(w.shape[:2], np.nan),
     }
 
 
@@ -138,7 +151,10 @@ def pattern_class(row: dict[str, float]) -> str:
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Kovaleva et al.: cosine of the flattened maps, [L, H, Tq, Tk] x2 -> [L, H]."""
-    a64, b64 = a.reshape(*a.shape[:2], -1).astype(np.float64), b.reshape(*b.shape[:2], -1).astype(np.float64)
+    a64, b64 = (
+        a.reshape(*a.shape[:2], -1).astype(np.float64),
+        b.reshape(*b.shape[:2], -1).astype(np.float64),
+    )
     norm = np.linalg.norm(a64, axis=-1) * np.linalg.norm(b64, axis=-1)
     return np.where(norm > 0, (a64 * b64).sum(axis=-1) / np.where(norm > 0, norm, 1.0), 0.0)
 

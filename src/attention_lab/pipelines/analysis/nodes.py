@@ -35,8 +35,16 @@ def _long_table(store: AttentionStore, kind: str, values: dict[str, np.ndarray])
     rows = []
     for li, layer in enumerate(meta["layers"]):
         for hi, head in enumerate(meta["heads"]):
-            rows.append({"variant": meta["variant"], "kind": kind, "layer": layer, "head": head,
-                         "kv_group": meta["kv_group"][hi], **{k: float(v[li, hi]) for k, v in values.items()}})
+            rows.append(
+                {
+                    "variant": meta["variant"],
+                    "kind": kind,
+                    "layer": layer,
+                    "head": head,
+                    "kv_group": meta["kv_group"][hi],
+                    **{k: float(v[li, hi]) for k, v in values.items()},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -49,15 +57,27 @@ def compute_head_metrics(store: AttentionStore) -> pd.DataFrame:
     for kind in store.kinds:
         means = {name: RunningMean() for name in METRICS}
         causal = bool(store.meta["causal"].get(kind, False))
-        for i in tqdm(range(len(store)), desc=f"head metrics {store.meta['variant']}/{kind}", leave=False):
+        for i in tqdm(
+            range(len(store)), desc=f"head metrics {store.meta['variant']}/{kind}", leave=False
+        ):
             meta = store.example_meta(i)
-            if kind != "encoder" and "decoder" in meta:  # encoder-decoder: keys of decoder self-attn are decoder tokens
+            if (
+                kind != "encoder" and "decoder" in meta
+            ):  # encoder-decoder: keys of decoder self-attn are decoder tokens
                 tokens = meta["decoder"] if kind == "decoder" else meta
             else:
                 tokens = meta
-            values = head_metrics(store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal)
+            values = head_metrics(
+                store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal
+            )
             if kind == "cross":
-                for name in ("mean_distance", "previous_mass", "self_mass", "next_mass", "segment_mass"):
+                for name in (
+                    "mean_distance",
+                    "previous_mass",
+                    "self_mass",
+                    "next_mass",
+                    "segment_mass",
+                ):
                     values[name] = np.full_like(values[name], np.nan)
             for name, value in values.items():
                 means[name].add(value)
@@ -91,26 +111,39 @@ def compare_to_reference(store: AttentionStore, reference: AttentionStore) -> pd
             jsd.add(jensen_shannon(a, b, causal))
             used += 1
         if used:
-            table = _long_table(store, kind, {"cosine_similarity": cos.mean(), "js_divergence": jsd.mean()})
+            table = _long_table(
+                store, kind, {"cosine_similarity": cos.mean(), "js_divergence": jsd.mean()}
+            )
             tables.append(table.assign(reference=reference.meta["variant"], n_examples=used))
     if not tables:
-        raise DataError(f"{store.meta['variant']}: no example has the same shape as in the reference; compare variants of one base model.")
+        raise DataError(
+            f"{store.meta['variant']}: no example has the same shape as in the reference; compare variants of one base model."
+        )
     return pd.concat(tables, ignore_index=True)
 
 
-def combine_comparisons(*comparisons: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def combine_comparisons(
+    *comparisons: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """All variants' comparisons, their per-layer summary, and aggregates per key/value group."""
     table = pd.concat(comparisons, ignore_index=True)
     keys = ["variant", "reference", "kind", "layer"]
     by_layer = table.groupby(keys, as_index=False).agg(
-        cosine_similarity=("cosine_similarity", "mean"), js_divergence=("js_divergence", "mean"),
-        min_cosine_similarity=("cosine_similarity", "min"))
+        cosine_similarity=("cosine_similarity", "mean"),
+        js_divergence=("js_divergence", "mean"),
+        min_cosine_similarity=("cosine_similarity", "min"),
+    )
     by_group = table.groupby([*keys, "kv_group"], as_index=False).agg(
-        cosine_similarity=("cosine_similarity", "mean"), js_divergence=("js_divergence", "mean"), heads=("head", "count"))
+        cosine_similarity=("cosine_similarity", "mean"),
+        js_divergence=("js_divergence", "mean"),
+        heads=("head", "count"),
+    )
     return table, by_layer, by_group
 
 
-def compute_head_importance(model_artifact: ModelArtifact, corpus: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def compute_head_importance(
+    model_artifact: ModelArtifact, corpus: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
     """Michel et al. (2019) head importance on the validation split (classifiers only)."""
     info = model_artifact.info
     columns = ["variant", "layer", "head", "importance", "importance_normalized"]
@@ -118,29 +151,58 @@ def compute_head_importance(model_artifact: ModelArtifact, corpus: pd.DataFrame,
         logger.info("%s: head importance needs a fine-tuned classifier; skipped", info["variant"])
         return pd.DataFrame(columns=columns)
     model, tokenizer = model_artifact.load()
-    validation = corpus[corpus["split"] == "validation"].head(int(params.get("importance_examples", 128)))
+    validation = corpus[corpus["split"] == "validation"].head(
+        int(params.get("importance_examples", 128))
+    )
     if validation.empty:
-        raise DataError("head importance: the validation split is empty; give ingestion.split a validation share.")
+        raise DataError(
+            "head importance: the validation split is empty; give ingestion.split a validation share."
+        )
     torch.manual_seed(0)
     data = encode(validation, tokenizer, "classification", info.get("max_length", 128))
-    batches = torch.utils.data.DataLoader(data, batch_size=32, collate_fn=collate(tokenizer, "classification"))
+    batches = torch.utils.data.DataLoader(
+        data, batch_size=32, collate_fn=collate(tokenizer, "classification")
+    )
     raw = head_gradients(model, batches)  # (L, H)
     norm = normalise_per_layer(raw)
     return pd.DataFrame(
-        [{"variant": info["variant"], "layer": layer, "head": head, "importance": raw[layer, head],
-          "importance_normalized": norm[layer, head]} for layer in range(raw.shape[0]) for head in range(raw.shape[1])],
-        columns=columns)
+        [
+            {
+                "variant": info["variant"],
+                "layer": layer,
+                "head": head,
+                "importance": raw[layer, head],
+                "importance_normalized": norm[layer, head],
+            }
+            for layer in range(raw.shape[0])
+            for head in range(raw.shape[1])
+        ],
+        columns=columns,
+    )
 
 
 def summarise_variant(metrics: dict[str, Any], head_metrics: pd.DataFrame) -> dict[str, Any]:
     """One variant's row of the performance table: task metrics, cost and mean entropy."""
-    keys = ("variant", "method", "mechanism", "accuracy", "macro_f1", "eval_loss", "perplexity",
-            "train_seconds", "trainable_parameters", "total_parameters", "peak_memory_mb")
+    keys = (
+        "variant",
+        "method",
+        "mechanism",
+        "accuracy",
+        "macro_f1",
+        "eval_loss",
+        "perplexity",
+        "train_seconds",
+        "trainable_parameters",
+        "total_parameters",
+        "peak_memory_mb",
+    )
     self_attn = head_metrics[head_metrics["kind"].isin(SELF_KINDS)]
     return {**{k: metrics.get(k) for k in keys}, "mean_entropy": float(self_attn["entropy"].mean())}
 
 
-def build_performance_table(reference: str, similarity_by_layer: pd.DataFrame, *summaries: dict[str, Any]) -> pd.DataFrame:
+def build_performance_table(
+    reference: str, similarity_by_layer: pd.DataFrame, *summaries: dict[str, Any]
+) -> pd.DataFrame:
     """One row per variant, with its mean attention similarity to the reference."""
     table = pd.DataFrame(summaries)
     similarity = similarity_by_layer.groupby("variant")["cosine_similarity"].mean()

@@ -32,9 +32,21 @@ def variant_template() -> Pipeline:
     return pipeline(
         [
             node(compute_head_metrics, "attention", "head_metrics", name="compute_head_metrics"),
-            node(compare_to_reference, ["attention", "reference_attention"], "comparison", name="compare_to_reference"),
-            node(compute_head_importance, ["model", "corpus", "params:analysis"], "head_importance", name="compute_head_importance"),
-            node(summarise_variant, ["metrics", "head_metrics"], "summary", name="summarise_variant"),
+            node(
+                compare_to_reference,
+                ["attention", "reference_attention"],
+                "comparison",
+                name="compare_to_reference",
+            ),
+            node(
+                compute_head_importance,
+                ["model", "corpus", "params:analysis"],
+                "head_importance",
+                name="compute_head_importance",
+            ),
+            node(
+                summarise_variant, ["metrics", "head_metrics"], "summary", name="summarise_variant"
+            ),
         ]
     )
 
@@ -44,26 +56,73 @@ def create_pipeline(variants: list[str] = (), reference: str | None = None, **kw
         return Pipeline([])
     per_variant = sum(
         (
-            pipeline(variant_template(), namespace=v, inputs={"corpus": "corpus", "reference_attention": f"{reference}.attention"},
-                     parameters={"params:analysis"})
+            pipeline(
+                variant_template(),
+                namespace=v,
+                inputs={"corpus": "corpus", "reference_attention": f"{reference}.attention"},
+                parameters={"params:analysis"},
+            )
             for v in variants
         ),
         Pipeline([]),
     )
     study = pipeline(
         [
-            node(combine_comparisons, [f"{v}.comparison" for v in variants],
-                 ["attention_comparison", "similarity_by_layer", "similarity_by_kv_group"], name="combine_comparisons"),
-            node(concat_tables, [f"{v}.head_metrics" for v in variants], "all_head_metrics", name="combine_head_metrics"),
-            node(concat_tables, [f"{v}.head_importance" for v in variants], "head_importance", name="combine_head_importance"),
-            node(build_performance_table, ["params:study.reference", "similarity_by_layer", *[f"{v}.summary" for v in variants]],
-                 "performance", name="build_performance_table"),
-            node(head_metric_heatmaps, ["all_head_metrics", "params:analysis.heatmap_metric"], "head_metrics_figure", name="plot_head_metrics"),
-            node(similarity_by_layer_figure, "similarity_by_layer", "similarity_figure", name="plot_similarity"),
+            node(
+                combine_comparisons,
+                [f"{v}.comparison" for v in variants],
+                ["attention_comparison", "similarity_by_layer", "similarity_by_kv_group"],
+                name="combine_comparisons",
+            ),
+            node(
+                concat_tables,
+                [f"{v}.head_metrics" for v in variants],
+                "all_head_metrics",
+                name="combine_head_metrics",
+            ),
+            node(
+                concat_tables,
+                [f"{v}.head_importance" for v in variants],
+                "head_importance",
+                name="combine_head_importance",
+            ),
+            node(
+                build_performance_table,
+                [
+                    "params:study.reference",
+                    "similarity_by_layer",
+                    *[f"{v}.summary" for v in variants],
+                ],
+                "performance",
+                name="build_performance_table",
+            ),
+            node(
+                head_metric_heatmaps,
+                ["all_head_metrics", "params:analysis.heatmap_metric"],
+                "head_metrics_figure",
+                name="plot_head_metrics",
+            ),
+            node(
+                similarity_by_layer_figure,
+                "similarity_by_layer",
+                "similarity_figure",
+                name="plot_similarity",
+            ),
             node(performance_figure, "performance", "performance_figure", name="plot_performance"),
             node(importance_figure, "head_importance", "importance_figure", name="plot_importance"),
-            node(build_report, ["performance", "similarity_by_layer", "performance_figure", "similarity_figure",
-                                "head_metrics_figure", "importance_figure"], "attention_report", name="build_report"),
+            node(
+                build_report,
+                [
+                    "performance",
+                    "similarity_by_layer",
+                    "performance_figure",
+                    "similarity_figure",
+                    "head_metrics_figure",
+                    "importance_figure",
+                ],
+                "attention_report",
+                name="build_report",
+            ),
         ]
     )
     return per_variant + study

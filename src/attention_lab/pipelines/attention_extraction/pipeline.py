@@ -8,8 +8,25 @@ from attention_lab.pipelines.attention_extraction.nodes import extract_attention
 
 
 def create_pipeline(variants: list[str] = (), **kwargs) -> Pipeline:
-    template = pipeline([node(extract_attention, ["model", "probe_set", "params:attention_extraction"], "attention", name="extract_attention")])
+    template = pipeline(
+        [
+            node(
+                extract_attention,
+                ["model", "probe_set", "params:attention_extraction"],
+                "attention",
+                name="extract_attention",
+            )
+        ]
+    )
     return sum(
-        (pipeline(template, namespace=v, inputs={"probe_set"}, parameters={"params:attention_extraction"}) for v in variants),
+        (
+            pipeline(
+                template,
+                namespace=v,
+                inputs={"probe_set"},
+                parameters={"params:attention_extraction"},
+            )
+            for v in variants
+        ),
         Pipeline([]),
     )

@@ -28,7 +28,9 @@ def encode(frame: pd.DataFrame, tokenizer, task: str, max_length: int) -> Encode
         if task == "classification":
             item["labels"] = int(frame["label"].iloc[i])
         elif task == "seq2seq":  # generate the label name (cross-attention shows what it reads)
-            item["labels"] = tokenizer(frame["label_name"].iloc[i], truncation=True, max_length=8)["input_ids"]
+            item["labels"] = tokenizer(frame["label_name"].iloc[i], truncation=True, max_length=8)[
+                "input_ids"
+            ]
         features.append(item)
     return EncodedDataset(features)
 

@@ -7,7 +7,19 @@ from torch import nn
 from attention_lab.attention.interface import attention_modules
 from attention_lab.variants import LoraSpec
 
-PROJECTION_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "q", "k", "v", "o")
+PROJECTION_NAMES = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "query",
+    "key",
+    "value",
+    "q",
+    "k",
+    "v",
+    "o",
+)
 PEFT_TASK = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 
 
@@ -22,7 +34,11 @@ def lora_targets(model: nn.Module, spec: LoraSpec) -> list[str]:
         return list(spec.targets)
     found = set()
     for _, _, _, module in attention_modules(model):
-        found.update(n for n, child in module.named_children() if n in PROJECTION_NAMES and isinstance(child, nn.Linear))
+        found.update(
+            n
+            for n, child in module.named_children()
+            if n in PROJECTION_NAMES and isinstance(child, nn.Linear)
+        )
     return sorted(found)
 
 

@@ -13,7 +13,12 @@ def variant_template(variant: str) -> Pipeline:
     train = update_wrapper(partial(fine_tune, variant_name=variant), fine_tune)
     return pipeline(
         [
-            node(train, ["corpus", "params:variant", "params:study"], ["model", "train_log"], name="fine_tune"),
+            node(
+                train,
+                ["corpus", "params:variant", "params:study"],
+                ["model", "train_log"],
+                name="fine_tune",
+            ),
             node(evaluate, ["model", "corpus", "train_log"], "metrics", name="evaluate"),
         ]
     )
@@ -26,7 +31,10 @@ def create_pipeline(variants: list[str] = (), **kwargs) -> Pipeline:
                 variant_template(v),
                 namespace=v,
                 inputs={"corpus"},
-                parameters={"params:variant": f"params:variants.{v}", "params:study": "params:study"},
+                parameters={
+                    "params:variant": f"params:variants.{v}",
+                    "params:study": "params:study",
+                },
             )
             for v in variants
         ),

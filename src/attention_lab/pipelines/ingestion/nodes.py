@@ -29,7 +29,9 @@ def load_source(params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     source = params.get("source", {})
     name = source.get("name")
     if name not in SOURCES:
-        raise ConfigError(f"ingestion.source.name: unknown source {name!r}; allowed: {', '.join(SOURCES)}.")
+        raise ConfigError(
+            f"ingestion.source.name: unknown source {name!r}; allowed: {', '.join(SOURCES)}."
+        )
     frame, label_names = READERS[name](source)
     logger.info("Read %d rows from source %r", len(frame), name)
     return frame.reset_index(drop=True), {"source": name, "label_names": label_names}
@@ -41,11 +43,16 @@ def _normalise_labels(labels: pd.Series, declared: list[str] | None) -> tuple[pd
     if declared is None:
         declared = sorted(str(v) for v in present.unique())
     declared = [str(v) for v in declared]
-    as_text = present.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    as_text = present.map(
+        lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+    )
     by_name = {n: i for i, n in enumerate(declared)}
     if as_text.isin(by_name).all():
         ids = as_text.map(by_name)
-    elif as_text.str.fullmatch(r"\d+").all() and as_text.astype(int).between(0, len(declared) - 1).all():
+    elif (
+        as_text.str.fullmatch(r"\d+").all()
+        and as_text.astype(int).between(0, len(declared) - 1).all()
+    ):
         ids = as_text.astype(int)  # integer labels indexing the declared names
     else:
         outside = sorted(set(as_text) - set(by_name))[:5]
@@ -56,7 +63,9 @@ def _normalise_labels(labels: pd.Series, declared: list[str] | None) -> tuple[pd
     return ids.reindex(labels.index), declared
 
 
-def clean_corpus(raw: pd.DataFrame, raw_meta: dict[str, Any], params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def clean_corpus(
+    raw: pd.DataFrame, raw_meta: dict[str, Any], params: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Validate and clean: strip and normalise whitespace, drop empty/unlabelled rows and exact duplicates.
 
     With ``cleaning.on_invalid: error`` an empty text or missing label stops the run instead
@@ -93,7 +102,9 @@ def clean_corpus(raw: pd.DataFrame, raw_meta: dict[str, Any], params: dict[str, 
     }
     logger.info("Cleaning: %s", {k: v for k, v in report.items() if k != "label_names"})
     if frame.empty:
-        raise DataError("Nothing is left after cleaning: every row was empty, unlabelled or a duplicate. Check the source.")
+        raise DataError(
+            "Nothing is left after cleaning: every row was empty, unlabelled or a duplicate. Check the source."
+        )
     frame["label_name"] = [names[i] for i in frame["label"]]
     return frame[["text", "label", "label_name"]].reset_index(drop=True), report
 
@@ -111,7 +122,9 @@ def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
     return counts
 
 
-def split_corpus(clean: pd.DataFrame, report: dict[str, Any], params: dict[str, Any]) -> pd.DataFrame:
+def split_corpus(
+    clean: pd.DataFrame, report: dict[str, Any], params: dict[str, Any]
+) -> pd.DataFrame:
     """Deterministic stratified train/validation/test split by seed, capped per split.
 
     ``split.sizes`` asks for exact counts; otherwise ``split.fractions`` with an optional
@@ -119,7 +132,9 @@ def split_corpus(clean: pd.DataFrame, report: dict[str, Any], params: dict[str, 
     """
     cfg = params.get("split", {})
     seed = int(cfg.get("seed", 42))
-    frame = clean.assign(id=[_stable_id(report.get("source") or "corpus", t) for t in clean["text"]])
+    frame = clean.assign(
+        id=[_stable_id(report.get("source") or "corpus", t) for t in clean["text"]]
+    )
     frame = frame.sort_values("id", kind="stable").reset_index(drop=True)  # order-independent
     n = len(frame)
     if cfg.get("sizes"):
@@ -132,7 +147,9 @@ def split_corpus(clean: pd.DataFrame, report: dict[str, Any], params: dict[str, 
     else:
         fractions = cfg.get("fractions", {"train": 0.8, "validation": 0.1, "test": 0.1})
         if set(fractions) - set(SPLITS) or not np.isclose(sum(fractions.values()), 1.0):
-            raise ConfigError(f"ingestion.split.fractions: {fractions}; give train/validation/test fractions summing to 1.")
+            raise ConfigError(
+                f"ingestion.split.fractions: {fractions}; give train/validation/test fractions summing to 1."
+            )
         counts = _allocate(n, np.array([float(fractions.get(s, 0)) for s in SPLITS]))
         cap = cfg.get("max_per_split") or {}
         sizes = {s: min(int(c), int(cap.get(s, c))) for s, c in zip(SPLITS, counts, strict=True)}
@@ -147,7 +164,9 @@ def split_corpus(clean: pd.DataFrame, report: dict[str, Any], params: dict[str, 
         for s in SPLITS:
             take = idx[start : start + per_label[s][k]]
             if len(take) < per_label[s][k]:
-                raise DataError(f"Label {label!r} has too few examples for the requested split sizes {sizes}.")
+                raise DataError(
+                    f"Label {label!r} has too few examples for the requested split sizes {sizes}."
+                )
             assigned[take] = s
             start += per_label[s][k]
     corpus = frame.assign(split=assigned)
@@ -168,7 +187,9 @@ def _parse_user_probes(lines: str, label_names: list[str]) -> pd.DataFrame:
             label_name, text = "", label_name
         text = re.sub(r"\s+", " ", text).strip()
         if label_name and label_name not in label_names:
-            raise DataError(f"user probe {text[:40]!r}: label {label_name!r} is not one of {label_names}.")
+            raise DataError(
+                f"user probe {text[:40]!r}: label {label_name!r} is not one of {label_names}."
+            )
         label = label_names.index(label_name) if label_name else -1
         rows.append({"text": text, "label": label, "label_name": label_name})
     return pd.DataFrame(rows, columns=["text", "label", "label_name"])
@@ -180,7 +201,9 @@ def build_probe_set(corpus: pd.DataFrame, user_probes: str, params: dict[str, An
     n = int(cfg.get("n_examples", 32))
     test = corpus[corpus["split"] == "test"]
     if n > len(test):
-        raise DataError(f"ingestion.probe.n_examples={n} but the test split has {len(test)} examples; lower it.")
+        raise DataError(
+            f"ingestion.probe.n_examples={n} but the test split has {len(test)} examples; lower it."
+        )
     rng = np.random.default_rng(int(params.get("split", {}).get("seed", 42)))
     shares = test["label"].value_counts().sort_index()
     picks = []
@@ -191,7 +214,13 @@ def build_probe_set(corpus: pd.DataFrame, user_probes: str, params: dict[str, An
     if cfg.get("include_user_sentences", True) and user_probes:
         names = list(corpus.drop_duplicates("label").sort_values("label")["label_name"])
         user = _parse_user_probes(user_probes, names)
-        user = user.assign(id=[f"user-{i:03d}" for i in range(len(user))], split="probe", source="user")
+        user = user.assign(
+            id=[f"user-{i:03d}" for i in range(len(user))], split="probe", source="user"
+        )
         probes = pd.concat([probes, user], ignore_index=True)
-    logger.info("Probe set: %d examples (%d user sentences)", len(probes), int((probes["source"] == "user").sum()))
+    logger.info(
+        "Probe set: %d examples (%d user sentences)",
+        len(probes),
+        int((probes["source"] == "user").sum()),
+    )
     return probes[[*CORPUS_COLUMNS, "source"]].reset_index(drop=True)

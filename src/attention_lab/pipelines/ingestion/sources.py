@@ -49,11 +49,20 @@ def read_file(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
     """A local CSV, Parquet or JSONL file; ``text_column``/``label_column`` name its columns."""
     path = source.get("path")
     if not path:
-        raise ConfigError("ingestion.source.path: the 'file' source needs a path to a CSV, Parquet or JSONL file.")
+        raise ConfigError(
+            "ingestion.source.path: the 'file' source needs a path to a CSV, Parquet or JSONL file."
+        )
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"ingestion.source.path: file not found: {path}. Check the path (relative to the project root).")
-    fmt = source.get("format") or {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
+        raise DataError(
+            f"ingestion.source.path: file not found: {path}. Check the path (relative to the project root)."
+        )
+    fmt = source.get("format") or {
+        ".csv": "csv",
+        ".parquet": "parquet",
+        ".jsonl": "jsonl",
+        ".json": "jsonl",
+    }.get(path.suffix.lower())
     if fmt not in FILE_FORMATS:
         raise ConfigError(
             f"ingestion.source.format: cannot tell the format of {path.name}; set format to one of {', '.join(FILE_FORMATS)}."
@@ -66,7 +75,9 @@ def read_file(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
         else:
             frame = pd.read_parquet(path)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: the file is not valid UTF-8 ({exc.reason} at byte {exc.start}). Re-save it as UTF-8.") from exc
+        raise DataError(
+            f"{path}: the file is not valid UTF-8 ({exc.reason} at byte {exc.start}). Re-save it as UTF-8."
+        ) from exc
     except (ValueError, pd.errors.ParserError, OSError) as exc:
         raise DataError(f"{path}: could not be read as {fmt}: {exc}") from exc
     return _select_columns(frame, source, str(path)), source.get("label_names")
@@ -76,12 +87,18 @@ def read_hub(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
     """A Hugging Face hub dataset's parquet files (needs the network)."""
     dataset_id = source.get("dataset_id")
     if not dataset_id:
-        raise ConfigError("ingestion.source.dataset_id: the 'hub' source needs a dataset id such as 'cornell-movie-review-data/rotten_tomatoes'.")
+        raise ConfigError(
+            "ingestion.source.dataset_id: the 'hub' source needs a dataset id such as 'cornell-movie-review-data/rotten_tomatoes'."
+        )
     from huggingface_hub import snapshot_download
 
     split = source.get("hub_split", "train")
     try:
-        folder = Path(snapshot_download(dataset_id, repo_type="dataset", allow_patterns=[f"*{split}*.parquet"]))
+        folder = Path(
+            snapshot_download(
+                dataset_id, repo_type="dataset", allow_patterns=[f"*{split}*.parquet"]
+            )
+        )
     except Exception as exc:  # offline, unknown id, rate limits
         raise DataError(
             f"ingestion.source.dataset_id: could not download {dataset_id!r} from the Hugging Face hub; "
@@ -90,7 +107,9 @@ def read_hub(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
         ) from exc
     files = sorted(folder.rglob(f"*{split}*.parquet"))
     if not files:
-        raise DataError(f"{dataset_id}: no parquet files for split {split!r}; set ingestion.source.hub_split.")
+        raise DataError(
+            f"{dataset_id}: no parquet files for split {split!r}; set ingestion.source.hub_split."
+        )
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     return _select_columns(frame, source, dataset_id), source.get("label_names")
 
@@ -106,4 +125,9 @@ def _select_columns(frame: pd.DataFrame, source: dict[str, Any], where: str) -> 
     return frame[[text_col, label_col]].rename(columns={text_col: "text", label_col: "label"})
 
 
-READERS = {"rotten_tomatoes": read_rotten_tomatoes, "bbc_news": read_bbc_news, "file": read_file, "hub": read_hub}
+READERS = {
+    "rotten_tomatoes": read_rotten_tomatoes,
+    "bbc_news": read_bbc_news,
+    "file": read_file,
+    "hub": read_hub,
+}
