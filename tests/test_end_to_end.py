@@ -25,6 +25,13 @@ def test_registry_lists_the_four_pipelines():
         assert f"- {name}" in result.stdout
 
 
+def test_ingestion_alone_end_to_end(tmp_path):
+    result = kedro("run", "--pipeline=ingestion", "--env=test")
+    assert result.returncode == 0, result.stdout[-2000:]
+    corpus = pd.read_parquet(PROJECT / "data/test/03_primary/corpus.parquet")
+    assert corpus["split"].value_counts().to_dict() == {"train": 64, "validation": 32, "test": 32}
+
+
 def test_test_env_run_writes_every_contracted_artifact(test_env_run):
     root = test_env_run
     corpus = pd.read_parquet(root / "03_primary/corpus.parquet")

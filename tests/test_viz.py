@@ -12,7 +12,7 @@ import urllib.request
 from tests.conftest import KEDRO, PROJECT, free_port
 
 
-def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets():
+def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
     port = free_port()
     # kedro-viz serves from a child process: its own process group lets us stop both
     proc = subprocess.Popen(
@@ -74,3 +74,6 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets():
         assert name in datasets, name
     assert datasets["similarity_figure"]["dataset_type"].endswith("plotly.json_dataset.JSONDataset")
     assert datasets["lora.attention"]["layer"] == "model_output"
+    assert details["performance"]["preview_type"] == "TablePreview"
+    assert details["performance"]["preview"]["columns"][0] == "variant"
+    assert details["similarity_figure"]["preview_type"] == "PlotlyPreview"

@@ -194,6 +194,22 @@ def test_clicking_a_head_opens_it_in_compare(server, page):
     assert fig["subplots"][0] == "base"
 
 
+def test_csv_export_of_the_matrices_shown(server, page):
+    import csv
+    import io
+
+    open_page(page, server + "?a=base&b=lora&layer=0&head=2")
+    fig = wait_for_title(page, "layer 0 · head 2")
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert list(rows[0]) == ["query_index", "query_token", "key_index", "key_token", "base", "lora", "lora_minus_base"]
+    n = len(fig["data"][0]["z"])
+    assert len(rows) == n * n
+    cell = rows[n + 1]  # query 1, key 1
+    assert float(cell["base"]) == pytest.approx(fig["data"][0]["z"][1][1], abs=1e-6)
+
+
 def test_unknown_variant_in_the_url_is_explained(server, page):
     open_page(page, server + "?b=nonexistent")
     page.wait_for_selector(".url-note", timeout=30000)

@@ -205,3 +205,28 @@ def test_missing_analysis_names_the_command(study):
     study._tables.clear()
     with pytest.raises(MissingArtifact, match="kedro run --pipeline=analysis"):
         metrics_view(study, Selection(a="a", b="b", kind="encoder"))
+
+
+def test_opening_the_app_reads_one_store_only(study):
+    """Lazy loading: the page layout needs one store's metadata (for the layer/head choices), no maps."""
+    from dashboard.app import create_app
+
+    opened, reads = [], []
+    original = study.store
+
+    def spy(variant):
+        opened.append(variant)
+        store = original(variant)
+        store_attention = store.attention
+
+        def attention(*args, **kwargs):
+            reads.append(variant)
+            return store_attention(*args, **kwargs)
+
+        store.attention = attention
+        return store
+
+    study.store = spy
+    app = create_app(data=study)
+    app.layout()  # what a page load builds
+    assert set(opened) == {"a"} and reads == []
