@@ -83,7 +83,11 @@ def _package_folder(package: str) -> Path:
 
 
 def _gguf_to_float32(alias: str, entry: Alias) -> Path:
-    """Dequantize a bundled GGUF once (about 15 s) and cache a float32 copy that loads in < 1 s."""
+    """Dequantize a bundled GGUF once and cache a float32 safetensors copy.
+
+    Later runs skip the GGUF reader: on the project's 2-core machine the cached copy loads in
+    0.1 s once transformers is warm (about 3 s in a fresh process, mostly transformers' start-up).
+    """
     target = cache_dir() / alias
     if (target / "config.json").exists():
         return target
