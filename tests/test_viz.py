@@ -13,7 +13,7 @@ from tests.conftest import KEDRO, PROJECT, free_port
 
 
 def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
-    port = free_port()
+    port = free_port(below=49152)
     # kedro-viz serves from a child process: its own process group lets us stop both
     proc = subprocess.Popen(
         [
@@ -45,6 +45,12 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
             except OSError:
                 time.sleep(1)
         assert graph is not None, "kedro viz did not answer within 2 minutes"
+        ids = {n["name"]: n["id"] for n in graph["nodes"] if n["type"] == "data"}
+        details = {}
+        for name in ("performance", "similarity_figure"):  # what the side panel previews
+            url = f"http://127.0.0.1:{port}/api/nodes/{ids[name]}"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                details[name] = json.load(response)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
