@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from dash import dash_table, dcc, html
 
+from attention_lab.pipelines.analysis.metrics import METRICS
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.views import Selection, example_options
 
-METRIC_CHOICES = [
-    "normalized_entropy",
-    "entropy",
-    "mean_distance",
-    "special_mass",
-    "first_token_mass",
-    "punctuation_mass",
-    "previous_mass",
-    "self_mass",
-    "next_mass",
-    "max_weight",
-    "segment_mass",
-]
+# every head metric of the analysis, the default first
+METRIC_CHOICES = ["normalized_entropy", *(m for m in METRICS if m != "normalized_entropy")]
 GRAPH_CONFIG = {
     "displaylogo": False,
     "toImageButtonOptions": {"format": "png", "scale": 2, "filename": "attention"},

@@ -14,15 +14,6 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIGURES = ("head_metrics_figure", "similarity_figure", "performance_figure", "importance_figure")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def main() -> None:
@@ -33,6 +24,8 @@ def main() -> None:
     from kedro.framework.startup import bootstrap_project
     from playwright.sync_api import sync_playwright
 
+    from dashboard.chromium import launch
+
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     bootstrap_project(PROJECT)
     with KedroSession.create(project_path=PROJECT, env=args.env) as session:
@@ -41,7 +34,7 @@ def main() -> None:
     out = PROJECT / "docs" / "images"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1200, "height": 700})
         for name, fig in figures.items():
             html = Path(tmp) / f"{name}.html"

@@ -18,19 +18,10 @@ import numpy as np
 import pytest
 
 from attention_lab.attention.store import AttentionStore
+from dashboard.chromium import launch
 from tests.conftest import PROJECT, free_port
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = PROJECT / "docs" / "images" / "dashboard.png"
 
 
@@ -75,12 +66,10 @@ def server(test_env_run):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is missing: run `make setup-test` (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        instance = launch(p)  # fails with the set-up command when chromium is missing
         yield instance
         instance.close()
 
@@ -203,7 +192,15 @@ def test_csv_export_of_the_matrices_shown(server, page):
     with page.expect_download() as download:
         page.click("#export-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert list(rows[0]) == ["query_index", "query_token", "key_index", "key_token", "base", "lora", "lora_minus_base"]
+    assert list(rows[0]) == [
+        "query_index",
+        "query_token",
+        "key_index",
+        "key_token",
+        "base",
+        "lora",
+        "lora_minus_base",
+    ]
     n = len(fig["data"][0]["z"])
     assert len(rows) == n * n
     cell = rows[n + 1]  # query 1, key 1

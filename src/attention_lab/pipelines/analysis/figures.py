@@ -8,19 +8,37 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
-def layer_head_grids(table: pd.DataFrame, value: str, title: str, colorscale: str = "Viridis") -> go.Figure:
+def layer_head_grids(
+    table: pd.DataFrame, value: str, title: str, colorscale: str = "Viridis"
+) -> go.Figure:
     """One layer x head heatmap of ``value`` per variant, on one shared colour scale."""
     variants = list(dict.fromkeys(table["variant"]))
     cols = min(3, len(variants))
     rows = -(-len(variants) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=variants, horizontal_spacing=0.06, vertical_spacing=0.18)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=variants,
+        horizontal_spacing=0.06,
+        vertical_spacing=0.18,
+    )
     lo, hi = table[value].min(), table[value].max()
     for i, variant in enumerate(variants):
-        grid = table[table["variant"] == variant].pivot_table(index="layer", columns="head", values=value)
+        grid = table[table["variant"] == variant].pivot_table(
+            index="layer", columns="head", values=value
+        )
         fig.add_trace(
-            go.Heatmap(z=grid.values, x=grid.columns, y=grid.index, zmin=lo, zmax=hi, coloraxis="coloraxis",
-                       hovertemplate=f"{variant}<br>layer %{{y}} head %{{x}}<br>{value} %{{z:.3f}}<extra></extra>"),
-            row=i // cols + 1, col=i % cols + 1,
+            go.Heatmap(
+                z=grid.values,
+                x=grid.columns,
+                y=grid.index,
+                zmin=lo,
+                zmax=hi,
+                coloraxis="coloraxis",
+                hovertemplate=f"{variant}<br>layer %{{y}} head %{{x}}<br>{value} %{{z:.3f}}<extra></extra>",
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
         )
     fig.update_layout(title=title, coloraxis={"colorscale": colorscale}, height=320 * rows + 80)
     fig.update_xaxes(title_text="head", dtick=1 if table["head"].nunique() <= 12 else None)
@@ -28,7 +46,9 @@ def layer_head_grids(table: pd.DataFrame, value: str, title: str, colorscale: st
     return fig
 
 
-def head_metric_heatmaps(head_metrics: pd.DataFrame, metric: str = "normalized_entropy") -> go.Figure:
+def head_metric_heatmaps(
+    head_metrics: pd.DataFrame, metric: str = "normalized_entropy"
+) -> go.Figure:
     """A layer x head heatmap of ``metric`` for every variant (self-attention)."""
     data = head_metrics[head_metrics["kind"].isin(["encoder", "decoder"])]
     return layer_head_grids(data, metric, f"{metric.replace('_', ' ')} per layer and head")
@@ -82,6 +102,12 @@ def performance_figure(performance: pd.DataFrame) -> go.Figure:
 def importance_figure(importance: pd.DataFrame) -> go.Figure:
     """Normalised head importance (Michel et al.) per variant, layer x head."""
     if importance.empty:
-        return go.Figure().update_layout(title="Head importance: no fine-tuned classifier in this study")
-    return layer_head_grids(importance, "importance_normalized",
-                            "Head importance |A·dL/dA| (Michel et al. 2019), normalised per layer", "Magma")
+        return go.Figure().update_layout(
+            title="Head importance: no fine-tuned classifier in this study"
+        )
+    return layer_head_grids(
+        importance,
+        "importance_normalized",
+        "Head importance |A·dL/dA| (Michel et al. 2019), normalised per layer",
+        "Magma",
+    )
