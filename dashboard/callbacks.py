@@ -49,15 +49,14 @@ def selection_from(tab, a, b, example, kind, layer, head, log, metric, scope) ->
     )
 
 
-def _safe(fn, n_outputs: int = 1):
+def _safe(fn):
     """Show a missing artifact or a bad request inside the figure instead of a traceback."""
 
     def wrapped(*args):
         try:
             return fn(*args)
         except (MissingArtifact, KeyError, IndexError) as exc:
-            fig = figures.message_figure(str(exc).strip("'\""))
-            return fig if n_outputs == 1 else (fig, *[no_update] * (n_outputs - 1))
+            return figures.message_figure(str(exc).strip("'\""))
 
     return wrapped
 
@@ -80,7 +79,7 @@ def register(app: Dash, data: StudyData) -> None:
         each control change rewrites the URL.
         """
         if ctx.triggered_id in (None, "url"):
-            selection, notes = resolve(data, Selection.from_query(search)[0])
+            selection, notes = resolve(data, Selection.from_query(search))
             values = [
                 selection.tab,
                 selection.a,

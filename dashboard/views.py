@@ -37,14 +37,14 @@ class Selection:
         return "?" + urlencode(values)
 
     @classmethod
-    def from_query(cls, search: str | None) -> tuple[Selection, dict[str, str]]:
+    def from_query(cls, search: str | None) -> Selection:
         raw = dict(parse_qsl((search or "").lstrip("?")))
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         if "layer" in known:
             known["layer"] = int(known["layer"]) if known["layer"].lstrip("-").isdigit() else 0
         if "log" in known:
             known["log"] = known["log"] in ("1", "true", "True")
-        return cls(**known), raw
+        return cls(**known)
 
 
 def resolve(data: StudyData, selection: Selection) -> tuple[Selection, list[str]]:

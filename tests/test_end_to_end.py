@@ -25,7 +25,7 @@ def test_registry_lists_the_four_pipelines():
         assert f"- {name}" in result.stdout
 
 
-def test_ingestion_alone_end_to_end(tmp_path):
+def test_ingestion_alone_end_to_end():
     result = kedro("run", "--pipeline=ingestion", "--env=test")
     assert result.returncode == 0, result.stdout[-2000:]
     corpus = pd.read_parquet(PROJECT / "data/test/03_primary/corpus.parquet")
@@ -71,7 +71,7 @@ def test_one_namespace_runs_alone(test_env_run):
     assert "Completed 2 out of 2 tasks" in log  # nothing of the other variants ran
 
 
-def test_a_failing_node_gives_one_line_and_a_fix(tmp_path):
+def test_a_failing_node_gives_one_line_and_a_fix():
     result = kedro(
         "run",
         "--env=test",

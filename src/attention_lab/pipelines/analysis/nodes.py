@@ -61,12 +61,8 @@ def compute_head_metrics(store: AttentionStore) -> pd.DataFrame:
             range(len(store)), desc=f"head metrics {store.meta['variant']}/{kind}", leave=False
         ):
             meta = store.example_meta(i)
-            if (
-                kind != "encoder" and "decoder" in meta
-            ):  # encoder-decoder: keys of decoder self-attn are decoder tokens
-                tokens = meta["decoder"] if kind == "decoder" else meta
-            else:
-                tokens = meta
+            # keys of decoder self-attention are decoder tokens; cross-attention keys are encoder tokens
+            tokens = meta["decoder"] if kind == "decoder" and "decoder" in meta else meta
             values = head_metrics(
                 store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal
             )
@@ -93,7 +89,8 @@ def compare_to_reference(store: AttentionStore, reference: AttentionStore) -> pd
 
     Averaged over the probe examples both stores hold with the same tokens.
     """
-    shared = [eid for eid in store.example_ids if eid in set(reference.example_ids)]
+    in_reference = set(reference.example_ids)
+    shared = [eid for eid in store.example_ids if eid in in_reference]
     if not shared:
         raise DataError(
             f"{store.meta['variant']} and the reference {reference.meta['variant']} share no probe examples; "

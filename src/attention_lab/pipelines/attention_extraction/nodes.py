@@ -12,8 +12,13 @@ import torch
 from tqdm.auto import tqdm
 
 from attention_lab import __version__
-from attention_lab.attention.interface import spec_from_config
-from attention_lab.attention.store import AttentionStream, ExampleAttention, round_rows_to_grid
+from attention_lab.attention.interface import attention_modules, spec_from_config
+from attention_lab.attention.store import (
+    KINDS,
+    AttentionStream,
+    ExampleAttention,
+    round_rows_to_grid,
+)
 from attention_lab.errors import ConfigError, DataError
 from attention_lab.models.artifact import ModelArtifact
 
@@ -79,27 +84,9 @@ def store_metadata(
 
 
 def _kinds(model) -> list[str]:
-    if model.config.is_encoder_decoder:
-        return ["encoder", "decoder", "cross"]
-    return (
-        ["decoder"]
-        if getattr(model.config, "is_decoder", False) or model.config.model_type in _CAUSAL_TYPES
-        else ["encoder"]
-    )
-
-
-_CAUSAL_TYPES = {
-    "llama",
-    "mistral",
-    "qwen2",
-    "qwen3",
-    "gemma",
-    "gemma2",
-    "gpt2",
-    "phi3",
-    "smollm3",
-    "olmo",
-}
+    """Attention kinds present, in store order (encoder, decoder, cross), from the attention modules."""
+    present = {kind for _, kind, _, _ in attention_modules(model)}
+    return [kind for kind in KINDS if kind in present]
 
 
 def _tokens(tokenizer, ids: list[int], special: list[int]) -> dict[str, Any]:

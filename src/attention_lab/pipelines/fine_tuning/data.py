@@ -39,8 +39,10 @@ def collate(tokenizer, task: str):
     """Pads inputs; LM labels are the inputs with padding ignored (-100)."""
 
     def _collate(batch: list[dict]) -> dict[str, torch.Tensor]:
-        labels = [b.pop("labels") for b in batch] if "labels" in batch[0] else None
-        out = tokenizer.pad(batch, return_tensors="pt")
+        labels = [b["labels"] for b in batch] if "labels" in batch[0] else None
+        out = tokenizer.pad(
+            [{k: v for k, v in b.items() if k != "labels"} for b in batch], return_tensors="pt"
+        )
         if task == "causal_lm":
             out["labels"] = out["input_ids"].masked_fill(out["attention_mask"] == 0, -100)
         elif task == "seq2seq":
@@ -48,8 +50,6 @@ def collate(tokenizer, task: str):
             out["labels"] = torch.tensor([x + [-100] * (width - len(x)) for x in labels])
         elif labels is not None:
             out["labels"] = torch.tensor(labels)
-        for b, lab in zip(batch, labels or [], strict=False):
-            b["labels"] = lab  # restore: the dataset's items are reused every epoch
         return out
 
     return _collate
