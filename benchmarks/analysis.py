@@ -24,13 +24,13 @@ from common import peak_rss_mb, report, run_child  # noqa: E402
 def child(n: int, folder: Path) -> None:
     import numpy as np
 
-    from attention_lab.attention.store import (
+    from attention_lab.analysis.tables import compare_to_reference, compute_head_metrics
+    from attention_lab.datasets.store import (
         AttentionStore,
         AttentionStream,
         ExampleAttention,
         write_store,
     )
-    from attention_lab.pipelines.analysis.nodes import compare_to_reference, compute_head_metrics
 
     stores = {}
     for variant, seed in (("base", 1), ("other", 2)):

@@ -44,7 +44,7 @@ def probe_frame(n: int, seed: int = 0):
 
 def saved_minilm(folder: Path):
     """The pretrained MiniLM classifier saved as a ``{variant}.model`` artifact."""
-    from attention_lab.models.artifact import ModelDirectoryDataset, TrainedModel
+    from attention_lab.datasets.model_directory import ModelDirectoryDataset, TrainedModel
     from attention_lab.models.loading import load_model, load_tokenizer
 
     dataset = ModelDirectoryDataset(str(folder))

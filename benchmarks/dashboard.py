@@ -26,7 +26,7 @@ import plotly.io as pio
 # import the package without that folder, then put the folder back for `common`.
 HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if p != HERE]
-from attention_lab.attention.store import (  # noqa: E402
+from attention_lab.datasets.store import (  # noqa: E402
     AttentionStore,
     AttentionStream,
     ExampleAttention,

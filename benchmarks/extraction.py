@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import du, peak_rss_mb, probe_frame, report, run_child, saved_minilm, timed  # noqa: E402
 
-from attention_lab.attention.store import write_store  # noqa: E402
+from attention_lab.datasets.store import write_store  # noqa: E402
 from attention_lab.pipelines.attention_extraction.nodes import extract_attention  # noqa: E402
 
 PARAMS = {"batch_size": 16, "max_length": 128}

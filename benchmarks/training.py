@@ -31,7 +31,7 @@ def child(method: str, steps: int, batch_size: int) -> None:
             "training": {"max_steps": steps, "batch_size": batch_size, "max_length": 64},
         },
     }
-    _, log = fine_tune(corpus, {"method": method}, study, method)
+    _, log = fine_tune(corpus, method, {"method": method}, study)
     print(json.dumps({"method": method, **log, "rss_mb": peak_rss_mb()}))
 
 

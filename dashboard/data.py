@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from attention_lab.attention.store import AttentionStore
+from attention_lab.datasets.store import AttentionStore
 
 PROJECT = Path(__file__).resolve().parents[1]
 COMMANDS = {

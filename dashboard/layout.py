@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import dash_table, dcc, html
 
-from attention_lab.pipelines.analysis.metrics import METRICS
+from attention_lab.analysis.metrics import METRICS
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.views import Selection, example_options
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from attention_lab.pipelines.analysis.figures import performance_figure, similarity_by_layer_figure
-from attention_lab.pipelines.analysis.rollout import token_relevance
+from attention_lab.analysis.figures import performance_figure, similarity_by_layer_figure
+from attention_lab.analysis.rollout import token_relevance
 from dashboard import figures
 from dashboard.data import StudyData
 

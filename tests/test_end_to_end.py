@@ -8,7 +8,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from attention_lab.attention.store import AttentionStore
+from attention_lab.datasets.store import AttentionStore
 from tests.conftest import KEDRO, PROJECT
 
 VARIANTS = ["base", "lora", "gqa4_lora", "window2_lora"]

@@ -13,7 +13,8 @@ from typing import Any
 
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.errors import ConfigError
-from attention_lab.models.zoo import ALIASES, TASKS, check_model_name
+from attention_lab.models.zoo import ALIASES, check_model_name
+from attention_lab.tasks import TASKS
 
 METHODS = ("none", "head", "lora", "full")
 VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid Kedro namespace
@@ -172,8 +173,3 @@ def parse_study(params: dict[str, Any]) -> dict[str, VariantSpec]:
             f"study.reference: {reference!r} is not a variant; allowed: {', '.join(specs)}."
         )
     return specs
-
-
-def reference_variant(params: dict[str, Any]) -> str:
-    study = params.get("study") or {}
-    return study.get("reference", next(iter(params["variants"])))

@@ -9,8 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
+from attention_lab.attention.apply import apply_mechanism
 from attention_lab.attention.conversion import convert_kv_heads
-from attention_lab.attention.interface import apply_mechanism, attention_modules
+from attention_lab.attention.discovery import discover
 from attention_lab.attention.mechanisms import MechanismSpec
 from tests.conftest import tiny_llama
 
@@ -139,13 +140,13 @@ def test_native_conversion_shrinks_kv_and_matches_runtime_pooling():
     native = copy.deepcopy(base)
     k_before = sum(
         m.k_proj.weight.numel() + m.v_proj.weight.numel()
-        for _, _, _, m in attention_modules(native)
+        for m in (layer.module for layer in discover(native))
     )
     convert_kv_heads(native, 2)
     apply_mechanism(native, MechanismSpec("gqa", kv_heads=2))
     k_after = sum(
         m.k_proj.weight.numel() + m.v_proj.weight.numel()
-        for _, _, _, m in attention_modules(native)
+        for m in (layer.module for layer in discover(native))
     )
     assert k_after * 2 == k_before
     assert native.config.num_key_value_heads == 2

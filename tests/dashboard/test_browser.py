@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attention_lab.attention.store import AttentionStore
+from attention_lab.datasets.store import AttentionStore
 from dashboard.chromium import launch
 from tests.conftest import PROJECT, free_port
 

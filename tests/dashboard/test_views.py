@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attention_lab.attention.store import (
+from attention_lab.datasets.store import (
     AttentionStore,
     AttentionStream,
     ExampleAttention,

@@ -11,13 +11,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attention_lab.attention.interface import attention_modules
+from attention_lab.attention.discovery import LAYERS_ATTR, discover
 from attention_lab.errors import ConfigError
 
 
 def supports_native_kv_heads(model: nn.Module) -> bool:
-    """True when the model's config has ``num_key_value_heads`` (Llama, Mistral, Qwen, ...)."""
-    return getattr(model.config.get_text_config(), "num_key_value_heads", None) is not None
+    """True when the config has ``num_key_value_heads`` and every self-attention layer has
+    separate ``k_proj``/``v_proj`` projections (Llama, Mistral, Qwen; not fused Phi-3)."""
+    if getattr(model.config.get_text_config(), "num_key_value_heads", None) is None:
+        return False
+    return all(
+        isinstance(getattr(layer.module, "k_proj", None), nn.Linear)
+        and isinstance(getattr(layer.module, "v_proj", None), nn.Linear)
+        for layer in discover(model)
+        if layer.kind != "cross"
+    )
 
 
 def _regroup(linear: nn.Linear, current: int, target: int, head_dim: int) -> nn.Linear:
@@ -55,12 +63,14 @@ def convert_kv_heads(model: nn.Module, target: int) -> nn.Module:
             f"{current} (pooling) or be a multiple of it (repeating)."
         )
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    for _, kind, _, module in attention_modules(model):
-        if kind == "cross":
+    for layer in discover(model):
+        if layer.kind == "cross":
             continue
+        module = layer.module
         module.k_proj = _regroup(module.k_proj, current, target, head_dim)
         module.v_proj = _regroup(module.v_proj, current, target, head_dim)
         if hasattr(module, "num_key_value_groups"):
             module.num_key_value_groups = config.num_attention_heads // target
     config.num_key_value_heads = target
+    setattr(model, LAYERS_ATTR, None)  # head counts changed: discover again
     return model

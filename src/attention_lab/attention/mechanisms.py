@@ -12,6 +12,7 @@ from typing import Any
 from attention_lab.errors import ConfigError
 
 MECHANISMS = ("mha", "gqa", "mqa", "sliding_window")
+CONFIG_KEY = "attention_lab_mechanism"  # where a saved model's config records its mechanism
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,15 @@ class MechanismSpec:
         kv_heads: number of key/value heads for ``gqa`` (``mqa`` forces 1).
         window: band half-width for ``sliding_window``.
         layers: layer indices the mechanism applies to; ``None`` means every layer.
+        sink_tokens: with ``sliding_window``, the first ``sink_tokens`` keys stay visible to
+            every query (StreamingLLM, Xiao et al., 2023).
     """
 
     name: str = "mha"
     kv_heads: int | None = None
     window: int | None = None
     layers: tuple[int, ...] | None = None
+    sink_tokens: int = 0
 
     @property
     def target_kv_heads(self) -> int | None:
@@ -49,6 +53,8 @@ class MechanismSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["layers"] = list(self.layers) if self.layers is not None else None
+        if not self.sink_tokens:
+            del data["sink_tokens"]  # the record of a plain mechanism stays as it was
         return data
 
     @classmethod
@@ -60,10 +66,11 @@ class MechanismSpec:
             raw = {"name": raw}
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a name or a mapping, got {raw!r}.")
-        unknown = set(raw) - {"name", "kv_heads", "window", "layers"}
+        unknown = set(raw) - {"name", "kv_heads", "window", "layers", "sink_tokens"}
         if unknown:
             raise ConfigError(
-                f"{where}: unknown key(s) {sorted(unknown)}; allowed: name, kv_heads, window, layers."
+                f"{where}: unknown key(s) {sorted(unknown)}; "
+                "allowed: name, kv_heads, window, layers, sink_tokens."
             )
         name = raw.get("name", "mha")
         if name not in MECHANISMS:
@@ -87,6 +94,15 @@ class MechanismSpec:
             raise ConfigError(
                 f"{where}.window: only sliding_window takes window (mechanism is {name!r})."
             )
+        sink_tokens = raw.get("sink_tokens") or 0
+        if name != "sliding_window" and sink_tokens:
+            raise ConfigError(
+                f"{where}.sink_tokens: only sliding_window takes sink_tokens (mechanism is {name!r})."
+            )
+        if not isinstance(sink_tokens, int) or isinstance(sink_tokens, bool) or sink_tokens < 0:
+            raise ConfigError(
+                f"{where}.sink_tokens: expected an integer >= 0, got {sink_tokens!r}."
+            )
         if layers is not None:
             if not isinstance(layers, list | tuple) or not all(
                 isinstance(i, int) and i >= 0 for i in layers
@@ -95,10 +111,10 @@ class MechanismSpec:
                     f"{where}.layers: expected a list of layer indices >= 0, got {layers!r}."
                 )
             layers = tuple(sorted(set(layers)))
-        return cls(name=name, kv_heads=kv_heads, window=window, layers=layers)
+        return cls(name, kv_heads, window, layers, sink_tokens)
 
     def check_against(self, num_layers: int, num_heads: int, where: str = "mechanism") -> None:
-        """Check the spec fits a model with ``num_layers`` layers of ``num_heads`` query heads."""
+        """Check the spec fits a stack of ``num_layers`` layers of ``num_heads`` query heads."""
         kv = self.target_kv_heads
         if kv is not None and num_heads % kv != 0:
             divisors = [d for d in range(1, num_heads + 1) if num_heads % d == 0]

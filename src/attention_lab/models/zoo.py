@@ -20,7 +20,6 @@ from attention_lab.errors import ArtifactError, ConfigError
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("classification", "causal_lm", "seq2seq")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name
 
 

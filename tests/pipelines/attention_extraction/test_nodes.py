@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from attention_lab.attention.interface import apply_mechanism
+from attention_lab.attention.apply import apply_mechanism
 from attention_lab.attention.mechanisms import MechanismSpec
-from attention_lab.attention.store import AttentionStore, write_store
-from attention_lab.models.artifact import ModelDirectoryDataset, TrainedModel
+from attention_lab.datasets.model_directory import ModelDirectoryDataset, TrainedModel
+from attention_lab.datasets.store import AttentionStore, write_store
 from attention_lab.models.loading import load_model
 from attention_lab.pipelines.attention_extraction.nodes import extract_attention
 from tests.conftest import tiny_llama

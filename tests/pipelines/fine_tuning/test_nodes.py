@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from attention_lab.models.artifact import ModelDirectoryDataset
+from attention_lab.datasets.model_directory import ModelDirectoryDataset
 from attention_lab.models.loading import load_model
 from attention_lab.pipelines.fine_tuning.nodes import evaluate, fine_tune
 
@@ -40,7 +40,7 @@ def corpus() -> pd.DataFrame:
 
 
 def train_and_save(corpus, tmp_path, name, **variant):
-    model, log = fine_tune(corpus, variant, STUDY, name)
+    model, log = fine_tune(corpus, name, variant, STUDY)
     dataset = ModelDirectoryDataset(str(tmp_path / name))
     dataset.save(model)
     return dataset.load(), log
@@ -76,7 +76,7 @@ def test_lora_variant_stores_an_adapter_that_reloads_with_its_mechanism(corpus, 
         "layers": None,
     }
     plans = [m.attention_lab_plan for m in model.modules() if hasattr(m, "attention_lab_plan")]
-    assert len(plans) == 6 and all(p.kv_heads == 4 for p in plans)
+    assert len(plans) == 6 and all(p.kv_groups == 4 for p in plans)
     adapter = json.loads((artifact.path / "adapter_config.json").read_text())
     assert set(adapter["target_modules"]) == {"query", "key", "value"}
 
@@ -115,7 +115,7 @@ def test_method_none_flags_an_untrained_head(corpus, tmp_path):
 def test_causal_lm_reports_perplexity_equal_to_exp_loss(corpus, tmp_path):
     from transformers import AutoTokenizer
 
-    from attention_lab.models.artifact import TrainedModel
+    from attention_lab.datasets.model_directory import TrainedModel
     from attention_lab.models.zoo import resolve
     from tests.conftest import tiny_llama
 

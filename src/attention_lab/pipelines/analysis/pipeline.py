@@ -3,29 +3,24 @@ then study-wide tables, figures and a report."""
 
 from __future__ import annotations
 
-import pandas as pd
 from kedro.pipeline import Pipeline, node, pipeline
 
-from attention_lab.pipelines.analysis.figures import (
+from attention_lab.analysis.figures import (
     head_metric_heatmaps,
     importance_figure,
     performance_figure,
     similarity_by_layer_figure,
 )
-from attention_lab.pipelines.analysis.nodes import (
+from attention_lab.analysis.report import build_report
+from attention_lab.analysis.tables import (
     build_performance_table,
     combine_comparisons,
     compare_to_reference,
-    compute_head_importance,
     compute_head_metrics,
+    concat_tables,
     summarise_variant,
 )
-from attention_lab.pipelines.analysis.report import build_report
-
-
-def concat_tables(*tables: pd.DataFrame) -> pd.DataFrame:
-    """Stack the per-variant tables into one long table."""
-    return pd.concat(tables, ignore_index=True)
+from attention_lab.pipelines.analysis.nodes import compute_head_importance
 
 
 def variant_template() -> Pipeline:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from attention_lab.pipelines.fine_tuning.nodes import evaluate, fine_tune
 
 
-def variant_template(variant: str) -> Pipeline:
-    train = update_wrapper(partial(fine_tune, variant_name=variant), fine_tune)
+def variant_template() -> Pipeline:
     return pipeline(
         [
             node(
-                train,
-                ["corpus", "params:variant", "params:study"],
+                fine_tune,
+                ["corpus", "variant_name", "params:variant", "params:study"],
                 ["model", "train_log"],
                 name="fine_tune",
             ),
@@ -25,10 +22,11 @@ def variant_template(variant: str) -> Pipeline:
 
 
 def create_pipeline(variants: list[str] = (), **kwargs) -> Pipeline:
+    """``variant_name`` is the namespace's own name, served by the catalog (``{variant}.variant_name``)."""
     return sum(
         (
             pipeline(
-                variant_template(v),
+                variant_template(),
                 namespace=v,
                 inputs={"corpus"},
                 parameters={

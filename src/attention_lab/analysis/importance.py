@@ -8,17 +8,22 @@ to masking the head. Scores are normalised per layer by their L2 norm, as in the
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from attention_lab.attention.interface import HEAD_GATE_ATTR, attention_modules
+from attention_lab.attention.discovery import discover
+from attention_lab.attention.interface import HEAD_GATE_ATTR
+from attention_lab.tasks import get_task
 
 
 def head_gradients(model: nn.Module, batches) -> np.ndarray:
     """Sum over batches of |dL/d xi| for every self-attention layer: [layers, heads] (float64)."""
-    modules = [m for _, kind, _, m in attention_modules(model) if kind != "cross"]
-    num_heads = model.config.get_text_config().num_attention_heads
+    layers = [layer for layer in discover(model) if layer.kind != "cross"]
+    modules = [layer.module for layer in layers]
+    num_heads = layers[0].num_heads
     gates = [torch.ones(num_heads, device=model.device, requires_grad=True) for _ in modules]
     for module, gate in zip(modules, gates, strict=True):
         setattr(module, HEAD_GATE_ATTR, gate)
@@ -39,3 +44,25 @@ def head_gradients(model: nn.Module, batches) -> np.ndarray:
 def normalise_per_layer(importance: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(importance, axis=-1, keepdims=True)
     return importance / np.where(norm > 0, norm, 1.0)
+
+
+def importance_table(
+    model: nn.Module, tokenizer, info: dict, examples: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per (variant, layer, head): raw and per-layer normalised importance on ``examples``."""
+    task = get_task(info["task"])
+    torch.manual_seed(0)
+    data = task.encode(examples, tokenizer, info.get("max_length", 128))
+    batches = DataLoader(data, batch_size=32, collate_fn=task.collate(tokenizer))
+    raw = head_gradients(model, batches)  # (L, H)
+    norm = normalise_per_layer(raw)
+    layers, heads = np.indices(raw.shape)
+    return pd.DataFrame(
+        {
+            "variant": info["variant"],
+            "layer": layers.ravel(),
+            "head": heads.ravel(),
+            "importance": raw.ravel(),
+            "importance_normalized": norm.ravel(),
+        }
+    )

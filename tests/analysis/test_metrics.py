@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from attention_lab.pipelines.analysis.metrics import (
+from attention_lab.analysis.metrics import (
     SMOOTHING,
     cosine_similarity,
     head_metrics,
@@ -15,7 +15,7 @@ from attention_lab.pipelines.analysis.metrics import (
     jensen_shannon,
     pattern_class,
 )
-from attention_lab.pipelines.analysis.rollout import attention_rollout, token_relevance
+from attention_lab.analysis.rollout import attention_rollout, token_relevance
 
 T = 5
 TOKENS = ["[CLS]", "good", ",", "film", "[SEP]"]
@@ -112,9 +112,11 @@ def test_punctuation_tokens():
 def test_head_importance_matches_finite_differences(minilm_path, bert_tokenizer):
     from transformers import BertConfig, BertForSequenceClassification
 
-    from attention_lab.attention.interface import HEAD_GATE_ATTR, apply_mechanism, attention_modules
+    from attention_lab.analysis.importance import head_gradients
+    from attention_lab.attention.apply import apply_mechanism
+    from attention_lab.attention.discovery import discover
+    from attention_lab.attention.interface import HEAD_GATE_ATTR
     from attention_lab.attention.mechanisms import MechanismSpec
-    from attention_lab.pipelines.analysis.importance import head_gradients
 
     torch.manual_seed(0)
     config = BertConfig(
@@ -134,7 +136,7 @@ def test_head_importance_matches_finite_differences(minilm_path, bert_tokenizer)
     batch["labels"] = torch.tensor([1, 0])
     grads = head_gradients(model, [batch])  # |dL/d xi| at xi = 1
 
-    modules = [m for _, _, _, m in attention_modules(model)]
+    modules = [layer.module for layer in discover(model)]
     eps = 1e-6
     for layer, head in [(0, 1), (1, 3)]:
         losses = []

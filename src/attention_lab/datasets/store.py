@@ -41,9 +41,9 @@ import fsspec
 import numcodecs
 import numpy as np
 import zarr
-from kedro.io import AbstractDataset
 from zarr.storage import ZipStore
 
+from attention_lab.datasets.codecs import dequantize_rows, quantize_rows
 from attention_lab.errors import ArtifactError
 
 FORMAT = "attention-lab-store"
@@ -100,39 +100,6 @@ def _array_metadata(
 
 def _group_metadata(attributes: dict) -> bytes:
     return json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attributes}).encode()
-
-
-def round_rows_to_grid(weights, bits: int):
-    """Round [..., Tq, Tk] weights to multiples of ``2**-bits``, keeping each row's sum.
-
-    Cumulative rounding: round the running row sums to the grid and take differences. Both
-    ends of each difference are within half a step of the exact running sums, so every weight
-    moves by less than one step; the last running sum is the row total, so rows that summed
-    to 1 still do; running sums never decrease, so no weight turns negative; and zero padding
-    stays zero. Three vectorised ops, on whole padded batches (torch in, torch out; numpy in,
-    numpy out).
-    """
-    import torch
-
-    as_numpy = isinstance(weights, np.ndarray)
-    w = torch.from_numpy(weights) if as_numpy else weights
-    grid = float(2**bits)
-    running = torch.round(w.float().cumsum(dim=-1) * grid)  # (..., Tk) whole steps
-    steps = torch.diff(running, dim=-1, prepend=torch.zeros_like(running[..., :1]))
-    out = steps / grid
-    return out.numpy() if as_numpy else out
-
-
-def quantize_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[..., Tq, Tk] float -> (uint8 codes, float32 scales [..., Tq]); error <= max(row)/510."""
-    scale = weights.max(axis=-1).astype(np.float32) / 255.0  # (..., Tq)
-    safe = np.where(scale > 0, scale, 1.0)[..., None]
-    codes = np.rint(weights / safe).clip(0, 255).astype(np.uint8)
-    return codes, scale
-
-
-def dequantize_rows(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return codes.astype(np.float32) * scale[..., None]
 
 
 class AttentionStoreWriter:
@@ -342,25 +309,3 @@ class AttentionStore:
         """Stream (meta, map) pairs one example at a time; memory stays flat."""
         for i in range(len(self)):
             yield self.example_meta(i), self.attention(i, kind)
-
-
-class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
-    """Kedro dataset for ``{variant}.attention``: saves an :class:`AttentionStream`, loads an :class:`AttentionStore`."""
-
-    def __init__(
-        self, path: str, dtype: str = "float16", compact: bool = False, metadata: dict | None = None
-    ):
-        self._path, self._dtype, self._compact, self.metadata = path, dtype, compact, metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._path, "dtype": self._dtype, "compact": self._compact}
-
-    def _exists(self) -> bool:
-        fs, inner = fsspec.core.url_to_fs(self._path)
-        return fs.isfile(inner)
-
-    def load(self) -> AttentionStore:
-        return AttentionStore(self._path)
-
-    def save(self, data: AttentionStream) -> None:
-        write_store(self._path, data, dtype=self._dtype, compact=self._compact)

@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attention_lab.attention.store import (
-    AttentionStore,
-    AttentionStream,
-    ExampleAttention,
-    write_store,
-)
-from attention_lab.pipelines.analysis.nodes import (
+from attention_lab.analysis.tables import (
     build_performance_table,
     combine_comparisons,
     compare_to_reference,
     compute_head_metrics,
     summarise_variant,
+)
+from attention_lab.datasets.store import (
+    AttentionStore,
+    AttentionStream,
+    ExampleAttention,
+    write_store,
 )
 
 TOKENS = ["[CLS]", "the", "film", ".", "it", "works", ".", "[SEP]"]

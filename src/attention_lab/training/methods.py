@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
-from attention_lab.attention.interface import attention_modules
+from attention_lab.attention.discovery import discover
+from attention_lab.tasks import get_task
 from attention_lab.variants import LoraSpec
-
-PROJECTION_NAMES = (
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "query",
-    "key",
-    "value",
-    "q",
-    "k",
-    "v",
-    "o",
-)
-PEFT_TASK = {"classification": "SEQ_CLS", "causal_lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 
 
 def classifier_head_names(model: nn.Module) -> list[str]:
@@ -29,15 +16,15 @@ def classifier_head_names(model: nn.Module) -> list[str]:
 
 
 def lora_targets(model: nn.Module, spec: LoraSpec) -> list[str]:
-    """The configured targets, or every Linear projection inside the attention modules."""
+    """The configured targets, or every projection (Linear, or GPT-2's Conv1D) directly inside
+    the attention layers: ``q_proj``/``k_proj``/``v_proj``/``o_proj``, ``query``/``key``/``value``,
+    fused ``qkv_proj`` or ``c_attn``."""
     if spec.targets:
         return list(spec.targets)
     found = set()
-    for _, _, _, module in attention_modules(model):
+    for layer in discover(model):
         found.update(
-            n
-            for n, child in module.named_children()
-            if n in PROJECTION_NAMES and isinstance(child, nn.Linear)
+            n for n, child in layer.module.named_children() if isinstance(child, nn.Linear | Conv1D)
         )
     return sorted(found)
 
@@ -55,7 +42,7 @@ def prepare(model: nn.Module, method: str, task: str, lora: LoraSpec) -> nn.Modu
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        task_type=PEFT_TASK[task],
+        task_type=get_task(task).peft_task_type,
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import zarr
 
-from attention_lab.attention.store import (
+from attention_lab.datasets import AttentionStoreDataset
+from attention_lab.datasets.store import (
     AttentionStore,
-    AttentionStoreDataset,
     AttentionStream,
     ExampleAttention,
     write_store,
@@ -55,7 +55,7 @@ def test_round_trip_local_and_memory(tmp_path, root):
 
 
 def test_grid_rounding_is_within_one_step_keeps_row_sums_and_is_exact_in_float16():
-    from attention_lab.attention.store import round_rows_to_grid
+    from attention_lab.datasets.codecs import round_rows_to_grid
 
     rng = np.random.default_rng(0)
     exact = random_maps(rng, 40, layers=3, heads=4).astype(np.float64)
@@ -71,7 +71,7 @@ def test_grid_rounding_is_within_one_step_keeps_row_sums_and_is_exact_in_float16
 def test_grid_rounding_of_a_padded_batch_leaves_padding_at_zero():
     import torch
 
-    from attention_lab.attention.store import round_rows_to_grid
+    from attention_lab.datasets.codecs import round_rows_to_grid
 
     rng = np.random.default_rng(1)
     batch = np.zeros(
@@ -88,7 +88,7 @@ def test_grid_rounding_of_a_padded_batch_leaves_padding_at_zero():
 
 
 def test_grid_rounding_against_a_hand_worked_row():
-    from attention_lab.attention.store import round_rows_to_grid
+    from attention_lab.datasets.codecs import round_rows_to_grid
 
     # grid 1/4. Nearest rounding of [0.36, 0.34, 0.30] x 4 = [1.44, 1.36, 1.20] gives [1, 1, 1]:
     # a row summing to 0.75. Running sums x 4 = [1.44, 2.80, 4.00] round to [1, 3, 4];

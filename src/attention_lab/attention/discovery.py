@@ -1,0 +1,125 @@
+"""Find a model's attention layers by what they do, not by attribute names.
+
+One tiny forward pass runs with :data:`~attention_lab.attention.interface.IMPLEMENTATION`
+selected and an observer on every module; the modules that call the attention interface are
+the attention layers, whatever their projections are called (``q_proj``, fused ``qkv_proj``
+or ``c_attn``). Each call tells its kind:
+
+- ``cross``: queries and keys come from different sequences (the probe gives the decoder a
+  different length than the encoder);
+- ``decoder``: causal self-attention: query 0 cannot see key 1, query 1 sees key 0;
+- ``encoder``: any other self-attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from attention_lab.attention.interface import IMPLEMENTATION, OBSERVER_ATTR
+
+KINDS = ("encoder", "decoder", "cross")
+_ENCODER_LEN, _DECODER_LEN = 6, 4  # different, so cross-attention shows itself
+LAYERS_ATTR = "attention_lab_layers"  # cached discovery on the model
+
+
+@dataclass(frozen=True)
+class AttentionLayer:
+    """One attention module: its kind, its index within that kind, and its head counts."""
+
+    name: str
+    kind: str  # encoder | decoder | cross
+    index: int
+    causal: bool
+    num_heads: int  # query heads
+    num_kv_heads: int  # key/value heads as the checkpoint computes them
+    module: nn.Module
+
+
+def _is_causal(mask: torch.Tensor | None, module: nn.Module) -> bool:
+    if mask is None:  # some families skip the mask when nothing is masked
+        return bool(getattr(module, "is_causal", False))
+    blocked = mask[0, 0] < -1  # (Tq, Tk) additive mask: large negative where hidden
+    return bool(blocked[0, 1]) and not bool(blocked[1, 0])
+
+
+def _probe_inputs(model: nn.Module) -> dict[str, torch.Tensor]:
+    config = model.config
+    vocab = getattr(config.get_text_config(), "vocab_size", None) or 100
+    device = next(model.parameters()).device
+
+    def ids(n: int) -> torch.Tensor:
+        return (torch.arange(n, device=device) % max(vocab - 3, 1) + 3)[None, :]  # (1, n)
+
+    inputs = {
+        "input_ids": ids(_ENCODER_LEN),
+        "attention_mask": torch.ones(1, _ENCODER_LEN, dtype=torch.long, device=device),
+    }
+    if getattr(config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = ids(_DECODER_LEN)
+    return inputs
+
+
+def run_probe(model: nn.Module, observer) -> None:
+    """One tiny forward pass through our implementation, with ``observer`` seeing every call."""
+    previous = model.config._attn_implementation
+    was_training = model.training
+    modules = list(model.modules())
+    for module in modules:
+        setattr(module, OBSERVER_ATTR, observer)
+    try:
+        model.set_attn_implementation(IMPLEMENTATION)
+        model.eval()
+        with torch.no_grad():
+            model(**_probe_inputs(model))
+    finally:
+        for module in modules:
+            setattr(module, OBSERVER_ATTR, None)
+        model.set_attn_implementation(previous)
+        model.train(was_training)
+
+
+def discover(model: nn.Module) -> list[AttentionLayer]:
+    """Every attention layer of ``model``, in call order; cached on the model."""
+    cached = getattr(model, LAYERS_ATTR, None)
+    if cached is not None:
+        return cached
+    calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+    run_probe(
+        model, lambda module, query, key, mask, weights: calls.append((module, query, key, mask))
+    )
+    names = {id(m): n for n, m in model.named_modules()}
+    layers: list[AttentionLayer] = []
+    counters = dict.fromkeys(KINDS, 0)
+    seen: set[int] = set()
+    for module, query, key, mask in calls:
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        if query.shape[-2] != key.shape[-2]:
+            kind, causal = "cross", False
+        else:
+            causal = _is_causal(mask, module)
+            kind = "decoder" if causal else "encoder"
+        layers.append(
+            AttentionLayer(
+                names[id(module)],
+                kind,
+                counters[kind],
+                causal,
+                query.shape[1],
+                key.shape[1],
+                module,
+            )
+        )
+        counters[kind] += 1
+    setattr(model, LAYERS_ATTR, layers)
+    return layers
+
+
+def kinds_of(model: nn.Module) -> list[str]:
+    """Attention kinds present, in store order (encoder, decoder, cross)."""
+    present = {layer.kind for layer in discover(model)}
+    return [kind for kind in KINDS if kind in present]

@@ -1,0 +1,32 @@
+"""``{variant}.attention``: the Kedro dataset over the attention store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fsspec
+from kedro.io import AbstractDataset
+
+from attention_lab.datasets.store import AttentionStore, AttentionStream, write_store
+
+
+class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
+    """Kedro dataset for ``{variant}.attention``: saves an :class:`AttentionStream`, loads an :class:`AttentionStore`."""
+
+    def __init__(
+        self, path: str, dtype: str = "float16", compact: bool = False, metadata: dict | None = None
+    ):
+        self._path, self._dtype, self._compact, self.metadata = path, dtype, compact, metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path, "dtype": self._dtype, "compact": self._compact}
+
+    def _exists(self) -> bool:
+        fs, inner = fsspec.core.url_to_fs(self._path)
+        return fs.isfile(inner)
+
+    def load(self) -> AttentionStore:
+        return AttentionStore(self._path)
+
+    def save(self, data: AttentionStream) -> None:
+        write_store(self._path, data, dtype=self._dtype, compact=self._compact)

@@ -1,0 +1,34 @@
+"""Tensor steps of extraction: select layers and heads, round to the grid, cut out padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from attention_lab.datasets.codecs import round_rows_to_grid
+from attention_lab.extraction.options import ExtractionOptions
+
+
+def stack_batch(per_layer: tuple[torch.Tensor, ...], opts: ExtractionOptions) -> np.ndarray:
+    """Per-layer (B, H, Tq, Tk) maps -> (B, L_sel, H_sel, Tq, Tk) on the CPU, rounded to the grid.
+
+    Grid values k / 2**bits with bits <= 11 are exact in float16, so the cast happens here, in
+    torch's threads, at no loss (it halves what the store writer has to touch). Rounding runs
+    over whole rows, padding included: padded keys hold zero weight and stay zero.
+    """
+    maps = torch.stack(per_layer, dim=1)  # (B, L, H, Tq, Tk)
+    if not opts.all_layers:
+        maps = maps.index_select(1, torch.tensor(opts.layers, device=maps.device))
+    if not opts.all_heads:
+        maps = maps.index_select(2, torch.tensor(opts.heads, device=maps.device))
+    if opts.precision_bits is not None:
+        maps = round_rows_to_grid(maps.float(), opts.precision_bits)
+        if opts.precision_bits <= 11:
+            maps = maps.half()
+    return maps.cpu().numpy()
+
+
+def cut(maps: np.ndarray, queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """[L, H, Tq_pad, Tk_pad] -> [L, H, n_q, n_k] at the real tokens' positions, wherever the
+    padding sits (left, right or both)."""
+    return maps[:, :, queries[:, None], keys[None, :]]

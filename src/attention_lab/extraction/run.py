@@ -1,0 +1,117 @@
+"""Stream a probe set's attention, one example at a time, in probe-set order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from attention_lab import __version__
+from attention_lab.attention.apply import spec_from_config
+from attention_lab.datasets.store import ExampleAttention
+from attention_lab.extraction.maps import cut, stack_batch
+from attention_lab.extraction.options import ExtractionOptions
+from attention_lab.models.shape import ModelShape
+from attention_lab.tasks import Task
+from attention_lab.tasks.base import accepts
+
+
+def padding_side(model, tokenizer, task: Task) -> str:
+    """The tokenizer's side where positions can follow the real tokens; else the right."""
+    if (
+        tokenizer.padding_side == "left"
+        and task.pads_left_safely
+        and accepts(model, "position_ids")
+    ):
+        return "left"
+    return "right"
+
+
+def store_metadata(
+    model, shape: ModelShape, info: dict[str, Any], opts: ExtractionOptions, side: str
+) -> dict[str, Any]:
+    """What the store's contract asks for: model, variant, mechanism, shapes, key/value grouping."""
+    return {
+        "model_id": info.get("base_model"),
+        "variant": info.get("variant"),
+        "task": info.get("task"),
+        "method": info.get("method"),
+        "mechanism": spec_from_config(model.config).to_dict(),
+        "kinds": list(shape.kinds),
+        "num_layers": len(opts.layers),
+        "layers": opts.layers,
+        "heads": opts.heads,
+        "num_heads": shape.num_heads,
+        "num_kv_heads": shape.num_kv_heads,
+        "kv_group": [shape.kv_group(h) for h in opts.heads],  # stored head -> key/value head
+        "causal": {kind: shape.causal[kind] for kind in shape.kinds},
+        "padding_side": side,
+        "precision_bits": opts.precision_bits,
+        "label_names": info.get("label_names"),
+        "attention_lab_version": __version__,
+    }
+
+
+def _tokens(tokenizer, ids: list[int], special: list[int]) -> dict[str, Any]:
+    return {
+        "tokens": tokenizer.convert_ids_to_tokens(ids),
+        "token_ids": ids,
+        "special_mask": special,
+        "length": len(ids),
+    }
+
+
+def iter_attention(
+    model,
+    tokenizer,
+    task: Task,
+    probe_set: pd.DataFrame,
+    shape: ModelShape,
+    opts: ExtractionOptions,
+) -> Iterator[ExampleAttention]:
+    """Length-sorted batches through the model; yields one example at a time without padding."""
+    enc = tokenizer(
+        list(probe_set["text"]),
+        truncation=True,
+        max_length=opts.max_length,
+        return_special_tokens_mask=True,
+    )
+    order = np.argsort(
+        [len(x) for x in enc["input_ids"]], kind="stable"
+    )  # little padding per batch
+    side = padding_side(model, tokenizer, task)
+    bar = tqdm(total=len(order), desc="extract attention", unit="ex")
+    for start in range(0, len(order), opts.batch_size):
+        rows = order[start : start + opts.batch_size]
+        batch = tokenizer.pad(
+            {"input_ids": [enc["input_ids"][i] for i in rows]},
+            return_tensors="pt",
+            padding_side=side,
+        ).to(model.device)
+        with torch.inference_mode():
+            result = task.attention_batch(model, tokenizer, batch, shape.kinds)
+            stacked = {kind: stack_batch(maps, opts) for kind, maps in result.maps.items()}
+        positions = {side_: [p.cpu().numpy() for p in ps] for side_, ps in result.positions.items()}
+        for b, row in enumerate(rows):
+            ids = enc["input_ids"][row]
+            meta = {
+                "id": str(probe_set["id"].iloc[row]),
+                "label": int(probe_set["label"].iloc[row]),
+                **_tokens(tokenizer, ids, enc["special_tokens_mask"][row]),
+            }
+            if result.decoder_ids is not None:
+                dec = result.decoder_ids[b]
+                meta["decoder"] = _tokens(
+                    tokenizer, dec, [int(i in tokenizer.all_special_ids) for i in dec]
+                )
+            example = ExampleAttention(meta, position=int(row))  # stored in probe-set order
+            for kind, maps in stacked.items():  # [L, H, query tokens, key tokens]
+                q_side, k_side = result.sides(kind)
+                example.maps[kind] = cut(maps[b], positions[q_side][b], positions[k_side][b])
+            yield example
+            bar.update(1)
+    bar.close()

@@ -1,0 +1,43 @@
+"""What shape is this model? One answer, from the attention layers that actually run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from attention_lab.attention.apply import spec_from_config
+from attention_lab.attention.discovery import KINDS, AttentionLayer, discover
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Layers per attention kind, query heads, key/value heads and their grouping.
+
+    ``num_kv_heads`` is what the model computes with its mechanism applied: a ``gqa``/``mqa``
+    variant reports its groups even where the checkpoint keeps more key/value projections.
+    """
+
+    kinds: tuple[str, ...]  # present, in store order: encoder, decoder, cross
+    num_layers: dict[str, int]  # per kind
+    causal: dict[str, bool]  # per kind
+    num_heads: int  # query heads (of the first self-attention stack)
+    num_kv_heads: int
+
+    def kv_group(self, head: int) -> int:
+        """The key/value head that query head ``head`` reads."""
+        return head // (self.num_heads // self.num_kv_heads)
+
+
+def model_shape(model: nn.Module) -> ModelShape:
+    layers: list[AttentionLayer] = discover(model)
+    kinds = tuple(kind for kind in KINDS if any(layer.kind == kind for layer in layers))
+    first = next(layer for layer in layers if layer.kind != "cross")
+    target = spec_from_config(model.config).target_kv_heads
+    return ModelShape(
+        kinds=kinds,
+        num_layers={kind: sum(layer.kind == kind for layer in layers) for kind in kinds},
+        causal={kind: next(la.causal for la in layers if la.kind == kind) for kind in kinds},
+        num_heads=first.num_heads,
+        num_kv_heads=min(target or first.num_kv_heads, first.num_kv_heads),
+    )

@@ -1,0 +1,150 @@
+"""What every task knows: how to load, encode, collate, evaluate and run a batch for attention.
+
+One object per task replaces string comparisons scattered over training, evaluation and
+extraction. ``classification``, ``causal_lm`` and ``seq2seq`` live in their own modules.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from attention_lab.training.data import EncodedDataset
+
+
+@dataclass
+class AttentionBatch:
+    """One padded batch's attention and where each example's real tokens sit.
+
+    ``maps[kind]`` is a tuple over layers of ``(B, H, Tq, Tk)`` weights; ``positions[side]``
+    holds, per example, the indices of its real tokens on that side (``encoder`` for inputs,
+    ``decoder`` for generated tokens), whichever side the padding is on.
+    """
+
+    maps: dict[str, tuple[torch.Tensor, ...]]
+    positions: dict[str, list[torch.Tensor]]
+    decoder_ids: list[list[int]] | None = None
+
+    SIDES = {
+        "encoder": ("encoder", "encoder"),
+        "decoder": ("decoder", "decoder"),
+        "cross": ("decoder", "encoder"),
+    }
+
+    def sides(self, kind: str) -> tuple[str, str]:
+        """(query side, key side) of an attention kind; a decoder-only model has one side."""
+        query, key = self.SIDES[kind]
+        if "decoder" not in self.positions:
+            return "encoder", "encoder"
+        return query, key
+
+
+def mask_positions(mask: torch.Tensor) -> list[torch.Tensor]:
+    """(B, T) attention mask -> per example the indices of its real tokens."""
+    return [row.nonzero().flatten() for row in mask]
+
+
+def accepts(model: nn.Module, argument: str) -> bool:
+    return argument in inspect.signature(model.forward).parameters
+
+
+def with_positions(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Add position ids counted over real tokens, so a left-padded example sits at 0..n-1.
+
+    Decoders otherwise number positions from the batch's first column, and left padding
+    would shift every real token's RoPE or learned position.
+    """
+    if "position_ids" in batch or not accepts(model, "position_ids"):
+        return batch
+    positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # (B, T)
+    return {**batch, "position_ids": positions}
+
+
+class Task:
+    """Base class; subclasses set the names and fill in the task-specific steps."""
+
+    name: str = ""
+    peft_task_type: str = ""
+    pads_left_safely: bool = True  # False: extraction pads on the right (no position ids to pass)
+
+    # -- loading -------------------------------------------------------------------------
+    def load_pretrained(self, source: str, num_labels: int | None, **common) -> nn.Module:
+        raise NotImplementedError
+
+    def configure(self, model: nn.Module, tokenizer) -> None:
+        """Task-specific settings once model and tokenizer are known (default: none)."""
+
+    # -- data ----------------------------------------------------------------------------
+    def labels_for(self, frame: pd.DataFrame, tokenizer) -> list[Any] | None:
+        return None
+
+    def encode(self, frame: pd.DataFrame, tokenizer, max_length: int) -> EncodedDataset:
+        enc = tokenizer(list(frame["text"]), truncation=True, max_length=max_length)
+        labels = self.labels_for(frame, tokenizer)
+        features = [
+            {"input_ids": ids, "attention_mask": mask}
+            | ({} if labels is None else {"labels": labels[i]})
+            for i, (ids, mask) in enumerate(
+                zip(enc["input_ids"], enc["attention_mask"], strict=True)
+            )
+        ]
+        return EncodedDataset(features)
+
+    def pad_labels(self, labels: list[Any], padded: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def collate(self, tokenizer) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
+        """Pads a list of features into tensors; labels are padded the task's way."""
+
+        def _collate(batch: list[dict]) -> dict[str, torch.Tensor]:
+            labels = [b["labels"] for b in batch] if "labels" in batch[0] else None
+            out = tokenizer.pad(
+                [{k: v for k, v in b.items() if k != "labels"} for b in batch], return_tensors="pt"
+            )
+            out["labels"] = self.pad_labels(labels, out)
+            return out
+
+        return _collate
+
+    # -- evaluation ----------------------------------------------------------------------
+    def loss_weight(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many terms the batch's mean loss averages (tokens for language modelling)."""
+        return int((batch["labels"] != -100).sum())
+
+    def observe(self, state: dict[str, list], output, batch: dict[str, torch.Tensor]) -> None:
+        """Keep what :meth:`finish` needs from one batch (default: nothing)."""
+
+    def finish(self, state: dict[str, list], test: pd.DataFrame, loss: float, info: dict) -> dict:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model, tokenizer, test: pd.DataFrame, info: dict, batch_size: int) -> dict:
+        """Task metrics on ``test``: the loss averaged over its terms, then the task's own."""
+        data = self.encode(test, tokenizer, info.get("max_length", 128))
+        batches = DataLoader(data, batch_size=batch_size, collate_fn=self.collate(tokenizer))
+        losses, weights, state = [], [], {}
+        for batch in tqdm(batches, desc=f"evaluate {info['variant']}", leave=False):
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            output = model(**batch)
+            losses.append(float(output.loss))
+            weights.append(self.loss_weight(batch))
+            self.observe(state, output, batch)
+        return self.finish(state, test, float(np.average(losses, weights=weights)), info)
+
+    # -- attention -----------------------------------------------------------------------
+    def attention_batch(
+        self, model, tokenizer, batch: dict[str, torch.Tensor], kinds: tuple[str, ...]
+    ) -> AttentionBatch:
+        """Run one padded batch with ``output_attentions`` (single-stack models by default)."""
+        output = model(**with_positions(model, batch), output_attentions=True)
+        positions = {"encoder": mask_positions(batch["attention_mask"])}
+        return AttentionBatch({kinds[0]: output.attentions}, positions)

@@ -1,0 +1,144 @@
+"""Fine-tune one variant with transformers' ``Trainer``; ``none`` only loads it."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import tempfile
+import time
+from typing import Any
+
+import pandas as pd
+import torch
+from transformers import Trainer, TrainingArguments, set_seed
+
+from attention_lab.datasets.model_directory import TrainedModel
+from attention_lab.models.loading import load_model, load_tokenizer
+from attention_lab.tasks import get_task
+from attention_lab.training.methods import count_parameters, prepare
+from attention_lab.variants import TrainingSpec, VariantSpec
+
+logger = logging.getLogger(__name__)
+
+
+def peak_memory_mb() -> float:
+    """CUDA: peak allocated by torch. CPU: the process's peak resident set (a high-water mark)."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def label_names(corpus: pd.DataFrame) -> list[str]:
+    """Label names in label order, from the corpus contract."""
+    return list(corpus.drop_duplicates("label").sort_values("label")["label_name"])
+
+
+def training_arguments(t: TrainingSpec, output_dir: str, n_train: int) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,
+        seed=t.seed,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        logging_steps=max(1, n_train // t.batch_size // 4),
+        remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[float, int]:
+    """Train on the corpus's train split; returns (seconds, optimizer steps)."""
+    task = get_task(spec.task)
+    data = task.encode(corpus[corpus["split"] == "train"], tokenizer, spec.training.max_length)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(
+            model=model,
+            args=training_arguments(spec.training, out, len(data)),
+            train_dataset=data,
+            data_collator=task.collate(tokenizer),
+        )
+        start = time.perf_counter()
+        result = trainer.train()
+    return time.perf_counter() - start, result.global_step
+
+
+def build(spec: VariantSpec, labels: list[str]):
+    """The variant's tokenizer and model: base checkpoint, mechanism, method applied."""
+    tokenizer = load_tokenizer(spec.model, spec.trust_remote_code)
+    model = load_model(
+        spec.model,
+        spec.task,
+        spec.mechanism,
+        num_labels=len(labels),
+        trust_remote_code=spec.trust_remote_code,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    get_task(spec.task).configure(model, tokenizer)
+    return prepare(model, spec.method, spec.task, spec.lora), tokenizer
+
+
+def fine_tune_variant(
+    spec: VariantSpec, corpus: pd.DataFrame
+) -> tuple[TrainedModel, dict[str, Any]]:
+    """Build and train ``spec``; returns the model for ``{variant}.model`` and a training log
+    (seconds, steps, examples per second, parameter counts, peak memory)."""
+    set_seed(spec.training.seed)
+    labels = label_names(corpus)
+    model, tokenizer = build(spec, labels)
+    trainable, total = count_parameters(model)
+    logger.info(
+        "%s: %s/%s/%s, %d of %d parameters train",
+        spec.name,
+        spec.model,
+        spec.mechanism.name,
+        spec.method,
+        trainable,
+        total,
+    )
+    seconds, steps = train(model, tokenizer, spec, corpus) if spec.method != "none" else (0.0, 0)
+    info = {
+        "variant": spec.name,
+        "base_model": spec.model,
+        "task": spec.task,
+        "method": spec.method,
+        "mechanism": spec.mechanism.to_dict(),
+        "label_names": labels,
+        "num_labels": len(labels),
+        "adapter": spec.method == "lora",
+        "max_length": spec.training.max_length,
+        "eval_batch_size": spec.training.eval_batch_size,
+    }
+    log = {
+        "train_seconds": round(seconds, 2),
+        "train_steps": steps,
+        "train_examples_per_second": round(steps * spec.training.batch_size / seconds, 2)
+        if seconds
+        else None,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+    }
+    return TrainedModel(model.cpu(), tokenizer, info), log
+
+
+def evaluate_variant(
+    model, tokenizer, info: dict[str, Any], corpus: pd.DataFrame
+) -> dict[str, Any]:
+    """The task's metrics on the test split, labelled with the variant."""
+    test = corpus[corpus["split"] == "test"]
+    batch_size = info.get("eval_batch_size", 64)
+    metrics = get_task(info["task"]).evaluate(model, tokenizer, test, info, batch_size)
+    return {
+        "variant": info["variant"],
+        "task": info["task"],
+        "method": info["method"],
+        "mechanism": info["mechanism"]["name"],
+        **metrics,
+        "test_examples": len(test),
+    }
