@@ -20,15 +20,17 @@ from attention_lab.tasks import Task
 from attention_lab.tasks.base import accepts
 
 
-def padding_side(model, tokenizer, task: Task) -> str:
-    """The tokenizer's side where positions can follow the real tokens; else the right."""
-    if (
-        tokenizer.padding_side == "left"
-        and task.pads_left_safely
-        and accepts(model, "position_ids")
-    ):
-        return "left"
-    return "right"
+def padding_side(model, tokenizer, task: Task, shape: ModelShape) -> str:
+    """The tokenizer's side where that keeps every real token at its own position; else the right.
+
+    Right padding is exact in every family. Left padding is kept for single-stack causal
+    decoders that take ``position_ids``, which :func:`~attention_lab.tasks.base.with_positions`
+    then counts over real tokens. Encoders (RoBERTa numbers positions from its pad token) and
+    encoder-decoders (BART takes no position ids) are padded on the right.
+    """
+    causal_decoder = shape.kinds == ("decoder",)
+    keeps_left = causal_decoder and task.pads_left_safely and accepts(model, "position_ids")
+    return "left" if tokenizer.padding_side == "left" and keeps_left else "right"
 
 
 def store_metadata(
@@ -72,6 +74,7 @@ def iter_attention(
     probe_set: pd.DataFrame,
     shape: ModelShape,
     opts: ExtractionOptions,
+    side: str = "right",
 ) -> Iterator[ExampleAttention]:
     """Length-sorted batches through the model; yields one example at a time without padding."""
     enc = tokenizer(
@@ -83,7 +86,6 @@ def iter_attention(
     order = np.argsort(
         [len(x) for x in enc["input_ids"]], kind="stable"
     )  # little padding per batch
-    side = padding_side(model, tokenizer, task)
     bar = tqdm(total=len(order), desc="extract attention", unit="ex")
     for start in range(0, len(order), opts.batch_size):
         rows = order[start : start + opts.batch_size]

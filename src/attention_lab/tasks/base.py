@@ -63,8 +63,9 @@ def with_positions(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str
     Decoders otherwise number positions from the batch's first column, and left padding
     would shift every real token's RoPE or learned position.
     """
-    if "position_ids" in batch or not accepts(model, "position_ids"):
-        return batch
+    left_padded = bool((batch["attention_mask"][:, 0] == 0).any())
+    if not left_padded or "position_ids" in batch or not accepts(model, "position_ids"):
+        return batch  # right padding keeps positions; RoBERTa-style models number their own
     positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # (B, T)
     return {**batch, "position_ids": positions}
 
