@@ -301,15 +301,20 @@ BY_NAME = {family.name: family for family in FAMILIES}
 
 
 def word_tokenizer(pad: int, padding_side: str):
-    """A word-level tokenizer over ``t0 … t127``: text ``"t5 t9"`` is ids ``[5, 9]``."""
+    """A word-level tokenizer over ``t0 … t127``: text ``"t5 t9"`` is ids ``[5, 9]``.
+
+    The pad and unknown tokens get names that no word contains: special tokens are split out
+    of the text before words are, so a pad token ``t1`` would cut ``t12`` in two.
+    """
     from tokenizers import Tokenizer
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import WhitespaceSplit
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {f"t{i}": i for i in range(VOCAB)}
-    core = Tokenizer(WordLevel(vocab, unk_token="t3"))
+    names = {pad: "<pad>", 3: "<unk>"}
+    vocab = {names.get(i, f"t{i}"): i for i in range(VOCAB)}
+    core = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = WhitespaceSplit()
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token=f"t{pad}", unk_token="t3", padding_side=padding_side
+        tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", padding_side=padding_side
     )

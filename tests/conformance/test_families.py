@@ -128,7 +128,7 @@ def test_mechanisms_apply_or_fail_clearly(family, tmp_path):
             continue
         if spec.name in ("gqa", "mqa"):
             groups = spec.target_kv_heads
-            for plan, key in observed_keys(model):  # key: (B, Hkv, T, d)
+            for _, key in observed_keys(model):  # key: (B, Hkv, T, d)
                 per_group = key.view(key.shape[0], groups, -1, *key.shape[2:])
                 assert torch.equal(per_group, per_group[:, :, :1].expand_as(per_group)), family.name
         else:

@@ -58,15 +58,16 @@ class Seq2Seq(Task):
         """Attend while producing the model's own answer: encoder, decoder and cross maps."""
         generated = model.generate(**batch, max_new_tokens=GENERATED_TOKENS, do_sample=False)
         out = model(**batch, decoder_input_ids=generated, output_attentions=True)
+        every_kind = {
+            "encoder": out.encoder_attentions,
+            "decoder": out.decoder_attentions,
+            "cross": out.cross_attentions,
+        }
         pad = tokenizer.pad_token_id
         decoder_mask = generated != pad  # (B, Td)
         decoder_mask[:, 0] = True  # the start token may equal pad
         return AttentionBatch(
-            maps={
-                "encoder": out.encoder_attentions,
-                "decoder": out.decoder_attentions,
-                "cross": out.cross_attentions,
-            },
+            maps={kind: maps for kind, maps in every_kind.items() if kind in kinds},
             positions={
                 "encoder": mask_positions(batch["attention_mask"]),
                 "decoder": mask_positions(decoder_mask),
