@@ -25,11 +25,22 @@ def copy_model(steps: int = 2000, seed: int = 0) -> BartForConditionalGeneration
     token i is to attend to it), one decoder layer with one cross-attention head, trained to copy."""
     torch.manual_seed(seed)
     config = BartConfig(
-        vocab_size=VOCAB, d_model=128, encoder_layers=0, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=1, encoder_ffn_dim=128,
-        decoder_ffn_dim=128, max_position_embeddings=32, pad_token_id=PAD, bos_token_id=0,
-        eos_token_id=EOS, decoder_start_token_id=START, forced_eos_token_id=None,
-        dropout=0.0, attention_dropout=0.0,
+        vocab_size=VOCAB,
+        d_model=128,
+        encoder_layers=0,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=1,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=32,
+        pad_token_id=PAD,
+        bos_token_id=0,
+        eos_token_id=EOS,
+        decoder_start_token_id=START,
+        forced_eos_token_id=None,
+        dropout=0.0,
+        attention_dropout=0.0,
     )
     model = BartForConditionalGeneration(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
@@ -49,14 +60,19 @@ def test_copying_decoder_attends_to_the_aligned_source_token(tmp_path):
     model = apply_mechanism(copy_model(), MechanismSpec("mha"))
     rng = np.random.default_rng(1)
     # distinct tokens: with a repeated token the aligned position is ambiguous by content
-    texts = [" ".join(f"t{i}" for i in rng.choice(np.arange(4, VOCAB), LENGTH, replace=False)) for _ in range(8)]
+    texts = [
+        " ".join(f"t{i}" for i in rng.choice(np.arange(4, VOCAB), LENGTH, replace=False))
+        for _ in range(8)
+    ]
     probes = pd.DataFrame({"id": [f"c{i}" for i in range(8)], "text": texts, "label": 0})
     tokenizer = word_tokenizer(PAD, "right")
     task, shape = get_task("seq2seq"), model_shape(model)
     opts = ExtractionOptions.parse({"precision_bits": None}, shape)
     meta = store_metadata(model, shape, {"variant": "copy"}, opts, "right")
     path = str(tmp_path / "copy.zarr.zip")
-    write_store(path, AttentionStream(meta, iter_attention(model, tokenizer, task, probes, shape, opts)))
+    write_store(
+        path, AttentionStream(meta, iter_attention(model, tokenizer, task, probes, shape, opts))
+    )
     store = AttentionStore(path)
 
     aligned_mass = []

