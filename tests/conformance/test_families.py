@@ -40,7 +40,7 @@ def extract(model, family, side: str, tmp_path, **params) -> AttentionStore:
     tokenizer = word_tokenizer(family.pad, side)
     task, shape = get_task(family.task), model_shape(model)
     opts = ExtractionOptions.parse({"precision_bits": None, "batch_size": 8, **params}, shape)
-    used = padding_side(model, tokenizer, task, shape)
+    used = padding_side(model, tokenizer, shape)
     meta = store_metadata(model, shape, {"variant": family.name}, opts, used)
     examples = iter_attention(model, tokenizer, task, probe_set(), shape, opts, used)
     path = str(tmp_path / f"{family.name}-{side}.zarr.zip")

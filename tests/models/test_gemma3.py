@@ -31,7 +31,7 @@ def test_gemma3_left_padded_maps_equal_native_eager(tmp_path):
     assert (shape.num_layers["decoder"], shape.num_heads, shape.num_kv_heads) == (18, 4, 1)
     assert tokenizer.padding_side == "left"
     task = get_task("causal_lm")
-    side = padding_side(model, tokenizer, task, shape)
+    side = padding_side(model, tokenizer, shape)
     assert side == "left"
     opts = ExtractionOptions.parse({"precision_bits": None, "layers": [0, 5, 17]}, shape)
     probes = pd.DataFrame({"id": ["a", "b"], "text": TEXTS, "label": 0})

@@ -20,7 +20,7 @@ from attention_lab.tasks import Task
 from attention_lab.tasks.base import accepts
 
 
-def padding_side(model, tokenizer, task: Task, shape: ModelShape) -> str:
+def padding_side(model, tokenizer, shape: ModelShape) -> str:
     """The tokenizer's side where that keeps every real token at its own position; else the right.
 
     Right padding is exact in every family. Left padding is kept for single-stack causal
@@ -29,7 +29,7 @@ def padding_side(model, tokenizer, task: Task, shape: ModelShape) -> str:
     encoder-decoders (BART takes no position ids) are padded on the right.
     """
     causal_decoder = shape.kinds == ("decoder",)
-    keeps_left = causal_decoder and task.pads_left_safely and accepts(model, "position_ids")
+    keeps_left = causal_decoder and accepts(model, "position_ids")
     return "left" if tokenizer.padding_side == "left" and keeps_left else "right"
 
 

@@ -75,7 +75,6 @@ class Task:
 
     name: str = ""
     peft_task_type: str = ""
-    pads_left_safely: bool = True  # False: extraction pads on the right (no position ids to pass)
 
     # -- loading -------------------------------------------------------------------------
     def load_pretrained(self, source: str, num_labels: int | None, **common) -> nn.Module:

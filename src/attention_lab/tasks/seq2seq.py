@@ -15,7 +15,6 @@ GENERATED_TOKENS = 6  # the answer extraction attends while producing (a topic n
 class Seq2Seq(Task):
     name = "seq2seq"
     peft_task_type = "SEQ_2_SEQ_LM"
-    pads_left_safely = False  # encoder-decoders take no position ids: pad on the right
 
     def load_pretrained(self, source: str, num_labels: int | None, **common):
         """A native encoder-decoder, or an encoder-only checkpoint warm-started as bert2bert

@@ -34,7 +34,7 @@ def extract_attention(
     model, tokenizer = model_artifact.load()
     task, shape = get_task(model_artifact.info["task"]), model_shape(model)
     opts = ExtractionOptions.parse(params, shape)
-    side = padding_side(model, tokenizer, task, shape)
+    side = padding_side(model, tokenizer, shape)
     meta = store_metadata(model, shape, model_artifact.info, opts, side)
     logger.info(
         "Extracting %s attention of %s for %d probe examples (padding on the %s)",
