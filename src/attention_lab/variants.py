@@ -33,6 +33,9 @@ class TrainingSpec:
     warmup_ratio: float = 0.0
     max_length: int = 64
     seed: int = 42
+    # SDPA attention, length-grouped batches, and a classifier head trained on features
+    # computed once; false: the eager, randomly batched path (benchmarks/training.py's baseline)
+    fast_path: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ def _dataclass_from(cls, raw: Any, where: str):
         if key == "targets":
             values[key] = tuple(value) if value is not None else None
             continue
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}.")
         if isinstance(default, bool) or not isinstance(default, int | float):
             values[key] = value
             continue

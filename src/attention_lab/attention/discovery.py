@@ -45,18 +45,29 @@ def _is_causal(mask: torch.Tensor | None, module: nn.Module) -> bool:
     return bool(blocked[0, 1]) and not bool(blocked[1, 0])
 
 
-def _probe_inputs(model: nn.Module) -> dict[str, torch.Tensor]:
+def probe_inputs(model: nn.Module, padded: bool = False) -> dict[str, torch.Tensor]:
+    """A tiny batch for ``model``: one example, or (``padded``) a second one whose last
+    three tokens are padding, so masks are exercised too."""
     config = model.config
-    vocab = getattr(config.get_text_config(), "vocab_size", None) or 100
+    text = config.get_text_config()
+    vocab = getattr(text, "vocab_size", None) or 100
+    pad = getattr(config, "pad_token_id", None)
+    pad = getattr(text, "pad_token_id", None) if pad is None else pad
     device = next(model.parameters()).device
 
     def ids(n: int) -> torch.Tensor:
-        return (torch.arange(n, device=device) % max(vocab - 3, 1) + 3)[None, :]  # (1, n)
+        row = torch.arange(n, device=device) % max(vocab - 3, 1) + 3  # (n,)
+        if not padded:
+            return row[None, :]  # (1, n)
+        second = row.flip(0).clone()
+        if pad is not None:
+            second[-3:] = pad
+        return torch.stack([row, second])  # (2, n)
 
-    inputs = {
-        "input_ids": ids(_ENCODER_LEN),
-        "attention_mask": torch.ones(1, _ENCODER_LEN, dtype=torch.long, device=device),
-    }
+    mask = torch.ones(2 if padded else 1, _ENCODER_LEN, dtype=torch.long, device=device)
+    if padded:
+        mask[1, -3:] = 0
+    inputs = {"input_ids": ids(_ENCODER_LEN), "attention_mask": mask}
     if getattr(config, "is_encoder_decoder", False):
         inputs["decoder_input_ids"] = ids(_DECODER_LEN)
     return inputs
@@ -73,7 +84,7 @@ def run_probe(model: nn.Module, observer) -> None:
         model.set_attn_implementation(IMPLEMENTATION)
         model.eval()
         with torch.no_grad():
-            model(**_probe_inputs(model))
+            model(**probe_inputs(model))
     finally:
         for module in modules:
             setattr(module, OBSERVER_ATTR, None)

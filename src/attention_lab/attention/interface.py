@@ -13,6 +13,10 @@ call through :func:`attention_lab_forward`, which
 A head gate (Michel et al., 2019) scales each head's output, and an observer (discovery,
 streaming) sees every call. The mask builder is the stock eager one, registered under the
 same name: without it transformers silently passes ``mask=None`` and padding is attended.
+
+:data:`FAST_IMPLEMENTATION` is the same transformation in front of transformers' SDPA
+function, for training and evaluation, where nobody reads the weights. It is selected only
+where it gives the eager outputs (see :mod:`attention_lab.attention.fast_path`).
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from attention_lab.errors import ConfigError
 
 IMPLEMENTATION = "attention_lab"
+# No "sdpa" in the name: transformers keys checks of its own kernel on that substring.
+FAST_IMPLEMENTATION = "attention_lab_fast"
 PLAN_ATTR = "attention_lab_plan"  # LayerPlan | None
 HEAD_GATE_ATTR = "attention_lab_head_gate"  # optional (Hq,) tensor scaling each head's output
 OBSERVER_ATTR = "attention_lab_observer"  # optional callable(module, query, key, mask, weights)
@@ -51,6 +58,24 @@ def family_eager(module: nn.Module) -> EagerFunction:
     return eager
 
 
+def _transform(module: nn.Module, query, key, value, attention_mask):
+    """The module's plan applied to the inputs: (key, value, mask), shapes unchanged."""
+    plan = getattr(module, PLAN_ATTR, None)
+    if plan is None:
+        return key, value, attention_mask
+    # key/value (B, Hkv, Tk, d) pooled within groups; mask (B|1, 1, Tq, Tk) banded
+    return plan.pool(key), plan.pool(value), plan.restrict(attention_mask, query)
+
+
+def _gated(module: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """output (B, Tq, Hq, d) with each head scaled by the module's gate, if it has one."""
+    gate = getattr(module, HEAD_GATE_ATTR, None)
+    if gate is None:
+        return output
+    # xi_h: head h's output is sum_j w_ij v_j, so scaling it scales the head
+    return output * gate.view(1, 1, -1, 1).to(output.dtype)
+
+
 def attention_lab_forward(
     module: nn.Module,
     query: torch.Tensor,  # (B, Hq, Tq, d)
@@ -63,24 +88,35 @@ def attention_lab_forward(
 
     output: (B, Tq, Hq, d); weights: (B, Hq, Tq, Tk) as the family computes them.
     """
-    plan = getattr(module, PLAN_ATTR, None)
-    if plan is not None:
-        key, value = plan.pool(key), plan.pool(value)  # same shapes, pooled contents
-        attention_mask = plan.restrict(attention_mask, query)
+    key, value, attention_mask = _transform(module, query, key, value, attention_mask)
     output, weights = family_eager(module)(module, query, key, value, attention_mask, **kwargs)
-    gate = getattr(module, HEAD_GATE_ATTR, None)
-    if gate is not None:  # xi_h: head h's output is sum_j w_ij v_j, so scaling it scales the head
-        output = output * gate.view(1, 1, -1, 1).to(output.dtype)
     observer = getattr(module, OBSERVER_ATTR, None)
     if observer is not None:
         observer(module, query, key, attention_mask, weights)
-    return output, weights
+    return _gated(module, output), weights
+
+
+def attention_lab_fast_forward(
+    module: nn.Module,
+    query: torch.Tensor,  # (B, Hq, Tq, d)
+    key: torch.Tensor,  # (B, Hkv, Tk, d)
+    value: torch.Tensor,  # (B, Hkv, Tk, d)
+    attention_mask: torch.Tensor | None,  # (B|1, 1, Tq, Tk) additive, or None
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """The same transformed inputs through SDPA; output (B, Tq, Hq, d), no weights."""
+    key, value, attention_mask = _transform(module, query, key, value, attention_mask)
+    output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    return _gated(module, output), None
 
 
 def register() -> None:
     """Register the function and its (eager) mask builder; idempotent."""
     AttentionInterface.register(IMPLEMENTATION, attention_lab_forward)
     AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)
+    AttentionInterface.register(FAST_IMPLEMENTATION, attention_lab_fast_forward)
+    # additive float masks for both: the band is added to them the same way
+    AttentionMaskInterface.register(FAST_IMPLEMENTATION, eager_mask)
 
 
 register()

@@ -12,9 +12,11 @@ import pandas as pd
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
+from attention_lab.attention.fast_path import fast_attention
 from attention_lab.datasets.model_directory import TrainedModel
 from attention_lab.models.loading import load_model, load_tokenizer
 from attention_lab.tasks import get_task
+from attention_lab.training.head_features import feature_dataset
 from attention_lab.training.methods import count_parameters, prepare
 from attention_lab.variants import TrainingSpec, VariantSpec
 
@@ -33,7 +35,9 @@ def label_names(corpus: pd.DataFrame) -> list[str]:
     return list(corpus.drop_duplicates("label").sort_values("label")["label_name"])
 
 
-def training_arguments(t: TrainingSpec, output_dir: str, n_train: int) -> TrainingArguments:
+def training_arguments(
+    t: TrainingSpec, output_dir: str, n_train: int, by_length: bool = False
+) -> TrainingArguments:
     return TrainingArguments(
         output_dir=output_dir,
         num_train_epochs=t.epochs,
@@ -43,6 +47,8 @@ def training_arguments(t: TrainingSpec, output_dir: str, n_train: int) -> Traini
         weight_decay=t.weight_decay,
         warmup_steps=t.warmup_ratio,
         seed=t.seed,
+        # similar lengths per batch pad less; the grouping is shuffled from the seed
+        train_sampling_strategy="group_by_length" if by_length else "random",
         save_strategy="no",
         eval_strategy="no",
         report_to="none",
@@ -52,20 +58,37 @@ def training_arguments(t: TrainingSpec, output_dir: str, n_train: int) -> Traini
     )
 
 
-def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[float, int]:
-    """Train on the corpus's train split; returns (seconds, optimizer steps)."""
-    task = get_task(spec.task)
-    data = task.encode(corpus[corpus["split"] == "train"], tokenizer, spec.training.max_length)
+def _fit(model, data, t: TrainingSpec, collator=None, by_length=False) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(
             model=model,
-            args=training_arguments(spec.training, out, len(data)),
+            args=training_arguments(t, out, len(data), by_length),
             train_dataset=data,
-            data_collator=task.collate(tokenizer),
+            data_collator=collator,
         )
         start = time.perf_counter()
         result = trainer.train()
     return time.perf_counter() - start, result.global_step
+
+
+def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[float, int]:
+    """Train on the corpus's train split; returns (seconds, optimizer steps).
+
+    The fast path (``training.fast_path``) trains a lone classifier head on features computed
+    once, and everything else with SDPA attention; the clock includes computing features.
+    """
+    task = get_task(spec.task)
+    t = spec.training
+    data = task.encode(corpus[corpus["split"] == "train"], tokenizer, t.max_length)
+    start = time.perf_counter()
+    if t.fast_path and spec.method == "head" and task.name == "classification":
+        prepared = feature_dataset(model, data, task.collate(tokenizer), t.eval_batch_size)
+        if prepared is not None:
+            _, steps = _fit(*prepared, t)
+            return time.perf_counter() - start, steps
+    with fast_attention(model, enabled=t.fast_path):
+        _, steps = _fit(model, data, t, task.collate(tokenizer), by_length=t.fast_path)
+    return time.perf_counter() - start, steps
 
 
 def build(spec: VariantSpec, labels: list[str]):
@@ -133,7 +156,8 @@ def evaluate_variant(
     """The task's metrics on the test split, labelled with the variant."""
     test = corpus[corpus["split"] == "test"]
     batch_size = info.get("eval_batch_size", 64)
-    metrics = get_task(info["task"]).evaluate(model, tokenizer, test, info, batch_size)
+    with fast_attention(model):
+        metrics = get_task(info["task"]).evaluate(model, tokenizer, test, info, batch_size)
     return {
         "variant": info["variant"],
         "task": info["task"],
