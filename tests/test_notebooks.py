@@ -27,7 +27,7 @@ def test_notebook_is_committed_without_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_on_the_test_env(path, test_env_run, monkeypatch):
-    monkeypatch.setenv("ATTENTION_LAB_ENV", "test")
+    monkeypatch.setenv("KEDRO_ENV", "test")  # as `KEDRO_ENV=test jupyter lab` would
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(
         notebook,
@@ -40,4 +40,6 @@ def test_notebook_executes_on_the_test_env(path, test_env_run, monkeypatch):
     assert any(
         "application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs
     )  # figures, not only tables
-    assert "env=test" in "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "env=test" in printed
+    assert "'window2_lora'" in printed  # the registry built the test env's namespaces

@@ -1,4 +1,4 @@
-"""Project hooks: remember the run's configuration and validate parameters before any work."""
+"""Project hooks: readable errors, and parameters validated before any work."""
 
 from __future__ import annotations
 
@@ -14,13 +14,8 @@ logger = logging.getLogger(__name__)
 
 
 class ConfigHooks:
-    """Lets :mod:`pipeline_registry` build namespaces from the *active* env's variants."""
-
-    config_loader = None
-
     @hook_impl
     def after_context_created(self, context) -> None:
-        ConfigHooks.config_loader = context.config_loader
         install_excepthook()
 
     @hook_impl

@@ -1,0 +1,40 @@
+"""The active Kedro env, as the running ``KedroSession`` was created with it.
+
+The variant namespaces depend on the env, and every way into the project creates a session:
+``kedro run --env``, ``kedro viz run --env``, ``kedro ipython --env`` (and ``%reload_kedro
+--env``), the dashboard's ``--env``, and ``KEDRO_ENV`` for any of them, which
+``KedroSession.create`` reads itself. The session hands its env and runtime parameters to its
+store, which ``settings.SESSION_STORE_CLASS`` makes this one. Hooks would not do: kedro-viz
+runs without project hooks unless asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.framework.session.store import BaseSessionStore
+
+_ACTIVE: dict[str, Any] = {}
+
+
+class EnvRecordingStore(BaseSessionStore):
+    """Kedro's ephemeral session store that also remembers the newest session's env."""
+
+    def __init__(self, path: str, session_id: str):
+        _ACTIVE.clear()  # a new session starts from the default env
+        super().__init__(path, session_id)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if key in ("env", "runtime_params"):
+            _ACTIVE[key] = value
+
+
+def active_env() -> str | None:
+    """The env of the newest session; ``None`` means Kedro's default (base + local)."""
+    return _ACTIVE.get("env")
+
+
+def active_runtime_params() -> dict[str, Any]:
+    """``--params`` of the newest session (they may change the study's variants)."""
+    return dict(_ACTIVE.get("runtime_params") or {})
