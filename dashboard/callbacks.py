@@ -1,4 +1,8 @@
-"""Thin Dash callbacks: read the controls, call a view, return its figures."""
+"""Thin Dash callbacks: read the controls, call a view, return its figures.
+
+Each tab's figures are computed only while that tab is open; switching tabs (the ``tabs``
+control is an input of every view) renders the newly opened one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dashboard import figures
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.layout import notes_block
 from dashboard.views import (
+    CONTROLS,
     Selection,
     clicked_head,
     compare_table,
@@ -20,33 +25,8 @@ from dashboard.views import (
     rollout_view,
 )
 
-CONTROLS = [
-    "tabs",
-    "variant-a",
-    "variant-b",
-    "example",
-    "kind",
-    "layer",
-    "head",
-    "log",
-    "metric",
-    "scope",
-]
-
-
-def selection_from(tab, a, b, example, kind, layer, head, log, metric, scope) -> Selection:
-    return Selection(
-        tab=tab,
-        a=a,
-        b=b,
-        example=example,
-        kind=kind,
-        layer=int(layer),
-        head=str(head),
-        log="log" in (log or []),
-        metric=metric,
-        scope=scope,
-    )
+INPUTS = [Input(c, "value") for c in CONTROLS]
+STATES = [State(c, "value") for c in CONTROLS]
 
 
 def _safe(fn):
@@ -61,15 +41,40 @@ def _safe(fn):
     return wrapped
 
 
-def register(app: Dash, data: StudyData) -> None:
-    inputs = [Input(c, "value") for c in CONTROLS]
+def _view(app: Dash, tab: str, outputs: list[Output]):
+    """Register ``view(selection)`` for ``outputs``; it runs only while ``tab`` is open."""
 
+    def decorate(view):
+        @app.callback(*outputs, INPUTS)
+        def render(*values):
+            selection = Selection.from_controls(values)
+            if selection.tab != tab:
+                return no_update if len(outputs) == 1 else (no_update,) * len(outputs)
+            return view(selection)
+
+        return view
+
+    return decorate
+
+
+def register(app: Dash, data: StudyData) -> None:
+    register_url(app, data)
+    register_compare(app, data)
+    register_heads(app, data)
+    register_metrics(app, data)
+    _view(app, "rollout", [Output("rollout-graph", "figure")])(
+        _safe(lambda s: rollout_view(data, s))
+    )
+    _view(app, "cross", [Output("cross-graph", "figure")])(_safe(lambda s: cross_view(data, s)))
+
+
+def register_url(app: Dash, data: StudyData) -> None:
     @app.callback(
         Output("url", "search"),
         Output("url-notes", "children"),
         [Output(c, "value", allow_duplicate=True) for c in CONTROLS],
         Input("url", "search"),
-        inputs,
+        INPUTS,
         prevent_initial_call="initial_duplicate",
     )
     def sync_url(search, *values):
@@ -80,97 +85,73 @@ def register(app: Dash, data: StudyData) -> None:
         """
         if ctx.triggered_id in (None, "url"):
             selection, notes = resolve(data, Selection.from_query(search))
-            values = [
-                selection.tab,
-                selection.a,
-                selection.b,
-                selection.example,
-                selection.kind,
-                selection.layer,
-                selection.head,
-                ["log"] if selection.log else [],
-                selection.metric,
-                selection.scope,
-            ]
-            return no_update, notes_block(notes), *values
-        return selection_from(*values).to_query(), [], *[no_update] * len(CONTROLS)
+            return no_update, notes_block(notes), *selection.control_values()
+        return Selection.from_controls(values).to_query(), [], *[no_update] * len(CONTROLS)
 
     @app.callback(Output("example", "options"), Input("label-filter", "value"))
     def filter_examples(label):
         return example_options(data, label)
 
-    @app.callback(Output("compare-graph", "figure"), inputs)
-    @_safe
-    def compare(*values):
-        return compare_view(data, selection_from(*values))
+
+def register_compare(app: Dash, data: StudyData) -> None:
+    _view(app, "compare", [Output("compare-graph", "figure")])(
+        _safe(lambda s: compare_view(data, s))
+    )
 
     @app.callback(
         Output("download-csv", "data"),
         Input("export-csv", "n_clicks"),
-        [State(c, "value") for c in CONTROLS],
+        STATES,
         prevent_initial_call=True,
     )
     def export_csv(_, *values):
-        selection = selection_from(*values)
+        selection = Selection.from_controls(values)
         table = compare_table(data, selection)
         if table is None:
             return no_update
-        name = f"attention_{selection.example}_{selection.kind}_l{selection.layer}_h{selection.head}_{selection.a}_vs_{selection.b}.csv"
+        s = selection
+        name = f"attention_{s.example}_{s.kind}_l{s.layer}_h{s.head}_{s.a}_vs_{s.b}.csv"
         return dcc.send_data_frame(table.to_csv, name, index=False)
 
-    @app.callback(Output("heads-graph", "figure"), inputs)
-    @_safe
-    def heads(*values):
-        return heads_view(data, selection_from(*values))
+
+def register_heads(app: Dash, data: StudyData) -> None:
+    _view(app, "heads", [Output("heads-graph", "figure")])(_safe(lambda s: heads_view(data, s)))
 
     @app.callback(
         Output("tabs", "value", allow_duplicate=True),
         Output("layer", "value", allow_duplicate=True),
         Output("head", "value", allow_duplicate=True),
         Input("heads-graph", "clickData"),
-        [State(c, "value") for c in CONTROLS],
+        STATES,
         prevent_initial_call=True,
     )
     def open_head(click, *values):
         """Clicking a small heatmap opens that layer and head in Compare."""
         if not click or not click.get("points"):
             return no_update, no_update, no_update
-        layer, head = clicked_head(
-            data, selection_from(*values), int(click["points"][0]["curveNumber"])
-        )
+        curve = int(click["points"][0]["curveNumber"])
+        layer, head = clicked_head(data, Selection.from_controls(values), curve)
         return "compare", layer, str(head)
 
-    @app.callback(
+
+def register_metrics(app: Dash, data: StudyData) -> None:
+    outputs = [
         Output("metric-graph", "figure"),
         Output("similarity-graph", "figure"),
         Output("performance-graph", "figure"),
         Output("performance-table", "data"),
         Output("metrics-message", "children"),
-        inputs,
-    )
-    def metrics(*values):
+    ]
+
+    @_view(app, "metrics", outputs)
+    def metrics(selection: Selection):
         try:
-            return (*metrics_view(data, selection_from(*values)), None)
+            return (*metrics_view(data, selection), None)
         except MissingArtifact as exc:
             empty = figures.message_figure("No analysis results yet.")
-            return (
-                empty,
-                empty,
-                empty,
-                [],
-                html.Div(
-                    [str(exc), html.Pre(exc.command)],
-                    className="missing-analysis",
-                    style={"background": "#fff3cd", "padding": "8px"},
-                ),
+            message = html.Div(
+                [str(exc), html.Pre(exc.command)],
+                className="missing-analysis",
+                style={"background": "#fff3cd", "padding": "8px"},
             )
-
-    @app.callback(Output("rollout-graph", "figure"), inputs)
-    @_safe
-    def rollout(*values):
-        return rollout_view(data, selection_from(*values))
-
-    @app.callback(Output("cross-graph", "figure"), inputs)
-    @_safe
-    def cross(*values):
-        return cross_view(data, selection_from(*values))
+            return empty, empty, empty, [], message

@@ -12,6 +12,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from attention_lab.datasets.store import AttentionStore
 
@@ -49,7 +50,7 @@ class StudyData:
         self.catalog = context.catalog
         self.params = context.params
         self.store = lru_cache(maxsize=None)(self._store)
-        self.table = lru_cache(maxsize=None)(self._table)
+        self._analysis: dict[str, tuple[object, object]] = {}  # name -> (file stamp, value)
 
     @property
     def variants(self) -> list[str]:
@@ -78,13 +79,36 @@ class StudyData:
                 f"The attention store of {variant!r}", COMMANDS["attention"], self.env
             ) from exc
 
-    def _table(self, name: str) -> pd.DataFrame:
+    def table(self, name: str) -> pd.DataFrame:
+        """An analysis table, read again whenever its file changes (a new ``kedro run``)."""
+        return self._analysis_output(name)
+
+    def figure(self, name: str) -> go.Figure:
+        """A figure the analysis pipeline stored, read again whenever its file changes."""
+        return self._analysis_output(name)
+
+    def _analysis_output(self, name: str):
+        stamp = self._stamp(name)
+        cached = self._analysis.get(name)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1]
         try:
-            return self.catalog.load(name)
+            value = self.catalog.load(name)
         except Exception as exc:
             raise MissingArtifact(
-                f"The analysis table {name!r}", COMMANDS["analysis"], self.env
+                f"The analysis output {name!r}", COMMANDS["analysis"], self.env
             ) from exc
+        self._analysis[name] = (stamp, value)
+        return value
+
+    def _stamp(self, name: str):
+        """When the dataset's file last changed; ``None`` when it cannot be told (read again)."""
+        dataset = self.catalog.get(name)
+        path, fs = getattr(dataset, "_filepath", None), getattr(dataset, "_fs", None)
+        try:
+            return fs.modified(str(path)), fs.size(str(path))
+        except Exception:  # missing file, a filesystem without modification times
+            return None
 
     def check_ready(self) -> None:
         """Raise :class:`MissingArtifact` unless the probe set and every store exist (cheap checks)."""
@@ -112,16 +136,16 @@ class InMemoryStudy(StudyData):
             "study": {"reference": reference or next(iter(stores))},
         }
         self.__dict__["probe_set"] = probe_set  # fills the cached_property
-        self.store, self.table = self._store, self._table
+        self.store = self._store
 
     def _store(self, variant: str) -> AttentionStore:
         if variant not in self._stores:
             raise KeyError(f"unknown variant {variant!r}; this study has {', '.join(self._stores)}")
         return self._stores[variant]
 
-    def _table(self, name: str) -> pd.DataFrame:
+    def _analysis_output(self, name: str):
         if name not in self._tables:
-            raise MissingArtifact(f"The analysis table {name!r}", COMMANDS["analysis"], None)
+            raise MissingArtifact(f"The analysis output {name!r}", COMMANDS["analysis"], None)
         return self._tables[name]
 
     def check_ready(self) -> None:

@@ -46,89 +46,120 @@ def notes_block(notes: list[str]) -> list[html.Div]:
 
 
 def page(data: StudyData, selection: Selection) -> html.Div:
-    meta = data.store(selection.a).meta  # root metadata of one store only
-    variants = [{"label": v, "value": v} for v in data.variants]
-    labels = sorted({x for x in data.probe_set["label_name"] if x})
-    controls = html.Div(
-        style={"padding": "8px 0"},
+    return html.Div(
+        style={"fontFamily": "system-ui, sans-serif", "padding": "0 18px"},
         children=[
-            _labelled(
-                "Variant A", dcc.Dropdown(variants, selection.a, id="variant-a", clearable=False)
+            html.H2("Attention Lab", style={"marginBottom": "0"}),
+            html.Div(
+                f"env: {data.env or 'local'} · {len(data.variants)} variants · reference {data.reference} · "
+                f"{len(data.probe_set)} probe examples",
+                style={"color": "#666"},
             ),
-            _labelled(
-                "Variant B", dcc.Dropdown(variants, selection.b, id="variant-b", clearable=False)
-            ),
-            _labelled(
-                "Label filter",
-                dcc.Dropdown(
-                    [{"label": x, "value": x} for x in labels],
-                    None,
-                    id="label-filter",
-                    placeholder="all labels",
-                ),
-                "140px",
-            ),
-            _labelled(
-                "Example (type to search)",
-                dcc.Dropdown(
-                    example_options(data),
-                    selection.example,
-                    id="example",
-                    clearable=False,
-                    searchable=True,
-                ),
-                "460px",
-            ),
-            html.Br(),
-            _labelled(
-                "Attention",
-                dcc.Dropdown(meta["kinds"], selection.kind, id="kind", clearable=False),
-                "130px",
-            ),
-            _labelled(
-                "Layer",
-                dcc.Dropdown(meta["layers"], selection.layer, id="layer", clearable=False),
-                "90px",
-            ),
-            _labelled(
-                "Head",
-                dcc.Dropdown(
-                    [{"label": "mean", "value": "mean"}]
-                    + [{"label": str(h), "value": str(h)} for h in meta["heads"]],
-                    selection.head,
-                    id="head",
-                    clearable=False,
-                ),
-                "100px",
-            ),
-            _labelled(
-                "Scale",
-                dcc.Checklist(
-                    [{"label": " log", "value": "log"}], ["log"] if selection.log else [], id="log"
-                ),
-                "70px",
-            ),
-            _labelled(
-                "Heads view",
-                dcc.RadioItems(
-                    [
-                        {"label": " one layer", "value": "layer"},
-                        {"label": " whole model", "value": "model"},
-                    ],
-                    selection.scope,
-                    id="scope",
-                    inline=True,
-                ),
-                "220px",
-            ),
-            _labelled(
-                "Metric",
-                dcc.Dropdown(METRIC_CHOICES, selection.metric, id="metric", clearable=False),
-                "200px",
-            ),
+            html.Div(id="url-notes"),
+            controls(data, selection),
+            tabs(selection),
         ],
     )
-    tabs = dcc.Tabs(
+
+
+def controls(data: StudyData, selection: Selection) -> html.Div:
+    """The selection's controls (ids as in :data:`dashboard.views.CONTROLS`)."""
+    return html.Div(
+        style={"padding": "8px 0"},
+        children=[*study_controls(data, selection), html.Br(), *map_controls(data, selection)],
+    )
+
+
+def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
+    """Which variants and which probe example."""
+    variants = [{"label": v, "value": v} for v in data.variants]
+    labels = sorted({x for x in data.probe_set["label_name"] if x})
+    return [
+        _labelled(
+            "Variant A", dcc.Dropdown(variants, selection.a, id="variant-a", clearable=False)
+        ),
+        _labelled(
+            "Variant B", dcc.Dropdown(variants, selection.b, id="variant-b", clearable=False)
+        ),
+        _labelled(
+            "Label filter",
+            dcc.Dropdown(
+                [{"label": x, "value": x} for x in labels],
+                None,
+                id="label-filter",
+                placeholder="all labels",
+            ),
+            "140px",
+        ),
+        _labelled(
+            "Example (type to search)",
+            dcc.Dropdown(
+                example_options(data),
+                selection.example,
+                id="example",
+                clearable=False,
+                searchable=True,
+            ),
+            "460px",
+        ),
+    ]
+
+
+def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
+    """Which map (kind, layer, head) and how to show it."""
+    meta = data.store(selection.a).meta  # root metadata of one store only
+    return [
+        _labelled(
+            "Attention",
+            dcc.Dropdown(meta["kinds"], selection.kind, id="kind", clearable=False),
+            "130px",
+        ),
+        _labelled(
+            "Layer",
+            dcc.Dropdown(meta["layers"], selection.layer, id="layer", clearable=False),
+            "90px",
+        ),
+        _labelled(
+            "Head",
+            dcc.Dropdown(
+                [{"label": "mean", "value": "mean"}]
+                + [{"label": str(h), "value": str(h)} for h in meta["heads"]],
+                selection.head,
+                id="head",
+                clearable=False,
+            ),
+            "100px",
+        ),
+        _labelled(
+            "Scale",
+            dcc.Checklist(
+                [{"label": " log", "value": "log"}], ["log"] if selection.log else [], id="log"
+            ),
+            "70px",
+        ),
+        _labelled(
+            "Heads view",
+            dcc.RadioItems(
+                [
+                    {"label": " one layer", "value": "layer"},
+                    {"label": " whole model", "value": "model"},
+                ],
+                selection.scope,
+                id="scope",
+                inline=True,
+            ),
+            "220px",
+        ),
+        _labelled(
+            "Metric",
+            dcc.Dropdown(METRIC_CHOICES, selection.metric, id="metric", clearable=False),
+            "200px",
+        ),
+    ]
+
+
+def tabs(selection: Selection) -> dcc.Tabs:
+    return dcc.Tabs(
         id="tabs",
         value=selection.tab,
         children=[
@@ -176,19 +207,5 @@ def page(data: StudyData, selection: Selection) -> html.Div:
                 value="cross",
                 children=[dcc.Graph(id="cross-graph", config=GRAPH_CONFIG)],
             ),
-        ],
-    )
-    return html.Div(
-        style={"fontFamily": "system-ui, sans-serif", "padding": "0 18px"},
-        children=[
-            html.H2("Attention Lab", style={"marginBottom": "0"}),
-            html.Div(
-                f"env: {data.env or 'local'} · {len(data.variants)} variants · reference {data.reference} · "
-                f"{len(data.probe_set)} probe examples",
-                style={"color": "#666"},
-            ),
-            html.Div(id="url-notes"),
-            controls,
-            tabs,
         ],
     )

@@ -9,12 +9,24 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from attention_lab.analysis.figures import performance_figure, similarity_by_layer_figure
 from attention_lab.analysis.rollout import token_relevance
 from dashboard import figures
 from dashboard.data import StudyData
 
 TABS = ("compare", "heads", "metrics", "rollout", "cross")
+# The dashboard's controls, named once: Dash component id -> Selection field.
+CONTROLS = {
+    "tabs": "tab",
+    "variant-a": "a",
+    "variant-b": "b",
+    "example": "example",
+    "kind": "kind",
+    "layer": "layer",
+    "head": "head",
+    "log": "log",
+    "metric": "metric",
+    "scope": "scope",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,21 @@ class Selection:
     def to_query(self) -> str:
         values = {k: (int(v) if isinstance(v, bool) else v) for k, v in asdict(self).items()}
         return "?" + urlencode(values)
+
+    @classmethod
+    def from_controls(cls, values) -> Selection:
+        """From the controls' values, in :data:`CONTROLS` order (the log checklist is a list)."""
+        raw = dict(zip(CONTROLS.values(), values, strict=True))
+        raw["log"] = "log" in (raw["log"] or [])
+        layer = str(raw["layer"])
+        raw["layer"] = int(layer) if layer.lstrip("-").isdigit() else 0
+        raw["head"] = str(raw["head"])
+        return cls(**{k: v for k, v in raw.items() if v is not None})
+
+    def control_values(self) -> list:
+        """The controls' values, in :data:`CONTROLS` order."""
+        values = asdict(self) | {"log": ["log"] if self.log else []}
+        return [values[field] for field in CONTROLS.values()]
 
     @classmethod
     def from_query(cls, search: str | None) -> Selection:
@@ -206,12 +233,11 @@ def metrics_view(
         (selection.a, selection.b),
         selection.metric,
     )
-    performance = data.table("performance")
     return (
         metric_fig,
-        similarity_by_layer_figure(data.table("similarity_by_layer")),
-        performance_figure(performance),
-        performance.round(4).to_dict("records"),
+        data.figure("similarity_figure"),  # as the analysis pipeline drew them
+        data.figure("performance_figure"),
+        data.table("performance").round(4).to_dict("records"),
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from attention_lab.analysis.figures import performance_figure, similarity_by_layer_figure
 from attention_lab.datasets.store import (
     AttentionStore,
     AttentionStream,
@@ -96,6 +97,8 @@ def study(tmp_path) -> InMemoryStudy:
             {"variant": ["a", "b"], "accuracy": [0.7, 0.8], "train_seconds": [1.0, 2.0]}
         ),
     }
+    tables["similarity_figure"] = similarity_by_layer_figure(tables["similarity_by_layer"])
+    tables["performance_figure"] = performance_figure(tables["performance"])
     return InMemoryStudy(
         {
             "a": store(tmp_path / "a.zarr", "a", 0),
@@ -230,3 +233,61 @@ def test_opening_the_app_reads_one_store_only(study):
     app = create_app(data=study)
     app.layout()  # what a page load builds
     assert set(opened) == {"a"} and reads == []
+
+
+def test_metrics_tab_shows_the_figures_the_catalog_holds(study):
+    _, similarity, performance, _ = metrics_view(study, Selection(a="a", b="b", kind="encoder"))
+    assert similarity is study._tables["similarity_figure"]
+    assert performance is study._tables["performance_figure"]
+
+
+def test_controls_round_trip_and_tolerate_bad_values():
+    from dashboard.views import CONTROLS
+
+    selection = Selection(tab="heads", a="x", b="y", example="e1", layer=3, head="2", log=True)
+    values = selection.control_values()
+    assert len(values) == len(CONTROLS) and values[list(CONTROLS).index("log")] == ["log"]
+    assert Selection.from_controls(values) == selection
+    broken = [
+        None if c in ("layer", "head", "metric") else v
+        for c, v in zip(CONTROLS, values, strict=True)
+    ]
+    assert Selection.from_controls(broken).layer == 0
+
+
+def test_only_the_open_tab_renders():
+    from dash import no_update
+
+    from dashboard.callbacks import _view
+
+    class RecordingApp:
+        def callback(self, *args, **kwargs):
+            def keep(fn):
+                self.render = fn
+                return fn
+
+            return keep
+
+    app, rendered = RecordingApp(), []
+    _view(app, "heads", ["figure"])(lambda selection: rendered.append(selection) or "figure")
+    assert app.render(*Selection(tab="compare").control_values()) is no_update
+    assert app.render(*Selection(tab="heads").control_values()) == "figure"
+    assert [s.tab for s in rendered] == ["heads"]
+
+
+def test_analysis_tables_are_read_again_when_their_file_changes(tmp_path):
+    from dashboard.data import StudyData
+
+    conf, table = tmp_path / "conf", tmp_path / "performance.parquet"
+    (conf / "base").mkdir(parents=True)
+    (conf / "local").mkdir()
+    (conf / "base" / "catalog.yml").write_text(
+        f"performance:\n  type: pandas.ParquetDataset\n  filepath: {table}\n"
+    )
+    (conf / "base" / "parameters.yml").write_text("variants: {a: {method: head}}\n")
+    pd.DataFrame({"variant": ["a"], "accuracy": [0.5]}).to_parquet(table)
+    data = StudyData(conf_source=str(conf))
+    assert data.table("performance")["accuracy"].tolist() == [0.5]
+    assert data.table("performance") is data.table("performance")  # unchanged: cached
+    pd.DataFrame({"variant": ["a", "b"], "accuracy": [0.5, 0.75]}).to_parquet(table)
+    assert data.table("performance")["accuracy"].tolist() == [0.5, 0.75]

@@ -18,7 +18,6 @@ import unicodedata
 import numpy as np
 
 SMOOTHING = 0.001  # Clark et al. (2019): mix each distribution with 0.1% of uniform
-PATTERNS = ("vertical", "diagonal", "block", "heterogeneous")
 METRICS = (
     "entropy",
     "normalized_entropy",

@@ -33,7 +33,7 @@ import queue
 import threading
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,8 +304,3 @@ class AttentionStore:
         if self.meta.get("compact"):
             values = dequantize_rows(values, self._root[f"{key}_scale"][selection])
         return np.asarray(values, dtype=np.float32)
-
-    def iter_examples(self, kind: str | None = None) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
-        """Stream (meta, map) pairs one example at a time; memory stays flat."""
-        for i in range(len(self)):
-            yield self.example_meta(i), self.attention(i, kind)

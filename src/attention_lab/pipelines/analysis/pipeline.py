@@ -61,7 +61,12 @@ def create_pipeline(variants: list[str] = (), reference: str | None = None, **kw
         ),
         Pipeline([]),
     )
-    study = pipeline(
+    return per_variant + study_pipeline(variants)
+
+
+def study_pipeline(variants: list[str]) -> Pipeline:
+    """Study-wide tables, figures and the report, over every variant's outputs."""
+    tables = pipeline(
         [
             node(
                 combine_comparisons,
@@ -91,6 +96,14 @@ def create_pipeline(variants: list[str] = (), reference: str | None = None, **kw
                 "performance",
                 name="build_performance_table",
             ),
+        ]
+    )
+    return tables + figures_pipeline()
+
+
+def figures_pipeline() -> Pipeline:
+    return pipeline(
+        [
             node(
                 head_metric_heatmaps,
                 ["all_head_metrics", "params:analysis.heatmap_metric"],
@@ -120,4 +133,3 @@ def create_pipeline(variants: list[str] = (), reference: str | None = None, **kw
             ),
         ]
     )
-    return per_variant + study
