@@ -1,0 +1,110 @@
+"""Fine-tuning, extraction and analysis, each run with SequentialRunner on a catalog built here.
+
+As in Kedro's spaceflights tests: no conf/, no files but the two kinds a model and an attention
+store need (their datasets write folders); everything else is a MemoryDataset. Two variants
+(the head-only reference and LoRA) on a tiny slice of the bundled Rotten Tomatoes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from kedro_datasets.pandas import ParquetDataset
+
+from attention_lab.datasets import AttentionStoreDataset, ModelDirectoryDataset
+from attention_lab.pipelines.analysis.pipeline import create_pipeline as analysis
+from attention_lab.pipelines.attention_extraction.pipeline import create_pipeline as extraction
+from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
+from attention_lab.pipelines.ingestion.sources import read_rotten_tomatoes
+
+VARIANTS = {"base": {"method": "head"}, "lora": {"method": "lora"}}
+STUDY = {
+    "task": "classification",
+    "reference": "base",
+    "defaults": {
+        "model": "minilm",
+        "training": {"max_steps": 2, "batch_size": 4, "max_length": 24, "seed": 3},
+    },
+}
+
+
+def corpus() -> pd.DataFrame:
+    frame, _ = read_rotten_tomatoes({})
+    frame = frame.drop_duplicates("text").sample(n=36, random_state=0).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(36)],
+            "text": frame["text"],
+            "label": (frame["label"] == "fresh").astype(int),
+            "label_name": frame["label"],
+            "split": ["train"] * 16 + ["validation"] * 8 + ["test"] * 12,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory) -> DataCatalog:
+    root = tmp_path_factory.mktemp("in_memory")
+    data = corpus()
+    probes = data[data["split"] == "test"].head(3).assign(source="test")
+    datasets = {
+        "corpus": MemoryDataset(data),
+        "probe_set": MemoryDataset(probes),
+        "params:study": MemoryDataset(STUDY),
+        "params:study.reference": MemoryDataset("base"),
+        "params:attention_extraction": MemoryDataset({"max_length": 24, "batch_size": 2}),
+        "params:analysis": MemoryDataset({"importance_examples": 4}),
+        "params:analysis.heatmap_metric": MemoryDataset("normalized_entropy"),
+    }
+    for table in ("performance", "similarity_by_layer", "all_head_metrics"):  # to inspect them
+        datasets[table] = ParquetDataset(filepath=str(root / f"{table}.parquet"))
+    for v, spec in VARIANTS.items():
+        datasets |= {
+            f"params:variants.{v}": MemoryDataset(spec),
+            f"{v}.variant_name": MemoryDataset(v),
+            f"{v}.model": ModelDirectoryDataset(str(root / v / "model")),
+            f"{v}.attention": AttentionStoreDataset(str(root / v / "attention.zarr.zip")),
+        }
+    return DataCatalog(datasets)
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(catalog) -> dict:
+    return SequentialRunner().run(fine_tuning(variants=list(VARIANTS)), catalog)
+
+
+@pytest.fixture(scope="module")
+def extracted(catalog, fine_tuned) -> dict:
+    return SequentialRunner().run(extraction(variants=list(VARIANTS)), catalog)
+
+
+def test_fine_tuning_pipeline(catalog, fine_tuned):
+    for v, spec in VARIANTS.items():
+        metrics = fine_tuned[f"{v}.metrics"].load()
+        assert metrics["variant"] == v and metrics["method"] == spec["method"]
+        assert metrics["test_examples"] == 12 and 0.0 <= metrics["accuracy"] <= 1.0
+        assert catalog.load(f"{v}.model").info["variant"] == v
+
+
+def test_attention_extraction_pipeline(catalog, extracted):
+    for v in VARIANTS:
+        store = catalog.load(f"{v}.attention")
+        assert len(store) == 3 and store.meta["variant"] == v
+        maps = store.attention(0, "encoder")  # [L, H, T, T]
+        np.testing.assert_allclose(maps.sum(-1), 1.0, atol=2e-3)
+
+
+def test_analysis_pipeline(catalog, extracted):
+    outputs = SequentialRunner().run(analysis(variants=list(VARIANTS), reference="base"), catalog)
+    performance = catalog.load("performance")
+    assert list(performance["variant"]) == list(VARIANTS)
+    similarity = catalog.load("similarity_by_layer")
+    assert set(similarity["variant"]) == set(VARIANTS)
+    itself = similarity[similarity["variant"] == "base"]["cosine_similarity"]
+    np.testing.assert_allclose(itself, 1.0, atol=1e-6)  # the reference against itself
+    assert similarity["cosine_similarity"].between(0, 1 + 1e-6).all()
+    assert "<h1>Attention Lab report</h1>" in outputs["attention_report"].load()
+    assert set(catalog.load("all_head_metrics")["variant"]) == set(VARIANTS)
