@@ -96,3 +96,23 @@ def test_validation_runs_before_any_work():
     )
     assert "Traceback" not in result.stderr  # one clear line, not a stack
     assert "Running node" not in result.stdout + result.stderr
+
+
+def test_each_variant_is_compared_within_its_own_base_model():
+    from attention_lab.variants import references
+
+    params = {
+        "study": {"reference": "base", "defaults": {"model": "smollm2-135m"}},
+        "variants": {
+            "base": {"method": "none"},
+            "lora": {"method": "lora"},
+            "gemma_base": {"model": "gemma3-270m", "method": "none"},
+            "gemma_lora": {"model": "gemma3-270m", "method": "lora"},
+        },
+    }
+    assert references(params) == {
+        "base": "base",
+        "lora": "base",
+        "gemma_base": "gemma_base",
+        "gemma_lora": "gemma_base",
+    }

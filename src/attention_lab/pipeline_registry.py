@@ -12,6 +12,7 @@ from attention_lab.pipelines.attention_extraction import pipeline as extraction
 from attention_lab.pipelines.fine_tuning import pipeline as fine_tuning
 from attention_lab.pipelines.ingestion import pipeline as ingestion
 from attention_lab.session_env import active_env, active_runtime_params
+from attention_lab.variants import references
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -31,12 +32,11 @@ def register_pipelines() -> dict[str, Pipeline]:
     """Register ingestion, fine_tuning, attention_extraction, analysis and ``__default__``."""
     params = _parameters()
     variants = list(params.get("variants") or {})
-    reference = (params.get("study") or {}).get("reference", variants[0] if variants else None)
     pipelines = {
         "ingestion": ingestion.create_pipeline(),
         "fine_tuning": fine_tuning.create_pipeline(variants=variants),
         "attention_extraction": extraction.create_pipeline(variants=variants),
-        "analysis": analysis.create_pipeline(variants=variants, reference=reference),
+        "analysis": analysis.create_pipeline(references=references(params)),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

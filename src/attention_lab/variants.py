@@ -36,6 +36,8 @@ class TrainingSpec:
     # SDPA attention, length-grouped batches, and a classifier head trained on features
     # computed once; false: the eager, randomly batched path (benchmarks/training.py's baseline)
     fast_path: bool = True
+    # its own step for cross-attention (new in a warm-started encoder-decoder); null: the same
+    cross_attention_learning_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def _dataclass_from(cls, raw: Any, where: str):
             continue
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}.")
+        if key == "cross_attention_learning_rate" and value is not None:
+            default = 1.0  # optional, but a number when given
         if isinstance(default, bool) or not isinstance(default, int | float):
             values[key] = value
             continue
@@ -178,3 +182,28 @@ def parse_study(params: dict[str, Any]) -> dict[str, VariantSpec]:
             f"study.reference: {reference!r} is not a variant; allowed: {', '.join(specs)}."
         )
     return specs
+
+
+def references(params: dict[str, Any]) -> dict[str, str]:
+    """Each variant's reference: ``study.reference`` when it shares that variant's base model,
+    else the first variant (in config order) of its own base model.
+
+    Maps of different base models have different tokens and shapes, so a study that compares
+    two checkpoints (SmolLM2 and Gemma-3 in ``llm``) compares each variant within its model.
+    """
+    variants = params.get("variants") or {}
+    if not variants:
+        return {}
+    study = params.get("study") or {}
+    default = (study.get("defaults") or {}).get("model")
+
+    def model(name: str) -> Any:
+        return (variants[name] or {}).get("model", default)
+
+    first_of: dict[Any, str] = {}
+    for name in variants:
+        first_of.setdefault(model(name), name)
+    reference = study.get("reference", next(iter(variants)))
+    if reference in variants:
+        first_of[model(reference)] = reference
+    return {name: first_of[model(name)] for name in variants}

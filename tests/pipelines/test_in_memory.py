@@ -98,7 +98,7 @@ def test_attention_extraction_pipeline(catalog, extracted):
 
 
 def test_analysis_pipeline(catalog, extracted):
-    outputs = SequentialRunner().run(analysis(variants=list(VARIANTS), reference="base"), catalog)
+    outputs = SequentialRunner().run(analysis(references=dict.fromkeys(VARIANTS, "base")), catalog)
     performance = catalog.load("performance")
     assert list(performance["variant"]) == list(VARIANTS)
     similarity = catalog.load("similarity_by_layer")

@@ -157,11 +157,14 @@ def summarise_variant(metrics: dict[str, Any], head_metrics: pd.DataFrame) -> di
 def build_performance_table(
     reference: str, similarity_by_layer: pd.DataFrame, *summaries: dict[str, Any]
 ) -> pd.DataFrame:
-    """One row per variant, with its mean attention similarity to the reference."""
+    """One row per variant, with its mean attention similarity to its reference (the study's,
+    or that of its own base model)."""
     table = pd.DataFrame(summaries)
-    similarity = similarity_by_layer.groupby("variant")["cosine_similarity"].mean()
-    table["mean_similarity_to_reference"] = table["variant"].map(similarity)
-    table["reference"] = reference
+    by_variant = similarity_by_layer.groupby("variant")
+    table["mean_similarity_to_reference"] = table["variant"].map(
+        by_variant["cosine_similarity"].mean()
+    )
+    table["reference"] = table["variant"].map(by_variant["reference"].first()).fillna(reference)
     return table.dropna(axis=1, how="all")
 
 

@@ -12,8 +12,10 @@ import pandas as pd
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
+from attention_lab.attention.discovery import discover
 from attention_lab.attention.fast_path import fast_attention
 from attention_lab.datasets.model_directory import TrainedModel
+from attention_lab.errors import ConfigError
 from attention_lab.models.loading import load_model, load_tokenizer
 from attention_lab.tasks import get_task
 from attention_lab.training.head_features import feature_dataset
@@ -58,6 +60,33 @@ def training_arguments(
     )
 
 
+def cross_attention_optimizer(model, t: TrainingSpec) -> torch.optim.Optimizer | None:
+    """AdamW with the cross-attention layers on ``t.cross_attention_learning_rate``.
+
+    A warm-started encoder-decoder (bert2bert) starts with random cross-attention; at the
+    body's small step it stays almost uniform. ``None``: the Trainer's own optimizer.
+    """
+    if t.cross_attention_learning_rate is None:
+        return None
+    cross = {
+        id(p)
+        for layer in discover(model)
+        if layer.kind == "cross"
+        for p in layer.module.parameters()
+    }
+    if not cross:
+        raise ConfigError(
+            "training.cross_attention_learning_rate is set, but the model has no cross-attention; "
+            "remove it or use an encoder-decoder."
+        )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) not in cross], "lr": t.learning_rate},
+        {"params": [p for p in trainable if id(p) in cross], "lr": t.cross_attention_learning_rate},
+    ]
+    return torch.optim.AdamW(groups, weight_decay=t.weight_decay)
+
+
 def _fit(model, data, t: TrainingSpec, collator=None, by_length=False) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(
@@ -65,6 +94,7 @@ def _fit(model, data, t: TrainingSpec, collator=None, by_length=False) -> tuple[
             args=training_arguments(t, out, len(data), by_length),
             train_dataset=data,
             data_collator=collator,
+            optimizers=(cross_attention_optimizer(model, t), None),
         )
         start = time.perf_counter()
         result = trainer.train()

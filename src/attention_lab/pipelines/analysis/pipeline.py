@@ -46,7 +46,10 @@ def variant_template() -> Pipeline:
     )
 
 
-def create_pipeline(variants: list[str] = (), reference: str | None = None, **kwargs) -> Pipeline:
+def create_pipeline(references: dict[str, str] | None = None, **kwargs) -> Pipeline:
+    """``references`` maps each variant to the variant it is compared with (its model's own
+    reference, see :func:`attention_lab.variants.references`), in study order."""
+    variants = list(references or {})
     if not variants:
         return Pipeline([])
     per_variant = sum(
@@ -54,7 +57,7 @@ def create_pipeline(variants: list[str] = (), reference: str | None = None, **kw
             pipeline(
                 variant_template(),
                 namespace=v,
-                inputs={"corpus": "corpus", "reference_attention": f"{reference}.attention"},
+                inputs={"corpus": "corpus", "reference_attention": f"{references[v]}.attention"},
                 parameters={"params:analysis"},
             )
             for v in variants
