@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pandas as pd
@@ -15,7 +16,11 @@ VARIANTS = ["base", "lora", "gqa4_lora", "window2_lora"]
 
 
 def kedro(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KEDRO, *args], cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    # a wide console, so rich does not wrap a log line in the middle of what a test looks for
+    env = {**os.environ, "COLUMNS": "250"}
+    return subprocess.run(
+        [KEDRO, *args], cwd=PROJECT, capture_output=True, text=True, timeout=600, env=env
+    )
 
 
 def test_registry_lists_the_four_pipelines():
