@@ -24,7 +24,9 @@ from attention_lab.attention.interface import FAST_IMPLEMENTATION, IMPLEMENTATIO
 logger = logging.getLogger(__name__)
 
 FAST_OK_ATTR = "attention_lab_fast_ok"  # cached verdict of fast_path_matches
-TOLERANCE = 1e-5
+# relative to the largest logit: float32 summation order alone moves SmolLM2's 30-layer logits
+# by ~1e-3 (~5e-5 of their scale); a dropped term (sinks, soft-capping) moves them by far more
+RELATIVE_TOLERANCE = 1e-4
 
 
 def _outputs(model: nn.Module, implementation: str) -> torch.Tensor:
@@ -35,7 +37,8 @@ def _outputs(model: nn.Module, implementation: str) -> torch.Tensor:
 
 
 def fast_path_matches(model: nn.Module) -> bool:
-    """Whether the fast implementation reproduces the eager outputs (to 1e-5); cached."""
+    """Whether the fast implementation reproduces the eager outputs (to 1e-4 of the largest
+    logit); cached. The conformance suite holds tiny models to 1e-5 absolute."""
     cached = getattr(model, FAST_OK_ATTR, None)
     if cached is not None:
         return cached
@@ -45,7 +48,7 @@ def fast_path_matches(model: nn.Module) -> bool:
         eager = _outputs(model, IMPLEMENTATION)
         fast = _outputs(model, FAST_IMPLEMENTATION)
         difference = float((eager - fast).abs().max())
-        matches = difference <= TOLERANCE * max(1.0, float(eager.abs().max()))
+        matches = difference <= RELATIVE_TOLERANCE * max(1.0, float(eager.abs().max()))
         reason = f"max |sdpa - eager| = {difference:.2e}"
     except (ValueError, RuntimeError, TypeError) as exc:  # e.g. "sdpa does not support softcap"
         matches, reason = False, str(exc).splitlines()[0]
