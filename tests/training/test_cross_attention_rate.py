@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from transformers import TrainingArguments
 
 from attention_lab.attention.discovery import discover
 from attention_lab.errors import ConfigError
-from attention_lab.training.fine_tune import cross_attention_optimizer
-from attention_lab.variants import TrainingSpec
+from attention_lab.training.fine_tune import StudyTrainer
 from tests.conformance.families import FAMILIES
 
 
@@ -15,22 +15,37 @@ def family(name: str):
     return next(f for f in FAMILIES if f.name == name).build()
 
 
-def test_cross_attention_parameters_get_their_own_rate():
+def trainer(model, tmp_path, cross_lr):
+    args = TrainingArguments(
+        output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.01, use_cpu=True
+    )
+    return StudyTrainer(model=model, args=args, cross_attention_lr=cross_lr)
+
+
+def test_cross_attention_parameters_get_their_own_rate_and_keep_the_decay_split(tmp_path):
     model = family("bart")
-    spec = TrainingSpec(learning_rate=1e-4, cross_attention_learning_rate=1e-3)
-    body, cross = cross_attention_optimizer(model, spec).param_groups
+    study_trainer = trainer(model, tmp_path, 1e-3)
+    optimizer = study_trainer.create_optimizer()
     expected = {
         id(p)
         for layer in discover(model)
         if layer.kind == "cross"
         for p in layer.module.parameters()
     }
-    assert {id(p) for p in cross["params"]} == expected and cross["lr"] == 1e-3
-    assert body["lr"] == 1e-4 and not expected & {id(p) for p in body["params"]}
-    assert len(body["params"]) + len(cross["params"]) == len(list(model.parameters()))
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= expected if group["lr"] == 1e-3 else not ids & expected
+        if group["weight_decay"]:  # the Trainer's own split: no decay on biases and norms
+            assert not any("bias" in names[i] or "norm" in names[i] for i in ids)
+    assert {group["lr"] for group in optimizer.param_groups} == {1e-4, 1e-3}
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    groups = len(optimizer.param_groups)
+    assert study_trainer.create_optimizer() is optimizer and len(optimizer.param_groups) == groups
 
 
-def test_no_rate_keeps_the_trainers_optimizer_and_a_decoder_only_model_is_refused():
-    assert cross_attention_optimizer(family("bart"), TrainingSpec()) is None
+def test_no_rate_keeps_the_trainers_optimizer_and_a_decoder_only_model_is_refused(tmp_path):
+    groups = trainer(family("bart"), tmp_path, None).create_optimizer().param_groups
+    assert {group["lr"] for group in groups} == {1e-4}
     with pytest.raises(ConfigError, match="no cross-attention"):
-        cross_attention_optimizer(family("llama"), TrainingSpec(cross_attention_learning_rate=1e-3))
+        trainer(family("llama"), tmp_path, 1e-3)

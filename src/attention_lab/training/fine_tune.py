@@ -6,6 +6,7 @@ import logging
 import resource
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -60,14 +61,8 @@ def training_arguments(
     )
 
 
-def cross_attention_optimizer(model, t: TrainingSpec) -> torch.optim.Optimizer | None:
-    """AdamW with the cross-attention layers on ``t.cross_attention_learning_rate``.
-
-    A warm-started encoder-decoder (bert2bert) starts with random cross-attention; at the
-    body's small step it stays almost uniform. ``None``: the Trainer's own optimizer.
-    """
-    if t.cross_attention_learning_rate is None:
-        return None
+def cross_attention_parameters(model) -> set[int]:
+    """Ids of the parameters inside cross-attention layers; a ConfigError when there are none."""
     cross = {
         id(p)
         for layer in discover(model)
@@ -79,26 +74,50 @@ def cross_attention_optimizer(model, t: TrainingSpec) -> torch.optim.Optimizer |
             "training.cross_attention_learning_rate is set, but the model has no cross-attention; "
             "remove it or use an encoder-decoder."
         )
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in trainable if id(p) not in cross], "lr": t.learning_rate},
-        {"params": [p for p in trainable if id(p) in cross], "lr": t.cross_attention_learning_rate},
-    ]
-    return torch.optim.AdamW(groups, weight_decay=t.weight_decay)
+    return cross
 
 
-def _fit(model, data, t: TrainingSpec, collator=None, by_length=False) -> tuple[float, int]:
+class StudyTrainer(Trainer):
+    """transformers' ``Trainer``, whose cross-attention layers may train at their own rate.
+
+    A warm-started encoder-decoder (bert2bert) starts with random cross-attention; at the
+    body's small step it stays almost uniform. The Trainer's own optimizer (its class, and
+    its split of decayed and undecayed parameters) is kept; each group is split in two.
+    """
+
+    def __init__(self, *args, cross_attention_lr: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cross_attention_lr = cross_attention_lr
+        self.cross = cross_attention_parameters(self.model) if cross_attention_lr else set()
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is not None or not self.cross:  # already built, or nothing to split
+            return super().create_optimizer(model)
+        optimizer = super().create_optimizer(model)
+        groups = [
+            {**group, "params": [p for p in group["params"] if (id(p) in self.cross) == is_cross]}
+            | ({"lr": self.cross_attention_lr} if is_cross else {})
+            for group in optimizer.param_groups
+            for is_cross in (False, True)
+        ]
+        optimizer.param_groups = []  # no step taken yet: regroup in place
+        for group in groups:
+            if group["params"]:
+                optimizer.add_param_group(group)
+        return optimizer
+
+
+def _fit(model, data, t: TrainingSpec, collator=None, by_length=False) -> int:
+    """Train ``model`` on ``data``; returns the number of optimizer steps."""
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(
+        trainer = StudyTrainer(
             model=model,
             args=training_arguments(t, out, len(data), by_length),
             train_dataset=data,
             data_collator=collator,
-            optimizers=(cross_attention_optimizer(model, t), None),
+            cross_attention_lr=t.cross_attention_learning_rate,
         )
-        start = time.perf_counter()
-        result = trainer.train()
-    return time.perf_counter() - start, result.global_step
+        return trainer.train().global_step
 
 
 def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[float, int]:
@@ -114,10 +133,10 @@ def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[fl
     if t.fast_path and spec.method == "head" and task.name == "classification":
         prepared = feature_dataset(model, data, task.collate(tokenizer), t.eval_batch_size)
         if prepared is not None:
-            _, steps = _fit(*prepared, t)
+            steps = _fit(*prepared, replace(t, cross_attention_learning_rate=None))
             return time.perf_counter() - start, steps
     with fast_attention(model, enabled=t.fast_path):
-        _, steps = _fit(model, data, t, task.collate(tokenizer), by_length=t.fast_path)
+        steps = _fit(model, data, t, task.collate(tokenizer), by_length=t.fast_path)
     return time.perf_counter() - start, steps
 
 
