@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 import transformers
 from transformers import (
@@ -298,6 +300,87 @@ FAMILIES = [
     ),
 ]
 BY_NAME = {family.name: family for family in FAMILIES}
+
+LENGTHS = (7, 3, 5)  # one batch: every example but the longest is padded
+
+
+def probe_set(seed: int = 0) -> pd.DataFrame:
+    """Three word sequences of LENGTHS tokens over the word tokenizer's vocabulary."""
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(f"t{i}" for i in rng.integers(4, 128, n)) for n in LENGTHS]
+    return pd.DataFrame({"id": [f"p{i}" for i in range(len(texts))], "text": texts, "label": 0})
+
+
+def mechanisms_for(family: Family) -> list:
+    """gqa (half the checkpoint's key/value heads), mqa and a window of 2."""
+    from attention_lab.attention.mechanisms import MechanismSpec
+
+    return [
+        MechanismSpec("gqa", kv_heads=max(1, kv_heads(family) // 2)),
+        MechanismSpec("mqa"),
+        MechanismSpec("sliding_window", window=2),
+    ]
+
+
+def kv_heads(family: Family) -> int:
+    """Key/value heads of the family's checkpoint, read from its config."""
+    config = getattr(transformers, family.config_class)(**family.kwargs)
+    return getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+
+
+# Self-attention key/value projections by name; cross-attention modules are left alone.
+SEPARATE_KV = ("k_proj", "v_proj", "key", "value", "k_lin", "v_lin", "k", "v")
+CROSS = ("encoder_attn", "EncDecAttention", "crossattention")
+
+
+def _average_heads(rows: torch.Tensor, heads: int, groups: int) -> torch.Tensor:
+    """(heads * d, ...) rows -> every head's rows replaced by the mean of its contiguous group."""
+    per_group = rows.reshape(groups, heads // groups, rows.shape[0] // heads, *rows.shape[1:])
+    return per_group.mean(1, keepdim=True).expand_as(per_group).reshape(rows.shape)
+
+
+def pooled_kv_copy(family: Family, groups: int) -> torch.nn.Module:
+    """The native eager model with each self-attention's key and value projection weights
+    averaged within groups of heads.
+
+    This is grouped-query uptraining (Ainslie et al., 2023) done in weight space, with no code
+    of the project: its maps are the independent reference for the project's ``gqa``/``mqa``,
+    which pools the projected keys and values instead (equal, as projections are linear and
+    RoPE rotates every head alike).
+    """
+    model = family.build("eager")
+    heads, kv = model.config.get_text_config().num_attention_heads, kv_heads(family)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if any(c in name for c in CROSS):
+                continue
+            if hasattr(module, "qkv_proj"):  # Phi-3 rows: [q (Hq d) | k (Hkv d) | v (Hkv d)]
+                w = module.qkv_proj.weight
+                d = w.shape[0] // (heads + 2 * kv)
+                for start in (heads * d, (heads + kv) * d):
+                    part = slice(start, start + kv * d)
+                    w[part] = _average_heads(w[part], kv, groups)
+            elif hasattr(module, "c_attn"):  # GPT-2 Conv1D columns: [q | k | v]
+                width = module.c_attn.weight.shape[1] // 3
+                for start in (width, 2 * width):
+                    part = slice(start, start + width)
+                    w, b = module.c_attn.weight, module.c_attn.bias
+                    w[:, part] = _average_heads(w[:, part].T, heads, groups).T
+                    b[part] = _average_heads(b[part], heads, groups)
+            elif hasattr(module, "query_key_value"):  # GPT-NeoX rows per head: [q_h | k_h | v_h]
+                for tensor in (module.query_key_value.weight, module.query_key_value.bias):
+                    per_head = tensor.view(heads, 3, -1, *tensor.shape[1:])
+                    for i in (1, 2):
+                        flat = per_head[:, i].reshape(-1, *tensor.shape[1:])
+                        per_head[:, i] = _average_heads(flat, heads, groups).view_as(per_head[:, i])
+            else:
+                for child in SEPARATE_KV:
+                    linear = getattr(module, child, None)
+                    if isinstance(linear, torch.nn.Linear):
+                        linear.weight.copy_(_average_heads(linear.weight, kv, groups))
+                        if linear.bias is not None:
+                            linear.bias.copy_(_average_heads(linear.bias, kv, groups))
+    return model
 
 
 def word_tokenizer(pad: int, padding_side: str):

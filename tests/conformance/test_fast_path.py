@@ -18,8 +18,7 @@ from attention_lab.attention.interface import FAST_IMPLEMENTATION, IMPLEMENTATIO
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.errors import ConfigError
 from attention_lab.tasks.base import with_positions
-from tests.conformance.families import FAMILIES, word_tokenizer
-from tests.conformance.test_families import mechanisms_for, probe_set
+from tests.conformance.families import FAMILIES, mechanisms_for, probe_set, word_tokenizer
 
 TOLERANCE = 1e-5
 EAGER_ONLY = {"gemma2": "logit soft-capping", "gpt_oss": "learned sink logits"}

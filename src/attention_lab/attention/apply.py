@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -71,39 +73,64 @@ def apply_mechanism(model: nn.Module, spec: MechanismSpec) -> nn.Module:
     return model
 
 
-def verify_mechanism(model: nn.Module, spec: MechanismSpec) -> None:
-    """Run the discovery probe and check each planned layer's weights obey its plan.
+def _probe_weights(model: nn.Module, length: int) -> dict[int, torch.Tensor]:
+    """Each planned layer's weights on one probe: module id -> (1, Hq, Tq, Tk)."""
+    seen: dict[int, torch.Tensor] = {}
 
-    Grouped layers: query heads of one group read identical keys. Windowed layers: no mass
-    outside the band. A family whose eager function ignores the transformed inputs fails here.
+    def keep(module, query, key, mask, weights):
+        if getattr(module, PLAN_ATTR, None) is not None and weights is not None:
+            seen[id(module)] = weights
+
+    run_probe(model, keep, length=length)
+    return seen
+
+
+def verify_mechanism(model: nn.Module, spec: MechanismSpec) -> None:
+    """Show on a probe that the family's own eager attention honoured each layer's plan.
+
+    Grouped layers: the weights it returns change when the key/value pooling is taken away
+    (a family that ignored the pooled keys would return the same). Windowed layers: it returns
+    no mass outside the band, on a probe longer than the window.
     """
     if spec.name == "mha":
         return
-    problems: list[str] = []
-
-    def check(module, query, key, mask, weights):
-        plan: LayerPlan | None = getattr(module, PLAN_ATTR, None)
-        if plan is None or weights is None:
-            return
-        if plan.kv_groups is not None:
-            per_group = key.shape[1] // plan.kv_groups
-            grouped = key.view(key.shape[0], plan.kv_groups, per_group, *key.shape[2:])
-            if not torch.equal(grouped, grouped[:, :, :1].expand_as(grouped)):
-                problems.append(f"{type(module).__name__}: key/value heads were not pooled")
-        if plan.window is not None:
-            q_len, k_len = weights.shape[-2:]
-            outside = ~band(
-                q_len, k_len, plan.window, plan.causal, plan.sink_tokens, weights.device
-            )
-            if bool((weights[..., outside].abs() > 1e-6).any()):
-                problems.append(f"{type(module).__name__}: attention mass outside the window")
-
-    run_probe(model, check)
+    length = max(6, (spec.window or 0) + 4)
+    planned = {
+        id(layer.module): (layer.module, getattr(layer.module, PLAN_ATTR))
+        for layer in discover(model)
+        if getattr(layer.module, PLAN_ATTR, None) is not None
+    }
+    weights = _probe_weights(model, length)
+    problems = [
+        f"{type(module).__name__}: attention mass outside the window"
+        for key, (module, plan) in planned.items()
+        if plan.window is not None and key in weights and _outside_band(weights[key], plan)
+    ]
+    pooled = {key: (m, plan) for key, (m, plan) in planned.items() if plan.kv_groups is not None}
+    if pooled:
+        for module, plan in pooled.values():  # the same probe without the pooling
+            setattr(module, PLAN_ATTR, replace(plan, kv_groups=None))
+        try:
+            unpooled = _probe_weights(model, length)
+        finally:
+            for module, plan in pooled.values():
+                setattr(module, PLAN_ATTR, plan)
+        problems += [
+            f"{type(module).__name__}: key/value pooling left its weights unchanged"
+            for key, (module, _) in pooled.items()
+            if key in weights and torch.allclose(weights[key], unpooled[key], atol=1e-7)
+        ]
     if problems:
         raise ConfigError(
             f"mechanism {spec.name!r} cannot be applied to {type(model).__name__}: its own eager "
             f"attention does not take the transformed inputs ({problems[0]})."
         )
+
+
+def _outside_band(weights: torch.Tensor, plan: LayerPlan) -> bool:
+    q_len, k_len = weights.shape[-2:]
+    outside = ~band(q_len, k_len, plan.window, plan.causal, plan.sink_tokens, weights.device)
+    return bool((weights[..., outside].abs() > 1e-6).any())
 
 
 def spec_from_config(config) -> MechanismSpec:

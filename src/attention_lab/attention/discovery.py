@@ -13,6 +13,8 @@ or ``c_attn``). Each call tells its kind:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -45,14 +47,19 @@ def _is_causal(mask: torch.Tensor | None, module: nn.Module) -> bool:
     return bool(blocked[0, 1]) and not bool(blocked[1, 0])
 
 
-def probe_inputs(model: nn.Module, padded: bool = False) -> dict[str, torch.Tensor]:
-    """A tiny batch for ``model``: one example, or (``padded``) a second one whose last
-    three tokens are padding, so masks are exercised too."""
+def probe_inputs(
+    model: nn.Module, padded: bool = False, length: int = _ENCODER_LEN
+) -> dict[str, torch.Tensor]:
+    """A tiny batch for ``model``: one example of ``length`` tokens (fewer where the model's
+    positions run out), or (``padded``) a second one whose last three tokens are padding, so
+    masks are exercised too. Encoder-decoders get a decoder of another length."""
     config = model.config
     text = config.get_text_config()
     vocab = getattr(text, "vocab_size", None) or 100
     pad = getattr(config, "pad_token_id", None)
     pad = getattr(text, "pad_token_id", None) if pad is None else pad
+    positions = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+    length = min(length, positions - 2) if positions else length
     device = next(model.parameters()).device
 
     def ids(n: int) -> torch.Tensor:
@@ -64,32 +71,40 @@ def probe_inputs(model: nn.Module, padded: bool = False) -> dict[str, torch.Tens
             second[-3:] = pad
         return torch.stack([row, second])  # (2, n)
 
-    mask = torch.ones(2 if padded else 1, _ENCODER_LEN, dtype=torch.long, device=device)
+    mask = torch.ones(2 if padded else 1, length, dtype=torch.long, device=device)
     if padded:
         mask[1, -3:] = 0
-    inputs = {"input_ids": ids(_ENCODER_LEN), "attention_mask": mask}
+    inputs = {"input_ids": ids(length), "attention_mask": mask}
     if getattr(config, "is_encoder_decoder", False):
         inputs["decoder_input_ids"] = ids(_DECODER_LEN)
     return inputs
 
 
-def run_probe(model: nn.Module, observer) -> None:
+@contextmanager
+def probing(model: nn.Module, implementation: str = IMPLEMENTATION) -> Iterator[None]:
+    """Eval mode, no gradients and ``implementation`` selected; the model's state restored after."""
+    previous, was_training = model.config._attn_implementation, model.training
+    try:
+        model.set_attn_implementation(implementation)
+        model.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        model.set_attn_implementation(previous)
+        model.train(was_training)
+
+
+def run_probe(model: nn.Module, observer, length: int = _ENCODER_LEN) -> None:
     """One tiny forward pass through our implementation, with ``observer`` seeing every call."""
-    previous = model.config._attn_implementation
-    was_training = model.training
     modules = list(model.modules())
     for module in modules:
         setattr(module, OBSERVER_ATTR, observer)
     try:
-        model.set_attn_implementation(IMPLEMENTATION)
-        model.eval()
-        with torch.no_grad():
-            model(**probe_inputs(model))
+        with probing(model):
+            model(**probe_inputs(model, length=length))
     finally:
         for module in modules:
             setattr(module, OBSERVER_ATTR, None)
-        model.set_attn_implementation(previous)
-        model.train(was_training)
 
 
 def discover(model: nn.Module) -> list[AttentionLayer]:

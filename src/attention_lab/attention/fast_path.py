@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from attention_lab.attention.discovery import probe_inputs
+from attention_lab.attention.discovery import probe_inputs, probing
 from attention_lab.attention.interface import FAST_IMPLEMENTATION, IMPLEMENTATION
 
 logger = logging.getLogger(__name__)
@@ -30,9 +30,8 @@ RELATIVE_TOLERANCE = 1e-4
 
 
 def _outputs(model: nn.Module, implementation: str) -> torch.Tensor:
-    """The model's first output tensor (logits) on the padded probe, in eval mode."""
-    model.set_attn_implementation(implementation)
-    with torch.no_grad():
+    """The model's logits on the padded probe, in eval mode."""
+    with probing(model, implementation):
         return model(**probe_inputs(model, padded=True)).logits.float()
 
 
@@ -42,8 +41,6 @@ def fast_path_matches(model: nn.Module) -> bool:
     cached = getattr(model, FAST_OK_ATTR, None)
     if cached is not None:
         return cached
-    previous, was_training = model.config._attn_implementation, model.training
-    model.eval()
     try:
         eager = _outputs(model, IMPLEMENTATION)
         fast = _outputs(model, FAST_IMPLEMENTATION)
@@ -52,9 +49,6 @@ def fast_path_matches(model: nn.Module) -> bool:
         reason = f"max |sdpa - eager| = {difference:.2e}"
     except (ValueError, RuntimeError, TypeError) as exc:  # e.g. "sdpa does not support softcap"
         matches, reason = False, str(exc).splitlines()[0]
-    finally:
-        model.set_attn_implementation(previous)
-        model.train(was_training)
     if not matches:
         logger.warning(
             "%s keeps eager attention for training: its SDPA path differs (%s).",
