@@ -144,3 +144,19 @@ def test_a_family_that_ignores_the_transformed_inputs_is_refused(spec, monkeypat
     monkeypatch.setattr(interface, "_transform", lambda module, q, k, v, mask: (k, v, mask))
     with pytest.raises(ConfigError, match=f"{spec.name}.*LlamaForCausalLM"):
         apply_mechanism(next(f for f in FAMILIES if f.name == "llama").build(), spec)
+
+
+def test_sink_tokens_follow_the_first_real_token_with_left_padding(tmp_path):
+    """StreamingLLM sinks are the first *real* tokens: a left-padded example's maps equal those
+    of the same model on that example alone, where the sink is column 0."""
+    family = next(f for f in FAMILIES if f.name == "llama")
+    spec = MechanismSpec("sliding_window", window=1, sink_tokens=1)
+    model = apply_mechanism(family.build(), spec)
+    store = extract(model, family, "left", tmp_path)
+    assert store.meta["padding_side"] == "left"
+    for example in range(len(store)):
+        ids = torch.tensor([store.example_meta(example)["token_ids"]])
+        with torch.no_grad():
+            alone = torch.stack(model(input_ids=ids, output_attentions=True).attentions, 1)[0]
+        np.testing.assert_allclose(store.attention(example, "decoder"), alone.numpy(), atol=1e-5)
+        assert bool((alone[..., 2:, 0] > 0).all())  # beyond the window, the sink still sees

@@ -57,8 +57,21 @@ class LayerPlan:
             return mask
         q_len = query.shape[-2]
         k_len = q_len if mask is None else mask.shape[-1]
-        allowed = band(q_len, k_len, self.window, self.causal, self.sink_tokens, query.device)
         if mask is None:
             mask = torch.zeros(1, 1, q_len, k_len, dtype=query.dtype, device=query.device)
+        allowed = band(q_len, k_len, self.window, self.causal, 0, query.device)  # (Tq, Tk)
+        if self.sink_tokens:
+            allowed = allowed | self._sinks(mask)  # (B|1, 1, Tq, Tk)
         # where (not +): adding the dtype's minimum twice overflows to -inf and NaN rows
         return mask.masked_fill(~allowed, torch.finfo(mask.dtype).min)
+
+    def _sinks(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B|1, 1, 1, Tk): True on each row's first ``sink_tokens`` *real* keys.
+
+        Counted from the first key the mask lets the last query see, so left padding shifts
+        the sinks with the text; the mask itself still hides padding and the future.
+        """
+        real = mask[..., -1:, :] > torch.finfo(mask.dtype).min / 2  # (B|1, 1, 1, Tk)
+        first = real.int().argmax(-1, keepdim=True)  # (B|1, 1, 1, 1)
+        k_pos = torch.arange(mask.shape[-1], device=mask.device)  # (Tk,)
+        return (k_pos >= first) & (k_pos < first + self.sink_tokens)
