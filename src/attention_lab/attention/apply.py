@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from attention_lab.attention.discovery import LAYERS_ATTR, AttentionLayer, discover, run_probe
+from attention_lab.attention.fast_path import FAST_OK_ATTR
 from attention_lab.attention.interface import IMPLEMENTATION, PLAN_ATTR
 from attention_lab.attention.mechanisms import CONFIG_KEY, MechanismSpec
 from attention_lab.attention.plan import LayerPlan, band
@@ -52,6 +53,7 @@ def apply_mechanism(model: nn.Module, spec: MechanismSpec) -> nn.Module:
     here with a :class:`ConfigError` naming the family and the mechanism.
     """
     setattr(model, LAYERS_ATTR, None)  # shapes may have changed (native key/value conversion)
+    setattr(model, FAST_OK_ATTR, None)  # a new plan: the fast path must be checked again
     layers = discover(model)
     family = type(model).__name__
     self_layers = [layer for layer in layers if layer.kind != "cross"]

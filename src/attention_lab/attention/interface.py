@@ -21,6 +21,7 @@ where it gives the eager outputs (see :mod:`attention_lab.attention.fast_path`).
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 
@@ -43,15 +44,20 @@ EagerFunction = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
 
 def family_eager(module: nn.Module) -> EagerFunction:
-    """The eager attention function of the module's own modeling file.
+    """The eager attention function of the module's own modeling file (looked up once per class).
 
     Raises :class:`ConfigError` naming the family when the file defines none: a generic
     replacement would silently drop whatever terms that family adds.
     """
-    eager = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
+    return _eager_of(type(module))
+
+
+@functools.cache
+def _eager_of(cls: type) -> EagerFunction:
+    eager = getattr(sys.modules[cls.__module__], "eager_attention_forward", None)
     if eager is None:
         raise ConfigError(
-            f"{type(module).__name__} ({type(module).__module__}) defines no "
+            f"{cls.__name__} ({cls.__module__}) defines no "
             "eager_attention_forward, so Attention Lab cannot reproduce its attention exactly; "
             "this family is not supported."
         )

