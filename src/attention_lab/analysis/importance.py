@@ -53,7 +53,7 @@ def importance_table(
     task = get_task(info["task"])
     torch.manual_seed(0)
     data = task.encode(examples, tokenizer, info.get("max_length", 128))
-    batches = DataLoader(data, batch_size=32, collate_fn=task.collate(tokenizer))
+    batches = DataLoader(data, batch_size=32, collate_fn=task.collate(tokenizer, model))
     raw = head_gradients(model, batches)  # (L, H)
     norm = normalise_per_layer(raw)
     layers, heads = np.indices(raw.shape)

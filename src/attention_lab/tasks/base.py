@@ -71,7 +71,8 @@ def with_positions(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str
     would shift every real token's RoPE or learned position.
     """
     left_padded = bool((batch["attention_mask"][:, 0] == 0).any())
-    if not left_padded or "position_ids" in batch or not accepts(model, "position_ids"):
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    if not left_padded or "position_ids" in batch or not accepts(inner, "position_ids"):
         return batch  # right padding keeps positions; RoBERTa-style models number their own
     positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # (B, T)
     return {**batch, "position_ids": positions}
@@ -109,8 +110,14 @@ class Task:
     def pad_labels(self, labels: list[Any], padded: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def collate(self, tokenizer) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
-        """Pads a list of features into tensors; labels are padded the task's way."""
+    def collate(
+        self, tokenizer, model: nn.Module | None = None
+    ) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
+        """Pads a list of features into tensors; labels are padded the task's way.
+
+        With ``model``, a left-padded batch also gets position ids over its real tokens, so
+        training and evaluation see the positions that extraction sees (:func:`with_positions`).
+        """
 
         def _collate(batch: list[dict]) -> dict[str, torch.Tensor]:
             labels = [b["labels"] for b in batch] if "labels" in batch[0] else None
@@ -118,7 +125,7 @@ class Task:
                 [{k: v for k, v in b.items() if k != "labels"} for b in batch], return_tensors="pt"
             )
             out["labels"] = self.pad_labels(labels, out)
-            return out
+            return out if model is None else with_positions(model, out)
 
         return _collate
 
@@ -137,7 +144,7 @@ class Task:
     def evaluate(self, model, tokenizer, test: pd.DataFrame, info: dict, batch_size: int) -> dict:
         """Task metrics on ``test``: the loss averaged over its terms, then the task's own."""
         data = self.encode(test, tokenizer, info.get("max_length", 128))
-        batches = DataLoader(data, batch_size=batch_size, collate_fn=self.collate(tokenizer))
+        batches = DataLoader(data, batch_size=batch_size, collate_fn=self.collate(tokenizer, model))
         losses, weights, state = [], [], {}
         for batch in tqdm(batches, desc=f"evaluate {info['variant']}", leave=False):
             batch = {k: v.to(model.device) for k, v in batch.items()}

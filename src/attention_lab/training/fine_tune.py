@@ -131,12 +131,12 @@ def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[fl
     data = task.encode(corpus[corpus["split"] == "train"], tokenizer, t.max_length)
     start = time.perf_counter()
     if t.fast_path and spec.method == "head" and task.name == "classification":
-        prepared = feature_dataset(model, data, task.collate(tokenizer), t.eval_batch_size)
+        prepared = feature_dataset(model, data, task.collate(tokenizer, model), t.eval_batch_size)
         if prepared is not None:
             steps = _fit(*prepared, replace(t, cross_attention_learning_rate=None))
             return time.perf_counter() - start, steps
     with fast_attention(model, enabled=t.fast_path):
-        steps = _fit(model, data, t, task.collate(tokenizer), by_length=t.fast_path)
+        steps = _fit(model, data, t, task.collate(tokenizer, model), by_length=t.fast_path)
     return time.perf_counter() - start, steps
 
 
