@@ -35,7 +35,7 @@ def _safe(fn):
     def wrapped(*args):
         try:
             return fn(*args)
-        except (MissingArtifact, KeyError, IndexError) as exc:
+        except (MissingArtifact, KeyError, IndexError, ValueError) as exc:
             return figures.message_figure(str(exc).strip("'\""))
 
     return wrapped
@@ -147,6 +147,9 @@ def register_metrics(app: Dash, data: StudyData) -> None:
     def metrics(selection: Selection):
         try:
             return (*metrics_view(data, selection), None)
+        except (KeyError, IndexError, ValueError) as exc:  # a bad value: say so in place
+            problem = figures.message_figure(str(exc).strip("'\""))
+            return problem, problem, problem, [], None
         except MissingArtifact as exc:
             empty = figures.message_figure("No analysis results yet.")
             message = html.Div(

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from attention_lab.datasets.store import AttentionStore
+from attention_lab.variants import references, study_reference
 
 PROJECT = Path(__file__).resolve().parents[1]
 COMMANDS = {
@@ -58,7 +59,11 @@ class StudyData:
 
     @property
     def reference(self) -> str:
-        return (self.params.get("study") or {}).get("reference", self.variants[0])
+        return study_reference(self.params)
+
+    def reference_of(self, variant: str) -> str:
+        """The variant ``variant`` is compared with: the study's, or its own model's reference."""
+        return references(self.params).get(variant, self.reference)
 
     @cached_property
     def probe_set(self) -> pd.DataFrame:
@@ -79,15 +84,8 @@ class StudyData:
                 f"The attention store of {variant!r}", COMMANDS["attention"], self.env
             ) from exc
 
-    def table(self, name: str) -> pd.DataFrame:
-        """An analysis table, read again whenever its file changes (a new ``kedro run``)."""
-        return self._analysis_output(name)
-
-    def figure(self, name: str) -> go.Figure:
-        """A figure the analysis pipeline stored, read again whenever its file changes."""
-        return self._analysis_output(name)
-
-    def _analysis_output(self, name: str):
+    def table(self, name: str) -> pd.DataFrame | go.Figure:
+        """An analysis table or figure, read again whenever its file changes (a new ``kedro run``)."""
         stamp = self._stamp(name)
         cached = self._analysis.get(name)
         if cached is not None and stamp is not None and cached[0] == stamp:
@@ -106,9 +104,12 @@ class StudyData:
         dataset = self.catalog.get(name)
         path, fs = getattr(dataset, "_filepath", None), getattr(dataset, "_fs", None)
         try:
-            return fs.modified(str(path)), fs.size(str(path))
-        except Exception:  # missing file, a filesystem without modification times
+            info = fs.info(str(path))  # one call: local "mtime", S3 "LastModified"
+        except Exception:  # a missing file, a dataset without a file system
             return None
+        return info.get("mtime") or info.get("LastModified"), info.get("size")
+
+    figure = table  # figures are catalog outputs too
 
     def check_ready(self) -> None:
         """Raise :class:`MissingArtifact` unless the probe set and every store exist (cheap checks)."""
@@ -143,10 +144,12 @@ class InMemoryStudy(StudyData):
             raise KeyError(f"unknown variant {variant!r}; this study has {', '.join(self._stores)}")
         return self._stores[variant]
 
-    def _analysis_output(self, name: str):
+    def table(self, name: str):
         if name not in self._tables:
             raise MissingArtifact(f"The analysis output {name!r}", COMMANDS["analysis"], None)
         return self._tables[name]
+
+    figure = table
 
     def check_ready(self) -> None:
         return None

@@ -53,9 +53,8 @@ class Selection:
         """From the controls' values, in :data:`CONTROLS` order (the log checklist is a list)."""
         raw = dict(zip(CONTROLS.values(), values, strict=True))
         raw["log"] = "log" in (raw["log"] or [])
-        layer = str(raw["layer"])
-        raw["layer"] = int(layer) if layer.lstrip("-").isdigit() else 0
-        raw["head"] = str(raw["head"])
+        raw["layer"] = _as_layer(raw["layer"])
+        raw["head"] = None if raw["head"] is None else str(raw["head"])
         return cls(**{k: v for k, v in raw.items() if v is not None})
 
     def control_values(self) -> list:
@@ -68,20 +67,25 @@ class Selection:
         raw = dict(parse_qsl((search or "").lstrip("?")))
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         if "layer" in known:
-            known["layer"] = int(known["layer"]) if known["layer"].lstrip("-").isdigit() else 0
+            known["layer"] = _as_layer(known["layer"])
         if "log" in known:
             known["log"] = known["log"] in ("1", "true", "True")
         return cls(**known)
 
 
+def _as_layer(value) -> int:
+    """A layer index from a control or the URL; anything else is layer 0."""
+    text = str(value)
+    return int(text) if text.lstrip("-").isdigit() else 0
+
+
 def resolve(data: StudyData, selection: Selection) -> tuple[Selection, list[str]]:
     """Fill defaults and replace unknown values, returning messages for the user."""
     notes, variants = [], data.variants
-    a, b = (
-        selection.a or data.reference,
-        selection.b
-        or next((v for v in variants if v != (selection.a or data.reference)), variants[0]),
-    )
+    a = selection.a or data.reference
+    # by default B is another variant of A's base model (maps of two models do not compare)
+    same_model = [v for v in variants if v != a and data.reference_of(v) == data.reference_of(a)]
+    b = selection.b or next(iter(same_model or [v for v in variants if v != a]), variants[0])
     for value in (a, b):
         if value not in variants:
             notes.append(

@@ -116,3 +116,22 @@ def test_each_variant_is_compared_within_its_own_base_model():
         "gemma_base": "gemma_base",
         "gemma_lora": "gemma_base",
     }
+
+
+def test_task_names_for_config_checks_are_the_tasks():
+    from attention_lab.tasks import TASKS as TASK_OBJECTS
+    from attention_lab.variants import TASKS
+
+    assert set(TASKS) == set(TASK_OBJECTS)
+
+
+def test_cross_attention_rate_is_refused_outside_seq2seq():
+    from attention_lab.errors import ConfigError
+    from attention_lab.variants import parse_variant
+
+    raw = {"method": "full", "training": {"cross_attention_learning_rate": "1e-3"}}
+    assert (
+        parse_variant("v", raw, {"task": "seq2seq"}).training.cross_attention_learning_rate == 1e-3
+    )
+    with pytest.raises(ConfigError, match="only a seq2seq study has cross-attention"):
+        parse_variant("v", raw, {"task": "classification"})

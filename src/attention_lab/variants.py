@@ -14,9 +14,11 @@ from typing import Any
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.errors import ConfigError
 from attention_lab.models.zoo import ALIASES, check_model_name
-from attention_lab.tasks import TASKS
 
 METHODS = ("none", "head", "lora", "full")
+# the names of attention_lab.tasks.TASKS, kept here so that config checks import no torch
+TASKS = ("classification", "causal_lm", "seq2seq")
+DEFAULT_MODEL = "minilm"
 VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid Kedro namespace
 
 
@@ -97,7 +99,7 @@ def _dataclass_from(cls, raw: Any, where: str):
             continue
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}.")
-        if key == "cross_attention_learning_rate" and value is not None:
+        if value is not None and allowed[key].type == "float | None":
             default = 1.0  # optional, but a number when given
         if isinstance(default, bool) or not isinstance(default, int | float):
             values[key] = value
@@ -140,7 +142,7 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
     task = study.get("task", "classification")
     if task not in TASKS:
         raise ConfigError(f"study.task: unknown task {task!r}; allowed: {', '.join(TASKS)}.")
-    model = merged.get("model", "minilm")
+    model = merged.get("model", DEFAULT_MODEL)
     check_model_name(model, f"{where}.model")
     method = merged.get("method", "none")
     if method not in METHODS:
@@ -155,13 +157,19 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
     if model in ALIASES:  # bundled: check shapes now; hub models are checked when loaded
         alias = ALIASES[model]
         mechanism.check_against(alias.num_layers, alias.num_heads, f"{where}.mechanism")
+    training = _dataclass_from(TrainingSpec, merged.get("training"), f"{where}.training")
+    if training.cross_attention_learning_rate is not None and task != "seq2seq":
+        raise ConfigError(
+            f"{where}.training.cross_attention_learning_rate: only a seq2seq study has "
+            f"cross-attention, but study.task is {task!r}; remove it."
+        )
     return VariantSpec(
         name=name,
         model=model,
         task=task,
         mechanism=mechanism,
         method=method,
-        training=_dataclass_from(TrainingSpec, merged.get("training"), f"{where}.training"),
+        training=training,
         lora=_dataclass_from(LoraSpec, merged.get("lora"), f"{where}.lora"),
         trust_remote_code=bool(merged.get("trust_remote_code", False)),
     )
@@ -176,12 +184,18 @@ def parse_study(params: dict[str, Any]) -> dict[str, VariantSpec]:
         )
     study = params.get("study") or {}
     specs = {name: parse_variant(name, raw, study) for name, raw in variants.items()}
-    reference = study.get("reference", next(iter(specs)))
+    reference = study_reference(params)
     if reference not in specs:
         raise ConfigError(
             f"study.reference: {reference!r} is not a variant; allowed: {', '.join(specs)}."
         )
     return specs
+
+
+def study_reference(params: dict[str, Any]) -> str | None:
+    """``study.reference``, else the first variant (``None`` without variants)."""
+    variants = params.get("variants") or {}
+    return (params.get("study") or {}).get("reference", next(iter(variants), None))
 
 
 def references(params: dict[str, Any]) -> dict[str, str]:
@@ -194,16 +208,15 @@ def references(params: dict[str, Any]) -> dict[str, str]:
     variants = params.get("variants") or {}
     if not variants:
         return {}
-    study = params.get("study") or {}
-    default = (study.get("defaults") or {}).get("model")
+    default = ((params.get("study") or {}).get("defaults") or {}).get("model", DEFAULT_MODEL)
 
-    def model(name: str) -> Any:
+    def model(name: str) -> Any:  # as parse_variant merges it
         return (variants[name] or {}).get("model", default)
 
     first_of: dict[Any, str] = {}
     for name in variants:
         first_of.setdefault(model(name), name)
-    reference = study.get("reference", next(iter(variants)))
+    reference = study_reference(params)
     if reference in variants:
         first_of[model(reference)] = reference
     return {name: first_of[model(name)] for name in variants}

@@ -253,6 +253,7 @@ def test_controls_round_trip_and_tolerate_bad_values():
         for c, v in zip(CONTROLS, values, strict=True)
     ]
     assert Selection.from_controls(broken).layer == 0
+    assert Selection.from_controls(broken).head == "mean"  # a cleared control: the default
 
 
 def test_only_the_open_tab_renders():

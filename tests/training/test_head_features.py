@@ -17,7 +17,7 @@ from attention_lab.attention.apply import apply_mechanism
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.tasks import get_task
 from attention_lab.training.fine_tune import train
-from attention_lab.training.head_features import compute_features, head_of
+from attention_lab.training.head_features import compute_features, feature_dataset, head_of
 from attention_lab.training.methods import prepare
 from attention_lab.variants import LoraSpec, TrainingSpec, VariantSpec
 from tests.conformance.families import FAMILIES, word_tokenizer
@@ -51,8 +51,13 @@ def spec(fast: bool) -> VariantSpec:
 
 
 @pytest.mark.parametrize("name", ["bert", "llama"])
-def test_head_on_features_equals_head_through_frozen_model(name):
+def test_head_on_features_equals_head_through_frozen_model(name, monkeypatch):
     """BERT pools [CLS] through its pooler; Llama's score pools the last real token."""
+    from attention_lab.training import fine_tune
+
+    prepared = []
+    spy = lambda *args: prepared.append(feature_dataset(*args)) or prepared[-1]  # noqa: E731
+    monkeypatch.setattr(fine_tune, "feature_dataset", spy)
     base, family = classifier(name, **NO_DROPOUT)
     tokenizer = word_tokenizer(family.pad, "right")
     data = corpus()
@@ -60,6 +65,7 @@ def test_head_on_features_equals_head_through_frozen_model(name):
     before = head_of(base)[1].weight.detach().clone()
     train(through, tokenizer, spec(fast=False), data)
     train(on_features, tokenizer, spec(fast=True), data)
+    assert prepared and prepared[0] is not None  # the features path was taken, no fallback
     slow_head, fast_head = head_of(through)[1], head_of(on_features)[1]
     assert not torch.allclose(slow_head.weight, before)  # the head did train
     for fast, slow in zip(fast_head.parameters(), slow_head.parameters(), strict=True):

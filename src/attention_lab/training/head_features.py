@@ -17,8 +17,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from attention_lab.attention.fast_path import fast_attention
+from attention_lab.attention.fast_path import RELATIVE_TOLERANCE, fast_attention
 from attention_lab.training.data import EncodedDataset
+from attention_lab.training.methods import classifier_head_names
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +56,15 @@ class FeatureDataset(Dataset):
 
 def head_of(model: nn.Module) -> tuple[str, nn.Module, nn.Module]:
     """(name, head, dropout before it): ``classifier`` (BERT-style) or ``score`` (decoders)."""
-    for name in ("classifier", "score"):
-        head = getattr(model, name, None)
-        if isinstance(head, nn.Module):
-            dropout = getattr(model, "dropout", None)
-            return name, head, dropout if isinstance(dropout, nn.Dropout) else nn.Identity()
-    raise HeadUnsupported(f"{type(model).__name__} has no classifier or score head")
+    names = classifier_head_names(model)
+    if not names:
+        raise HeadUnsupported(f"{type(model).__name__} has no classifier or score head")
+    dropout = getattr(model, "dropout", None)
+    return (
+        names[0],
+        getattr(model, names[0]),
+        dropout if isinstance(dropout, nn.Dropout) else nn.Identity(),
+    )
 
 
 def _pool(model: nn.Module, name: str, seen: torch.Tensor, input_ids: torch.Tensor):
@@ -69,11 +73,16 @@ def _pool(model: nn.Module, name: str, seen: torch.Tensor, input_ids: torch.Tens
         return seen
     if seen.dim() == 3 and name == "score":
         # transformers' decoder classification pools the last token that is not padding
-        pad = model.config.pad_token_id
+        pad = model.config.get_text_config().pad_token_id
         not_pad = (input_ids != pad).int() if pad is not None else torch.ones_like(input_ids)
         last = (torch.arange(input_ids.shape[-1], device=seen.device) * not_pad).argmax(-1)
         return seen[torch.arange(len(seen), device=seen.device), last]  # (B, H)
     raise HeadUnsupported(f"the {name} head takes a {seen.dim()}-D input")
+
+
+def _reproduces(ours: torch.Tensor, logits: torch.Tensor) -> bool:
+    scale = max(1.0, float(logits.abs().max()))
+    return float((ours - logits).abs().max()) <= RELATIVE_TOLERANCE * scale
 
 
 @torch.no_grad()
@@ -94,13 +103,13 @@ def compute_features(model, data: EncodedDataset, collate, batch_size: int) -> t
                 seen.clear()
                 logits = model(**batch).logits  # (B, num_labels)
                 pooled = _pool(model, name, seen[-1], batch["input_ids"])  # (B, H)
-                if not chunks and not torch.allclose(head(dropout(pooled)), logits, atol=1e-5):
+                if not chunks and not _reproduces(head(dropout(pooled)), logits):
                     raise HeadUnsupported("the head on the recorded features misses the logits")
-                chunks.append(pooled.float().cpu())
+                chunks.append(pooled.cpu())  # the head's own dtype
     finally:
         hook.remove()
         model.train(was_training)
-    features = torch.empty(len(data), chunks[0].shape[-1])
+    features = torch.empty(len(data), chunks[0].shape[-1], dtype=chunks[0].dtype)
     features[order] = torch.cat(chunks)
     return features
 
