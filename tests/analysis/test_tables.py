@@ -95,7 +95,7 @@ def test_performance_table_joins_metrics_entropy_and_similarity(tmp_path):
         },
         hm,
     )
-    table = build_performance_table("base", by_layer, row)
+    table = build_performance_table(by_layer, row)
     assert table.loc[0, "accuracy"] == 0.8
     assert table.loc[0, "mean_entropy"] == pytest.approx(np.log(8))
     assert table.loc[0, "mean_similarity_to_reference"] == pytest.approx(1.0)

@@ -54,7 +54,6 @@ def catalog(tmp_path_factory) -> DataCatalog:
         "corpus": MemoryDataset(data),
         "probe_set": MemoryDataset(probes),
         "params:study": MemoryDataset(STUDY),
-        "params:study.reference": MemoryDataset("base"),
         "params:attention_extraction": MemoryDataset({"max_length": 24, "batch_size": 2}),
         "params:analysis": MemoryDataset({"importance_examples": 4}),
         "params:analysis.heatmap_metric": MemoryDataset("normalized_entropy"),

@@ -57,7 +57,14 @@ def head_metric_heatmaps(
 def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
     """Mean cosine similarity to the reference per layer, one line per variant."""
     data = similarity_by_layer[similarity_by_layer["variant"] != similarity_by_layer["reference"]]
-    ref = similarity_by_layer["reference"].iloc[0] if len(similarity_by_layer) else "reference"
+    references = list(dict.fromkeys(similarity_by_layer["reference"]))
+    if len(references) == 1:
+        to = repr(references[0])
+    else:  # variants of several base models, each against its own model's reference
+        to, data = (
+            "each variant's reference",
+            data.assign(variant=data["variant"] + " vs " + data["reference"]),
+        )
     fig = px.line(
         data,
         x="layer",
@@ -65,7 +72,7 @@ def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
         color="variant",
         line_dash="kind",
         markers=True,
-        title=f"Attention similarity to {ref!r} per layer (cosine of flattened maps)",
+        title=f"Attention similarity to {to} per layer (cosine of flattened maps)",
     )
     fig.update_yaxes(title_text="mean cosine similarity")
     return fig

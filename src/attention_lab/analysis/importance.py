@@ -46,6 +46,9 @@ def normalise_per_layer(importance: np.ndarray) -> np.ndarray:
     return importance / np.where(norm > 0, norm, 1.0)
 
 
+IMPORTANCE_COLUMNS = ["variant", "layer", "head", "importance", "importance_normalized"]
+
+
 def importance_table(
     model: nn.Module, tokenizer, info: dict, examples: pd.DataFrame
 ) -> pd.DataFrame:

@@ -135,27 +135,44 @@ def combine_comparisons(
     return table, by_layer, by_group
 
 
+# the performance table's metric columns, in order (a task fills only its own)
+SUMMARY_COLUMNS = (
+    "variant",
+    "method",
+    "mechanism",
+    "accuracy",
+    "macro_f1",
+    "eval_loss",
+    "perplexity",
+    "train_seconds",
+    "trainable_parameters",
+    "total_parameters",
+    "peak_memory_mb",
+)
+
+
 def summarise_variant(metrics: dict[str, Any], head_metrics: pd.DataFrame) -> dict[str, Any]:
     """One variant's row of the performance table: task metrics, cost and mean entropy."""
-    keys = (
-        "variant",
-        "method",
-        "mechanism",
-        "accuracy",
-        "macro_f1",
-        "eval_loss",
-        "perplexity",
-        "train_seconds",
-        "trainable_parameters",
-        "total_parameters",
-        "peak_memory_mb",
-    )
     self_attn = head_metrics[head_metrics["kind"].isin(SELF_KINDS)]
-    return {**{k: metrics.get(k) for k in keys}, "mean_entropy": float(self_attn["entropy"].mean())}
+    return {
+        **{k: metrics.get(k) for k in SUMMARY_COLUMNS},
+        "mean_entropy": float(self_attn["entropy"].mean()),
+    }
+
+
+def similarity_pivot(similarity_by_layer: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
+    """Layers x variants (in ``variants`` order) of mean cosine similarity to each variant's
+    reference; a study with several attention kinds gets one column per variant and kind."""
+    kinds = similarity_by_layer["kind"].nunique() > 1
+    rank = {v: i for i, v in enumerate(variants)}
+    table = similarity_by_layer.sort_values("variant", key=lambda s: s.map(rank), kind="stable")
+    table = table.assign(column=table["variant"] + (" · " + table["kind"] if kinds else ""))
+    pivot = table.pivot_table(index="layer", columns="column", values="cosine_similarity")
+    return pivot[list(dict.fromkeys(table["column"]))].round(3)
 
 
 def build_performance_table(
-    reference: str, similarity_by_layer: pd.DataFrame, *summaries: dict[str, Any]
+    similarity_by_layer: pd.DataFrame, *summaries: dict[str, Any]
 ) -> pd.DataFrame:
     """One row per variant, with its mean attention similarity to its reference (the study's,
     or that of its own base model)."""
@@ -164,7 +181,7 @@ def build_performance_table(
     table["mean_similarity_to_reference"] = table["variant"].map(
         by_variant["cosine_similarity"].mean()
     )
-    table["reference"] = table["variant"].map(by_variant["reference"].first()).fillna(reference)
+    table["reference"] = table["variant"].map(by_variant["reference"].first())
     return table.dropna(axis=1, how="all")
 
 

@@ -7,13 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-from attention_lab.analysis.importance import importance_table
+from attention_lab.analysis.importance import IMPORTANCE_COLUMNS, importance_table
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.errors import DataError
 
 logger = logging.getLogger(__name__)
-
-IMPORTANCE_COLUMNS = ["variant", "layer", "head", "importance", "importance_normalized"]
 
 
 def compute_head_importance(
@@ -32,4 +30,4 @@ def compute_head_importance(
             "head importance: the validation split is empty; give ingestion.split a validation share."
         )
     model, tokenizer = model_artifact.load()
-    return importance_table(model, tokenizer, info, validation)[IMPORTANCE_COLUMNS]
+    return importance_table(model, tokenizer, info, validation)

@@ -46,7 +46,7 @@ def variant_template() -> Pipeline:
     )
 
 
-def create_pipeline(references: dict[str, str] | None = None, **kwargs) -> Pipeline:
+def create_pipeline(references: dict[str, str] | None = None) -> Pipeline:
     """``references`` maps each variant to the variant it is compared with (its model's own
     reference, see :func:`attention_lab.variants.references`), in study order."""
     variants = list(references or {})
@@ -91,11 +91,7 @@ def study_pipeline(variants: list[str]) -> Pipeline:
             ),
             node(
                 build_performance_table,
-                [
-                    "params:study.reference",
-                    "similarity_by_layer",
-                    *[f"{v}.summary" for v in variants],
-                ],
+                ["similarity_by_layer", *[f"{v}.summary" for v in variants]],
                 "performance",
                 name="build_performance_table",
             ),
