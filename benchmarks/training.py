@@ -1,7 +1,7 @@
 """Training throughput of the fast path against the old one, per method, on MiniLM, in one run.
 
 Each (method, path) pair trains in a fresh process on the same Rotten Tomatoes snippets with
-the default study's settings for that method (the head: 3 epochs; the others: 2). The old
+the default study's settings for that method, read from conf/base/parameters_fine_tuning.yml. The old
 path is ``training.fast_path: false``: eager attention with its weights materialised,
 randomly mixed lengths, and the head trained through the frozen model every epoch. The new
 path uses SDPA, length-grouped batches and, for the head, features computed once (that pass
@@ -20,29 +20,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import peak_rss_mb, probe_frame, report, run_child  # noqa: E402
 
-# method -> the default study's variant (conf/base/parameters_fine_tuning.yml)
-VARIANTS = {
-    "head": {"method": "head", "training": {"learning_rate": 1.0e-2, "epochs": 3}},
-    "lora": {"method": "lora"},
-    "full": {"method": "full", "training": {"learning_rate": 1.0e-4}},
-    "mechanism": {"method": "lora", "mechanism": {"name": "gqa", "kv_heads": 4}},
-}
+# method -> the default study's variant of conf/base/parameters_fine_tuning.yml
+VARIANTS = {"head": "base", "lora": "lora", "full": "full", "mechanism": "gqa4_lora"}
+STUDY_FILE = Path(__file__).resolve().parents[1] / "conf/base/parameters_fine_tuning.yml"
 TARGETS = {"head": 3.0, "lora": 1.5, "full": 1.5, "mechanism": 1.5}
 
 
 def child(method: str, fast: bool, examples: int) -> None:
-    from attention_lab.pipelines.fine_tuning.nodes import fine_tune
+    import yaml
 
+    from attention_lab.pipelines.fine_tuning.nodes import fine_tune
+    from attention_lab.variants import parse_variant
+
+    params = yaml.safe_load(STUDY_FILE.read_text())
+    study, variant = params["study"], params["variants"][VARIANTS[method]]
+    study["defaults"]["training"]["fast_path"] = fast  # the only change: old path or new
     corpus = probe_frame(examples).assign(split="train")
-    study = {
-        "task": "classification",
-        "defaults": {
-            "model": "minilm",
-            "training": {"epochs": 2, "batch_size": 32, "max_length": 64, "fast_path": fast},
-        },
-    }
-    _, log = fine_tune(corpus, method, VARIANTS[method], study)
-    epochs = VARIANTS[method].get("training", {}).get("epochs", 2)
+    _, log = fine_tune(corpus, method, variant, study)
+    epochs = parse_variant(method, variant, study).training.epochs
     seconds = log["train_seconds"]
     print(
         json.dumps(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kedro.framework.project import settings
@@ -21,7 +22,7 @@ def _parameters() -> dict:
     """Parameters of the active session's env (see :mod:`attention_lab.session_env`)."""
     loader = settings.CONFIG_LOADER_CLASS(
         conf_source=str(PROJECT / settings.CONF_SOURCE),
-        env=active_env(),
+        env=active_env() or os.environ.get("KEDRO_ENV"),  # `kedro registry` opens no session
         runtime_params=active_runtime_params(),
         **settings.CONFIG_LOADER_ARGS,
     )

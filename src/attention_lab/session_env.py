@@ -6,6 +6,11 @@ The variant namespaces depend on the env, and every way into the project creates
 ``KedroSession.create`` reads itself. The session hands its env and runtime parameters to its
 store, which ``settings.SESSION_STORE_CLASS`` makes this one. Hooks would not do: kedro-viz
 runs without project hooks unless asked.
+
+Limits: Kedro builds the pipelines once per ``bootstrap_project``/``configure_project``, so a
+second session with another env in the same process needs ``%reload_kedro`` (which does that)
+rather than a bare ``KedroSession.create``; and ``--conf-source`` is not seen here (the
+registry reads the project's ``conf/``).
 """
 
 from __future__ import annotations

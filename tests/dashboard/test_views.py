@@ -199,7 +199,8 @@ def test_metrics_rollout_and_cross_views(study):
         in cross_view(study, Selection(a="a", example="e0", layer=0)).layout.annotations[0].text
     )
     cross = cross_view(study, Selection(a="b", example="e0", layer=0, head="1"))
-    assert np.asarray(cross["data"][0]["z"]).shape == (2, 4)  # [decoder tokens, encoder tokens]
+    expected = study.store("b").attention("e0", "cross", layer=0, head=1)  # [decoder, encoder]
+    np.testing.assert_allclose(np.asarray(cross["data"][0]["z"], dtype=float), expected, atol=1e-6)
 
 
 def test_missing_analysis_names_the_command(study):

@@ -1,8 +1,9 @@
 """Fine-tuning, extraction and analysis, each run with SequentialRunner on a catalog built here.
 
-As in Kedro's spaceflights tests: no conf/, no files but the two kinds a model and an attention
-store need (their datasets write folders); everything else is a MemoryDataset. Two variants
-(the head-only reference and LoRA) on a tiny slice of the bundled Rotten Tomatoes.
+As in Kedro's spaceflights tests: no conf/. Models and attention stores go to their own
+datasets in a temporary folder, three tables to Parquet so the test can read them after the
+run releases its memory; everything else is a MemoryDataset. Two variants (the head-only
+reference and LoRA) on a tiny slice of the bundled Rotten Tomatoes.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def test_fine_tuning_pipeline(catalog, fine_tuned):
     for v, spec in VARIANTS.items():
         metrics = fine_tuned[f"{v}.metrics"].load()
         assert metrics["variant"] == v and metrics["method"] == spec["method"]
-        assert metrics["test_examples"] == 12 and 0.0 <= metrics["accuracy"] <= 1.0
+        assert metrics["test_examples"] == 12 and metrics["untrained_head"] is False
         assert catalog.load(f"{v}.model").info["variant"] == v
 
 

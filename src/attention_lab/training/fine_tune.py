@@ -185,6 +185,7 @@ def fine_tune_variant(
         "adapter": spec.method == "lora",
         "max_length": spec.training.max_length,
         "eval_batch_size": spec.training.eval_batch_size,
+        "fast_path": spec.training.fast_path,
     }
     log = {
         "train_seconds": round(seconds, 2),
@@ -205,7 +206,7 @@ def evaluate_variant(
     """The task's metrics on the test split, labelled with the variant."""
     test = corpus[corpus["split"] == "test"]
     batch_size = info.get("eval_batch_size", 64)
-    with fast_attention(model):
+    with fast_attention(model, enabled=info.get("fast_path", True)):
         metrics = get_task(info["task"]).evaluate(model, tokenizer, test, info, batch_size)
     return {
         "variant": info["variant"],
