@@ -85,3 +85,20 @@ def test_copying_decoder_attends_to_the_aligned_source_token(tmp_path):
         aligned_mass.extend(cross[i, i] for i in range(LENGTH))
     aligned_mass = np.array(aligned_mass)
     assert aligned_mass.min() >= 0.9, aligned_mass.round(3)
+
+
+def test_generated_mask_keeps_the_answer_through_its_first_end_token():
+    from attention_lab.tasks.seq2seq import generated_mask
+
+    end, pad = 2, 2  # a tokenizer without a pad token pads with its end token
+    generated = torch.tensor(
+        [[0, 5, 6, end, pad, pad], [0, 7, 8, 9, 4, 4], [pad, 5, end, pad, pad, pad]]
+    )
+    expected = torch.tensor(
+        [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.bool
+    )
+    assert torch.equal(generated_mask(generated, end), expected)
+    assert torch.equal(
+        generated_mask(generated, [end, 9])[1], torch.tensor([1, 1, 1, 1, 0, 0]).bool()
+    )
+    assert bool(generated_mask(generated, None).all())

@@ -12,6 +12,18 @@ from attention_lab.tasks.base import AttentionBatch, Task, mask_positions
 GENERATED_TOKENS = 6  # the answer extraction attends while producing (a topic name is short)
 
 
+def generated_mask(generated: torch.Tensor, eos: int | list[int] | None) -> torch.Tensor:
+    """(B, Td) True on the real decoder tokens of ``generate``'s output: the start token and
+    everything up to and including the first end-of-sequence token. ``generate`` pads a
+    finished answer after its end, so this holds whatever the pad and start ids are (T5
+    starts with its pad id; a tokenizer without a pad token pads with its end token)."""
+    eos_ids = torch.tensor([] if eos is None else eos, device=generated.device).flatten()
+    ends = torch.isin(generated, eos_ids)  # (B, Td)
+    ends[:, 0] = False  # the start token is never the end
+    after_end = (ends.int().cumsum(-1) - ends.int()) > 0  # strictly after the first end
+    return ~after_end
+
+
 class Seq2Seq(Task):
     name = "seq2seq"
     peft_task_type = "SEQ_2_SEQ_LM"
@@ -62,9 +74,7 @@ class Seq2Seq(Task):
             "decoder": out.decoder_attentions,
             "cross": out.cross_attentions,
         }
-        pad = tokenizer.pad_token_id
-        decoder_mask = generated != pad  # (B, Td)
-        decoder_mask[:, 0] = True  # the start token may equal pad
+        decoder_mask = generated_mask(generated, model.generation_config.eos_token_id)
         return AttentionBatch(
             maps={kind: maps for kind, maps in every_kind.items() if kind in kinds},
             positions={
