@@ -11,32 +11,31 @@ from attention_lab.models.shape import ModelShape
 
 @dataclass(frozen=True)
 class ExtractionOptions:
-    """What to extract: stored layers and heads, length, batch size and grid precision."""
+    """What to extract: stored layers and heads, length, batch size and grid precision.
+
+    ``layers`` lists the stored layer indices (every layer of the deepest stack when
+    ``all_layers``: each stack then keeps all of its own, even where an encoder-decoder's
+    stacks differ in depth); a subset must exist in every stack.
+    """
 
     layers: list[int]
     heads: list[int]
-    num_layers: int
-    num_heads: int
+    all_layers: bool = True
+    all_heads: bool = True
     batch_size: int = 16
     max_length: int = 128
     precision_bits: int | None = 11  # None: exact maps
 
-    @property
-    def all_layers(self) -> bool:
-        return self.layers == list(range(self.num_layers))
-
-    @property
-    def all_heads(self) -> bool:
-        return self.heads == list(range(self.num_heads))
-
     @classmethod
     def parse(cls, params: dict[str, Any], shape: ModelShape) -> ExtractionOptions:
-        num_layers = max(shape.num_layers.values())
-        layers = sorted(params.get("layers") or range(num_layers))
+        shallowest = min(shape.num_layers.values())
+        layers = sorted(params.get("layers") or range(max(shape.num_layers.values())))
         heads = sorted(params.get("heads") or range(shape.num_heads))
-        if any(not 0 <= i < num_layers for i in layers):
+        if params.get("layers") and any(not 0 <= i < shallowest for i in layers):
             raise ConfigError(
-                f"attention_extraction.layers: {layers}; valid indices are 0..{num_layers - 1}."
+                f"attention_extraction.layers: {layers}; valid indices are 0..{shallowest - 1}"
+                + (" (in every stack)" if len(set(shape.num_layers.values())) > 1 else "")
+                + "."
             )
         if any(not 0 <= h < shape.num_heads for h in heads):
             raise ConfigError(
@@ -50,8 +49,9 @@ class ExtractionOptions:
         return cls(
             layers=layers,
             heads=heads,
-            num_layers=num_layers,
-            num_heads=shape.num_heads,
+            all_layers=not params.get("layers")
+            or layers == list(range(shallowest)) == list(range(max(shape.num_layers.values()))),
+            all_heads=not params.get("heads") or heads == list(range(shape.num_heads)),
             batch_size=int(params.get("batch_size", 16)),
             max_length=int(params.get("max_length", 128)),
             precision_bits=bits,
