@@ -6,7 +6,7 @@ from dash import dash_table, dcc, html
 
 from attention_lab.analysis.metrics import METRICS
 from dashboard.data import MissingArtifact, StudyData
-from dashboard.views import Selection, example_options
+from dashboard.views import CONTROLS, Selection, example_options
 
 # every head metric of the analysis, the default first
 METRIC_CHOICES = ["normalized_entropy", *(m for m in METRICS if m != "normalized_entropy")]
@@ -14,6 +14,7 @@ GRAPH_CONFIG = {
     "displaylogo": False,
     "toImageButtonOptions": {"format": "png", "scale": 2, "filename": "attention"},
 }
+ID = {field: control for control, field in CONTROLS.items()}  # Selection field -> component id
 BOX = {"display": "inline-block", "marginRight": "14px", "verticalAlign": "top"}
 
 
@@ -75,12 +76,8 @@ def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
     variants = [{"label": v, "value": v} for v in data.variants]
     labels = sorted({x for x in data.probe_set["label_name"] if x})
     return [
-        _labelled(
-            "Variant A", dcc.Dropdown(variants, selection.a, id="variant-a", clearable=False)
-        ),
-        _labelled(
-            "Variant B", dcc.Dropdown(variants, selection.b, id="variant-b", clearable=False)
-        ),
+        _labelled("Variant A", dcc.Dropdown(variants, selection.a, id=ID["a"], clearable=False)),
+        _labelled("Variant B", dcc.Dropdown(variants, selection.b, id=ID["b"], clearable=False)),
         _labelled(
             "Label filter",
             dcc.Dropdown(
@@ -96,7 +93,7 @@ def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
             dcc.Dropdown(
                 example_options(data),
                 selection.example,
-                id="example",
+                id=ID["example"],
                 clearable=False,
                 searchable=True,
             ),
@@ -111,12 +108,12 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
     return [
         _labelled(
             "Attention",
-            dcc.Dropdown(meta["kinds"], selection.kind, id="kind", clearable=False),
+            dcc.Dropdown(meta["kinds"], selection.kind, id=ID["kind"], clearable=False),
             "130px",
         ),
         _labelled(
             "Layer",
-            dcc.Dropdown(meta["layers"], selection.layer, id="layer", clearable=False),
+            dcc.Dropdown(meta["layers"], selection.layer, id=ID["layer"], clearable=False),
             "90px",
         ),
         _labelled(
@@ -125,7 +122,7 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
                 [{"label": "mean", "value": "mean"}]
                 + [{"label": str(h), "value": str(h)} for h in meta["heads"]],
                 selection.head,
-                id="head",
+                id=ID["head"],
                 clearable=False,
             ),
             "100px",
@@ -133,7 +130,7 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
         _labelled(
             "Scale",
             dcc.Checklist(
-                [{"label": " log", "value": "log"}], ["log"] if selection.log else [], id="log"
+                [{"label": " log", "value": "log"}], ["log"] if selection.log else [], id=ID["log"]
             ),
             "70px",
         ),
@@ -145,14 +142,14 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
                     {"label": " whole model", "value": "model"},
                 ],
                 selection.scope,
-                id="scope",
+                id=ID["scope"],
                 inline=True,
             ),
             "220px",
         ),
         _labelled(
             "Metric",
-            dcc.Dropdown(METRIC_CHOICES, selection.metric, id="metric", clearable=False),
+            dcc.Dropdown(METRIC_CHOICES, selection.metric, id=ID["metric"], clearable=False),
             "200px",
         ),
     ]
@@ -160,7 +157,7 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
 
 def tabs(selection: Selection) -> dcc.Tabs:
     return dcc.Tabs(
-        id="tabs",
+        id=ID["tab"],
         value=selection.tab,
         children=[
             dcc.Tab(

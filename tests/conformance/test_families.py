@@ -23,6 +23,7 @@ from attention_lab.extraction.run import iter_attention, padding_side, store_met
 from attention_lab.models.shape import model_shape
 from attention_lab.tasks import get_task
 from tests.conformance.families import (
+    BY_NAME,
     FAMILIES,
     kv_heads,
     mechanisms_for,
@@ -143,13 +144,13 @@ def test_a_family_that_ignores_the_transformed_inputs_is_refused(spec, monkeypat
 
     monkeypatch.setattr(interface, "_transform", lambda module, q, k, v, mask: (k, v, mask))
     with pytest.raises(ConfigError, match=f"{spec.name}.*LlamaForCausalLM"):
-        apply_mechanism(next(f for f in FAMILIES if f.name == "llama").build(), spec)
+        apply_mechanism(BY_NAME["llama"].build(), spec)
 
 
 def test_sink_tokens_follow_the_first_real_token_with_left_padding(tmp_path):
     """StreamingLLM sinks are the first *real* tokens: a left-padded example's maps equal those
     of the same model on that example alone, where the sink is column 0."""
-    family = next(f for f in FAMILIES if f.name == "llama")
+    family = BY_NAME["llama"]
     spec = MechanismSpec("sliding_window", window=1, sink_tokens=1)
     model = apply_mechanism(family.build(), spec)
     store = extract(model, family, "left", tmp_path)

@@ -18,7 +18,7 @@ from attention_lab.attention.interface import FAST_IMPLEMENTATION, IMPLEMENTATIO
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.errors import ConfigError
 from attention_lab.tasks.base import with_positions
-from tests.conformance.families import FAMILIES, mechanisms_for, probe_set, word_tokenizer
+from tests.conformance.families import BY_NAME, FAMILIES, mechanisms_for, probe_set, word_tokenizer
 
 TOLERANCE = 1e-5
 EAGER_ONLY = {"gemma2": "logit soft-capping", "gpt_oss": "learned sink logits"}
@@ -65,7 +65,7 @@ def test_fast_path_gives_the_eager_outputs_for_every_mechanism(family, side):
 
 
 def test_fast_attention_restores_the_eager_implementation():
-    family = next(f for f in FAMILIES if f.name == "llama")
+    family = BY_NAME["llama"]
     model = apply_mechanism(family.build(), MechanismSpec("mqa"))
     with fast_attention(model) as used:
         assert used and model.config._attn_implementation == FAST_IMPLEMENTATION

@@ -8,12 +8,12 @@ import torch
 from attention_lab.tasks import get_task
 from attention_lab.training.methods import prepare
 from attention_lab.variants import LoraSpec
-from tests.conformance.families import FAMILIES, probe_set, word_tokenizer
+from tests.conformance.families import BY_NAME, probe_set, word_tokenizer
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_left_padded_batches_give_each_example_its_own_logits(method):
-    family = next(f for f in FAMILIES if f.name == "llama")
+    family = BY_NAME["llama"]
     model = prepare(family.build(), method, "causal_lm", LoraSpec()).eval()
     tokenizer, task = word_tokenizer(family.pad, "left"), get_task("causal_lm")
     data = task.encode(probe_set(), tokenizer, 16)

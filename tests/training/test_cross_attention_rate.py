@@ -8,11 +8,11 @@ from transformers import TrainingArguments
 from attention_lab.attention.discovery import discover
 from attention_lab.errors import ConfigError
 from attention_lab.training.fine_tune import StudyTrainer
-from tests.conformance.families import FAMILIES
+from tests.conformance.families import BY_NAME
 
 
 def family(name: str):
-    return next(f for f in FAMILIES if f.name == name).build()
+    return BY_NAME[name].build()
 
 
 def trainer(model, tmp_path, cross_lr):

@@ -7,6 +7,7 @@ so the classifier head they train must be the same up to float summation order.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from attention_lab.training.fine_tune import train
 from attention_lab.training.head_features import compute_features, feature_dataset, head_of
 from attention_lab.training.methods import prepare
 from attention_lab.variants import LoraSpec, TrainingSpec, VariantSpec
-from tests.conformance.families import FAMILIES, word_tokenizer
+from tests.conformance.families import BY_NAME, word_tokenizer
 
 NO_DROPOUT = {
     "hidden_dropout_prob": 0.0,
@@ -31,9 +32,9 @@ NO_DROPOUT = {
 
 
 def classifier(name: str, **extra):
-    family = next(f for f in FAMILIES if f.name == name)
+    family = BY_NAME[name]
     kwargs = {**family.kwargs, **extra}  # a copy: FAMILIES is shared with other tests
-    family = family.__class__(**{**family.__dict__, "task": "classification", "kwargs": kwargs})
+    family = dataclasses.replace(family, task="classification", kwargs=kwargs)
     model = apply_mechanism(family.build(), MechanismSpec("mha"))
     return prepare(model, "head", "classification", LoraSpec()), family
 
