@@ -196,7 +196,7 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
             store.attention(selection.example, selection.kind, layer=li)[None],
             [selection.layer],
         )
-    return heads_grid(maps, rows, meta)
+    return figures.heads_grid_figure(maps, rows, meta["heads"], meta["kv_group"])
 
 
 def clicked_head(data: StudyData, selection: Selection, curve: int) -> tuple[int, int]:
@@ -205,10 +205,6 @@ def clicked_head(data: StudyData, selection: Selection, curve: int) -> tuple[int
     heads = meta["heads"]
     rows = meta["layers"] if selection.scope == "model" else [selection.layer]
     return rows[curve // len(heads)], heads[curve % len(heads)]
-
-
-def heads_grid(maps: np.ndarray, rows: list[int], meta: dict) -> go.Figure:
-    return figures.heads_grid_figure(maps, rows, meta["heads"], meta["kv_group"])
 
 
 def metrics_view(

@@ -24,9 +24,10 @@ from attention_lab.attention.interface import FAST_IMPLEMENTATION, IMPLEMENTATIO
 logger = logging.getLogger(__name__)
 
 FAST_OK_ATTR = "attention_lab_fast_ok"  # cached verdict of fast_path_matches
-# relative to the largest logit: float32 summation order alone moves SmolLM2's 30-layer logits
-# by ~1e-3 (~5e-5 of their scale); a dropped term (sinks, soft-capping) moves them by far more
-RELATIVE_TOLERANCE = 1e-4
+# relative to the largest logit. Measured: float32 summation order alone moves SmolLM2's
+# 30-layer logits by up to 6e-3 after a LoRA merge (about 2e-4 of their scale); dropping
+# GPT-OSS's sink logits moves a 2-layer model's by 0.57 of theirs. Refusing costs only speed.
+RELATIVE_TOLERANCE = 1e-3
 
 
 def _outputs(model: nn.Module, implementation: str) -> torch.Tensor:
@@ -36,7 +37,7 @@ def _outputs(model: nn.Module, implementation: str) -> torch.Tensor:
 
 
 def fast_path_matches(model: nn.Module) -> bool:
-    """Whether the fast implementation reproduces the eager outputs (to 1e-4 of the largest
+    """Whether the fast implementation reproduces the eager outputs (to 1e-3 of the largest
     logit); cached. The conformance suite holds tiny models to 1e-5 absolute."""
     cached = getattr(model, FAST_OK_ATTR, None)
     if cached is not None:
