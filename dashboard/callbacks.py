@@ -41,13 +41,30 @@ def _safe(fn):
     return wrapped
 
 
+# the Selection fields each tab's figures depend on; other controls are read, not listened to
+DEPENDS = {
+    "compare": ("a", "b", "example", "kind", "layer", "head", "log"),
+    "heads": ("a", "example", "kind", "layer", "scope"),
+    "metrics": ("a", "b", "kind", "metric"),
+    "rollout": ("a", "b", "example", "kind"),
+    "cross": ("a", "example", "layer", "head", "log"),
+}
+CONTROL_OF = {field: control for control, field in CONTROLS.items()}
+
+
 def _view(app: Dash, tab: str, outputs: list[Output]):
-    """Register ``view(selection)`` for ``outputs``; it runs only while ``tab`` is open."""
+    """Register ``view(selection)`` for ``outputs``: it runs when the tab opens or one of the
+    controls it depends on changes, and only while ``tab`` is open."""
+    listened = ["tab", *DEPENDS[tab]]
+    order = listened + [f for f in CONTROLS.values() if f not in listened]
+    inputs = [Input(CONTROL_OF[f], "value") for f in listened]
+    states = [State(CONTROL_OF[f], "value") for f in order[len(listened) :]]
 
     def decorate(view):
-        @app.callback(*outputs, INPUTS)
+        @app.callback(*outputs, inputs=inputs, state=states)
         def render(*values):
-            selection = Selection.from_controls(values)
+            by_field = dict(zip(order, values, strict=True))
+            selection = Selection.from_controls([by_field[f] for f in CONTROLS.values()])
             if selection.tab != tab:
                 return no_update if len(outputs) == 1 else (no_update,) * len(outputs)
             return view(selection)

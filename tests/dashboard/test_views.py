@@ -257,13 +257,17 @@ def test_controls_round_trip_and_tolerate_bad_values():
     assert Selection.from_controls(broken).head == "mean"  # a cleared control: the default
 
 
-def test_only_the_open_tab_renders():
+def test_only_the_open_tab_renders_and_only_on_its_own_controls():
     from dash import no_update
 
     from dashboard.callbacks import _view
+    from dashboard.views import CONTROLS
 
     class RecordingApp:
-        def callback(self, *args, **kwargs):
+        def callback(self, *outputs, inputs, state):
+            self.listened = [i.component_id for i in inputs]
+            self.read = [s.component_id for s in [*inputs, *state]]
+
             def keep(fn):
                 self.render = fn
                 return fn
@@ -272,9 +276,16 @@ def test_only_the_open_tab_renders():
 
     app, rendered = RecordingApp(), []
     _view(app, "heads", ["figure"])(lambda selection: rendered.append(selection) or "figure")
-    assert app.render(*Selection(tab="compare").control_values()) is no_update
-    assert app.render(*Selection(tab="heads").control_values()) == "figure"
-    assert [s.tab for s in rendered] == ["heads"]
+    assert "metric" not in app.listened and {"tabs", "scope", "layer"} <= set(app.listened)
+    assert sorted(app.read) == sorted(CONTROLS)  # every control is still read
+
+    def values(selection):
+        by_control = dict(zip(CONTROLS, selection.control_values(), strict=True))
+        return [by_control[c] for c in app.read]
+
+    assert app.render(*values(Selection(tab="compare"))) is no_update
+    assert app.render(*values(Selection(tab="heads", layer=2, scope="model"))) == "figure"
+    assert [(s.tab, s.layer, s.scope) for s in rendered] == [("heads", 2, "model")]
 
 
 def test_analysis_tables_are_read_again_when_their_file_changes(tmp_path):
