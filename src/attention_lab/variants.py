@@ -18,6 +18,7 @@ from attention_lab.models.zoo import ALIASES, check_model_name
 METHODS = ("none", "head", "lora", "full")
 # the names of attention_lab.tasks.TASKS, kept here so that config checks import no torch
 TASKS = ("classification", "causal_lm", "seq2seq")
+PRECISIONS = ("auto", "bf16", "fp32")
 DEFAULT_MODEL = "minilm"
 VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid Kedro namespace
 
@@ -38,6 +39,9 @@ class TrainingSpec:
     # SDPA attention, length-grouped batches, and a classifier head trained on features
     # computed once; false: the eager, randomly batched path (benchmarks/training.py's baseline)
     fast_path: bool = True
+    # fast path only: auto trains under bfloat16 autocast where the hardware has fast bfloat16
+    # kernels (AVX-512 BF16/AMX CPUs, Ampere+ GPUs); weights, evaluation and extraction stay float32
+    precision: str = "auto"
     # its own step for cross-attention (new in a warm-started encoder-decoder); null: the same
     cross_attention_learning_rate: float | None = None
 
@@ -158,6 +162,11 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
         alias = ALIASES[model]
         mechanism.check_against(alias.num_layers, alias.num_heads, f"{where}.mechanism")
     training = _dataclass_from(TrainingSpec, merged.get("training"), f"{where}.training")
+    if training.precision not in PRECISIONS:
+        raise ConfigError(
+            f"{where}.training.precision: unknown precision {training.precision!r}; "
+            f"allowed: {', '.join(PRECISIONS)}."
+        )
     if training.cross_attention_learning_rate is not None and task != "seq2seq":
         raise ConfigError(
             f"{where}.training.cross_attention_learning_rate: only a seq2seq study has "

@@ -38,10 +38,28 @@ def label_names(corpus: pd.DataFrame) -> list[str]:
     return list(corpus.drop_duplicates("label").sort_values("label")["label_name"])
 
 
+def fast_bfloat16() -> bool:
+    """Whether this machine has native bfloat16 kernels (on a CPU without them, autocast is slower)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def trains_in_bfloat16(t: TrainingSpec) -> bool:
+    """``training.precision`` resolved: ``auto`` is bfloat16 on the fast path where it is fast."""
+    if t.precision == "auto":
+        return t.fast_path and fast_bfloat16()
+    return t.precision == "bf16"
+
+
 def training_arguments(
     t: TrainingSpec, output_dir: str, n_train: int, by_length: bool = False
 ) -> TrainingArguments:
     return TrainingArguments(
+        bf16=trains_in_bfloat16(t),  # autocast; the master weights stay float32
         output_dir=output_dir,
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
@@ -133,7 +151,8 @@ def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[fl
     if t.fast_path and spec.method == "head" and task.name == "classification":
         prepared = feature_dataset(model, data, task.collate(tokenizer, model), t.eval_batch_size)
         if prepared is not None:
-            steps = _fit(*prepared, replace(t, cross_attention_learning_rate=None))
+            # a linear head on fixed features: float32, cheap either way
+            steps = _fit(*prepared, replace(t, cross_attention_learning_rate=None, precision="fp32"))
             return time.perf_counter() - start, steps
     with fast_attention(model, enabled=t.fast_path):
         steps = _fit(model, data, t, task.collate(tokenizer, model), by_length=t.fast_path)
@@ -186,6 +205,7 @@ def fine_tune_variant(
         "max_length": spec.training.max_length,
         "eval_batch_size": spec.training.eval_batch_size,
         "fast_path": spec.training.fast_path,
+        "training_precision": "bf16" if trains_in_bfloat16(spec.training) else "fp32",
     }
     log = {
         "train_seconds": round(seconds, 2),
