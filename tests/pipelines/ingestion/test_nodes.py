@@ -191,7 +191,7 @@ def test_split_asking_for_more_than_exists(csv_file):
         **params(name="file", path=str(csv_file)),
         "split": {"sizes": {"train": 50, "validation": 10, "test": 10}},
     }
-    with pytest.raises(DataError, match="asks for 70 examples.*only 60 remain"):
+    with pytest.raises(DataError, match="The splits ask for 70 examples but only 60 remain"):
         ingest(p)
 
 
@@ -205,3 +205,60 @@ def test_hub_source_offline_names_the_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="network is probably unavailable"):
         load_source(params(name="hub", dataset_id="cornell-movie-review-data/rotten_tomatoes"))
+
+
+def test_invalid_utf8_names_the_line_and_the_byte_offset(tmp_path):
+    path = tmp_path / "messy.csv"
+    good = "\ufefftext,label\nfine review,pos\n".encode()  # a BOM, then two good lines
+    path.write_bytes(good + b"caf\xe9,neg\n")
+    offset = len(good) + 3
+    with pytest.raises(DataError, match=rf"line 3, byte 4 of that line \(byte offset {offset} "):
+        load_source(params(name="file", path=str(path)))
+
+
+def test_a_byte_order_mark_and_spaced_column_names_are_read(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeff text , label \ngood film,pos\n".encode())
+    raw, _ = load_source(params(name="file", path=str(path)))
+    assert raw.to_dict("records") == [{"text": "good film", "label": "pos"}]
+
+
+MESSY_LABELS = pd.DataFrame(
+    {"text": ["a", "b", "c", "d"], "label": ["Positive", " positive", "negative", "NEGATIVE "]}
+)
+
+
+def test_labels_differing_only_in_case_or_spaces_stop_with_the_fix():
+    with pytest.raises(DataError, match="differ only in case or spaces.*normalize_labels: true"):
+        clean_corpus(MESSY_LABELS, {"source": "t", "label_names": None}, {"source": {}})
+
+
+def test_normalize_labels_merges_case_and_space_variants():
+    p = {"source": {"normalize_labels": True}}
+    clean, report = clean_corpus(MESSY_LABELS, {"source": "t", "label_names": None}, p)
+    assert report["label_names"] == ["negative", "positive"]
+    assert clean["label_name"].tolist() == ["positive", "positive", "negative", "negative"]
+    assert report["relabelled"] == 3
+
+
+def test_label_map_renames_raw_labels():
+    p = {
+        "source": {
+            "label_map": {
+                "Positive": "pos",
+                " positive": "pos",
+                "negative": "neg",
+                "NEGATIVE ": "neg",
+            }
+        }
+    }
+    clean, report = clean_corpus(MESSY_LABELS, {"source": "t", "label_names": None}, p)
+    assert report["label_names"] == ["neg", "pos"]
+    assert clean["label"].tolist() == [1, 1, 0, 0]
+
+
+def test_label_map_must_be_a_mapping():
+    with pytest.raises(ConfigError, match="label_map: expected a mapping"):
+        clean_corpus(
+            MESSY_LABELS, {"source": "t", "label_names": None}, {"source": {"label_map": ["x"]}}
+        )

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from attention_lab.errors import ConfigError, DataError
+from attention_lab.pipelines.ingestion.allocation import allocate, largest_remainder
 from attention_lab.pipelines.ingestion.sources import READERS, SOURCES
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,35 @@ def _normalise_labels(labels: pd.Series, declared: list[str] | None) -> tuple[pd
     return ids.reindex(labels.index), declared
 
 
+def _harmonise_labels(labels: pd.Series, source: dict[str, Any]) -> tuple[pd.Series, int]:
+    """Apply ``source.label_map`` then ``source.normalize_labels``; returns labels and rows changed.
+
+    Without either, labels that differ only in case or surrounding spaces are an error: they
+    would silently become separate classes.
+    """
+    label_map = source.get("label_map") or {}
+    if not isinstance(label_map, dict):
+        raise ConfigError(
+            f"ingestion.source.label_map: expected a mapping from raw label to name, got {label_map!r}."
+        )
+    out = labels.map(lambda v: label_map.get(v, label_map.get(str(v), v)))
+    if source.get("normalize_labels", False):
+        out = out.map(lambda v: v.strip().casefold() if isinstance(v, str) else v)
+    else:
+        groups: dict[str, set[str]] = {}
+        for value in out.dropna().unique():
+            if isinstance(value, str):
+                groups.setdefault(value.strip().casefold(), set()).add(value)
+        clashes = [sorted(g) for g in groups.values() if len(g) > 1]
+        if clashes:
+            raise DataError(
+                f"labels {', '.join(map(repr, clashes[0]))} differ only in case or spaces. Set "
+                "ingestion.source.normalize_labels: true, or map them with ingestion.source.label_map."
+            )
+    changed = int((out.astype(str) != labels.astype(str)).sum())
+    return out, changed
+
+
 def clean_corpus(
     raw: pd.DataFrame, raw_meta: dict[str, Any], params: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -87,7 +117,8 @@ def clean_corpus(
         )
     keep = ~(empty | unlabelled)
     frame = frame.loc[keep].assign(text=text[keep].astype(str))
-    labels, names = _normalise_labels(frame["label"], raw_meta.get("label_names"))
+    harmonised, relabelled = _harmonise_labels(frame["label"], params.get("source") or {})
+    labels, names = _normalise_labels(harmonised, raw_meta.get("label_names"))
     frame = frame.assign(label=labels.astype(int))
     before_dedup = len(frame)
     frame = frame.drop_duplicates(subset="text", keep="first")
@@ -97,6 +128,7 @@ def clean_corpus(
         "dropped_empty_text": int(empty.sum()),
         "dropped_missing_label": int((unlabelled & ~empty).sum()),
         "dropped_duplicates": before_dedup - len(frame),
+        "relabelled": relabelled,
         "rows_kept": len(frame),
         "label_names": names,
     }
@@ -113,13 +145,18 @@ def _stable_id(source: str, text: str) -> str:
     return f"{source}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
 
 
-def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
-    """Split ``total`` into integers proportional to ``weights`` (largest remainder)."""
-    exact = total * weights / weights.sum()
-    counts = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - counts), kind="stable")[: total - counts.sum()]:
-        counts[i] += 1
-    return counts
+def _split_sizes(n: int, cfg: dict[str, Any]) -> np.ndarray:
+    """(train, validation, test) sizes: exact ``sizes``, or ``fractions`` of ``n`` under caps."""
+    if cfg.get("sizes"):
+        return np.array([int(cfg["sizes"].get(s, 0)) for s in SPLITS])
+    fractions = cfg.get("fractions", {"train": 0.8, "validation": 0.1, "test": 0.1})
+    if set(fractions) - set(SPLITS) or not np.isclose(sum(fractions.values()), 1.0):
+        raise ConfigError(
+            f"ingestion.split.fractions: {fractions}; give train/validation/test fractions summing to 1."
+        )
+    counts = largest_remainder(n, np.array([float(fractions.get(s, 0)) for s in SPLITS]))
+    cap = cfg.get("max_per_split") or {}
+    return np.array([min(int(c), int(cap.get(s, c))) for s, c in zip(SPLITS, counts, strict=True)])
 
 
 def split_corpus(
@@ -128,47 +165,25 @@ def split_corpus(
     """Deterministic stratified train/validation/test split by seed, capped per split.
 
     ``split.sizes`` asks for exact counts; otherwise ``split.fractions`` with an optional
-    ``split.max_per_split`` cap. Ids are a hash of the text, so a second run gives identical ids.
+    ``split.max_per_split`` cap. Labels and splits are allocated jointly (see ``allocation``).
+    Ids are a hash of the text, so a second run gives identical ids.
     """
     cfg = params.get("split", {})
-    seed = int(cfg.get("seed", 42))
     frame = clean.assign(
         id=[_stable_id(report.get("source") or "corpus", t) for t in clean["text"]]
     )
     frame = frame.sort_values("id", kind="stable").reset_index(drop=True)  # order-independent
-    n = len(frame)
-    if cfg.get("sizes"):
-        sizes = {s: int(cfg["sizes"].get(s, 0)) for s in SPLITS}
-        if sum(sizes.values()) > n:
-            raise DataError(
-                f"ingestion.split.sizes asks for {sum(sizes.values())} examples ({sizes}) but only {n} "
-                "remain after cleaning. Lower the sizes or use fractions."
-            )
-    else:
-        fractions = cfg.get("fractions", {"train": 0.8, "validation": 0.1, "test": 0.1})
-        if set(fractions) - set(SPLITS) or not np.isclose(sum(fractions.values()), 1.0):
-            raise ConfigError(
-                f"ingestion.split.fractions: {fractions}; give train/validation/test fractions summing to 1."
-            )
-        counts = _allocate(n, np.array([float(fractions.get(s, 0)) for s in SPLITS]))
-        cap = cfg.get("max_per_split") or {}
-        sizes = {s: min(int(c), int(cap.get(s, c))) for s, c in zip(SPLITS, counts, strict=True)}
-    rng = np.random.default_rng(seed)
-    label_share = frame["label"].value_counts().sort_index()
+    labels = frame.drop_duplicates("label").sort_values("label")
+    counts = frame["label"].value_counts().reindex(labels["label"]).to_numpy()
+    per_label = allocate(
+        counts, _split_sizes(len(frame), cfg), list(labels["label_name"]), list(SPLITS)
+    )
+    rng = np.random.default_rng(int(cfg.get("seed", 42)))
     assigned = pd.Series("", index=frame.index, dtype=object)
-    # Per label, hand out a proportional number of (shuffled) examples to each split.
-    per_label = {s: _allocate(sizes[s], label_share.to_numpy().astype(float)) for s in SPLITS}
-    for k, label in enumerate(label_share.index):
+    for k, label in enumerate(labels["label"]):
+        # shuffled examples of this label, handed out split by split: (splits,) counts
         idx = rng.permutation(frame.index[frame["label"] == label].to_numpy())
-        start = 0
-        for s in SPLITS:
-            take = idx[start : start + per_label[s][k]]
-            if len(take) < per_label[s][k]:
-                raise DataError(
-                    f"Label {label!r} has too few examples for the requested split sizes {sizes}."
-                )
-            assigned[take] = s
-            start += per_label[s][k]
+        assigned[idx[: per_label[k].sum()]] = np.repeat(SPLITS, per_label[k])
     corpus = frame.assign(split=assigned)
     corpus = corpus[corpus["split"] != ""].reset_index(drop=True)
     logger.info("Split sizes: %s", corpus["split"].value_counts().to_dict())
@@ -207,7 +222,9 @@ def build_probe_set(corpus: pd.DataFrame, user_probes: str, params: dict[str, An
     rng = np.random.default_rng(int(params.get("split", {}).get("seed", 42)))
     shares = test["label"].value_counts().sort_index()
     picks = []
-    for label, k in zip(shares.index, _allocate(n, shares.to_numpy().astype(float)), strict=True):
+    for label, k in zip(
+        shares.index, largest_remainder(n, shares.to_numpy().astype(float)), strict=True
+    ):
         ids = test.index[test["label"] == label].to_numpy()
         picks.extend(rng.choice(ids, size=int(k), replace=False))
     probes = test.loc[sorted(picks)].assign(source="test")

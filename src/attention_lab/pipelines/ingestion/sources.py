@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -68,19 +70,31 @@ def read_file(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
             f"ingestion.source.format: cannot tell the format of {path.name}; set format to one of {', '.join(FILE_FORMATS)}."
         )
     try:
-        if fmt == "csv":
-            frame = pd.read_csv(path, encoding="utf-8", encoding_errors="strict")
-        elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, encoding="utf-8", encoding_errors="strict")
-        else:
+        if fmt == "parquet":
             frame = pd.read_parquet(path)
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: the file is not valid UTF-8 ({exc.reason} at byte {exc.start}). Re-save it as UTF-8."
-        ) from exc
+        else:
+            text = io.StringIO(_utf8_text(path))
+            frame = pd.read_csv(text) if fmt == "csv" else pd.read_json(text, lines=True)
     except (ValueError, pd.errors.ParserError, OSError) as exc:
         raise DataError(f"{path}: could not be read as {fmt}: {exc}") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]  # " text " is the text column
     return _select_columns(frame, source, str(path)), source.get("label_names")
+
+
+def _utf8_text(path: Path) -> str:
+    """The file decoded as UTF-8 (a byte-order mark is dropped); a bad byte names its place."""
+    data = path.read_bytes()
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = skip + exc.start  # in the file, from 0
+        line = data[:offset].count(b"\n") + 1
+        column = offset - (data.rfind(b"\n", 0, offset) + 1)
+        raise DataError(
+            f"{path}: not valid UTF-8 at line {line}, byte {column + 1} of that line "
+            f"(byte offset {offset} in the file): {exc.reason}. Re-save the file as UTF-8."
+        ) from exc
 
 
 def read_hub(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
