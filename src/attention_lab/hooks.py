@@ -4,25 +4,54 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 
+import fsspec
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from attention_lab.errors import AttentionLabError
+from attention_lab.errors import AttentionLabError, ConfigError
 from attention_lab.variants import parse_study
 
 logger = logging.getLogger(__name__)
 
 
 class ConfigHooks:
+    def __init__(self) -> None:
+        self._data_root: str | None = None
+
     @hook_impl
     def after_context_created(self, context) -> None:
         install_excepthook()
+        try:
+            self._data_root = context.config_loader["globals"].get("data_root")
+        except MissingConfigException:
+            self._data_root = None
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         params = catalog.load("parameters")
         specs = parse_study(params)  # raises ConfigError naming variant, key and allowed values
+        if self._data_root:
+            check_writable(self._data_root)
         logger.info("Study: %d variant(s): %s", len(specs), ", ".join(specs))
+
+
+def check_writable(data_root: str) -> None:
+    """Write and remove a small file under ``data_root``, so a read-only or missing place
+    stops the run before any work, with one message."""
+    fs, root = fsspec.core.url_to_fs(data_root)
+    probe = f"{root.rstrip('/')}/.attention-lab-write-check-{uuid.uuid4().hex[:8]}"
+    try:
+        fs.makedirs(root, exist_ok=True)
+        with fs.open(probe, "wb") as f:
+            f.write(b"ok")
+        fs.rm(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"data_root {data_root!r} cannot be written ({exc.strerror or exc}). Point data_root "
+            "in conf/<env>/globals.yml at a writable folder or URL, or fix its permissions."
+        ) from exc
 
 
 def install_excepthook() -> None:

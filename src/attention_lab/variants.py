@@ -66,6 +66,7 @@ class VariantSpec:
     training: TrainingSpec = field(default_factory=TrainingSpec)
     lora: LoraSpec = field(default_factory=LoraSpec)
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # pickle checkpoints can run code when loaded: refused unless set
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -138,11 +139,16 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
         "training",
         "lora",
         "trust_remote_code",
+        "allow_pickle",
     }
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)}; allowed: model, mechanism, method, training, lora, trust_remote_code."
+            f"{where}: unknown key(s) {sorted(unknown)}; allowed: model, mechanism, method, "
+            "training, lora, trust_remote_code, allow_pickle."
         )
+    for key in ("trust_remote_code", "allow_pickle"):
+        if not isinstance(merged.get(key, False), bool):
+            raise ConfigError(f"{where}.{key}: expected true or false, got {merged[key]!r}.")
     task = study.get("task", "classification")
     if task not in TASKS:
         raise ConfigError(f"study.task: unknown task {task!r}; allowed: {', '.join(TASKS)}.")
@@ -180,7 +186,8 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
         method=method,
         training=training,
         lora=_dataclass_from(LoraSpec, merged.get("lora"), f"{where}.lora"),
-        trust_remote_code=bool(merged.get("trust_remote_code", False)),
+        trust_remote_code=merged.get("trust_remote_code", False),
+        allow_pickle=merged.get("allow_pickle", False),
     )
 
 

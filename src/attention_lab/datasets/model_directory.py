@@ -48,7 +48,11 @@ class ModelArtifact:
 
         info = self.info
         mechanism = MechanismSpec.from_config(info["mechanism"])
-        tokenizer = load_tokenizer(str(self.path))
+        trusted = {  # off unless the variant set them
+            "trust_remote_code": info.get("trust_remote_code", False),
+            "allow_pickle": info.get("allow_pickle", False),
+        }
+        tokenizer = load_tokenizer(str(self.path), trusted["trust_remote_code"])
         if info.get("adapter"):
             base = load_model(
                 info["base_model"],
@@ -56,6 +60,7 @@ class ModelArtifact:
                 mechanism,
                 num_labels=info.get("num_labels"),
                 pad_token_id=tokenizer.pad_token_id,
+                **trusted,
             )
             model = PeftModel.from_pretrained(base, str(self.path)).merge_and_unload()
         else:
@@ -65,6 +70,7 @@ class ModelArtifact:
                 mechanism,
                 num_labels=info.get("num_labels"),
                 pad_token_id=tokenizer.pad_token_id,
+                trust_remote_code=trusted["trust_remote_code"],
             )
         return model.to(device or default_device()).eval(), tokenizer
 
@@ -92,14 +98,28 @@ class ModelDirectoryDataset(AbstractDataset[TrainedModel, ModelArtifact]):
         return ModelArtifact(self._path, json.loads(info_path.read_text()))
 
     def save(self, data: TrainedModel) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self._path.parent, prefix=f".{self._path.name}-"))
+        prefix = f".{self._path.name}-"
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in self._path.parent.glob(f"{prefix}*"):  # left by a killed run
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(dir=self._path.parent, prefix=prefix))
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
         try:
             data.model.save_pretrained(tmp)  # safetensors; a PeftModel saves only its adapter
             data.tokenizer.save_pretrained(tmp)
-            (tmp / INFO_FILE).write_text(json.dumps(data.info, indent=2))
+            (tmp / INFO_FILE).write_text(json.dumps(data.info, indent=2))  # written last
             if self._path.exists():
                 shutil.rmtree(self._path)
             tmp.rename(self._path)
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _unwritable(self, exc: OSError) -> ArtifactError:
+        return ArtifactError(
+            f"Could not save the model to {self._path}: {exc.strerror or exc}. Nothing was kept; "
+            "free space or point data_root in globals.yml at a writable place, then rerun."
+        )

@@ -118,6 +118,8 @@ class AttentionStoreWriter:
         self.fs, self.path = fsspec.core.url_to_fs(path)
         self.tmp = f"{self.path}.tmp-{uuid.uuid4().hex[:8]}"
         self.fs.makedirs(self.fs._parent(self.path), exist_ok=True)
+        for stale in self.fs.glob(f"{self.path}.tmp-*"):  # left by a killed run
+            self.fs.rm(stale)
         self._file = self.fs.open(self.tmp, "wb")
         self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_STORED)  # chunks are zstd already
         self.meta, self.dtype, self.compact = dict(meta), np.dtype(dtype), compact
@@ -208,10 +210,14 @@ class AttentionStoreWriter:
         self.fs.mv(self.tmp, self.path)
 
     def abort(self) -> None:
+        """Stop and remove the partial file; closing may fail too (a full disk), and is ignored."""
         self._queue.put(None)
         self._thread.join()
-        self._zip.close()
-        self._file.close()
+        for close in (self._zip.close, self._file.close):
+            try:
+                close()
+            except (OSError, ValueError):
+                pass
         if self.fs.exists(self.tmp):
             self.fs.rm(self.tmp)
 
@@ -225,6 +231,12 @@ def write_store(
         for example in stream.examples:
             writer.add(example)
         writer.close()
+    except OSError as exc:  # a full disk, a lost mount, no permission
+        writer.abort()
+        raise ArtifactError(
+            f"Could not write the attention store {path}: {exc.strerror or exc}. Nothing was "
+            "kept; free space or point data_root in globals.yml at a writable place, then rerun."
+        ) from exc
     except BaseException:
         writer.abort()
         raise

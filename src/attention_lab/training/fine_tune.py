@@ -152,7 +152,9 @@ def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[fl
         prepared = feature_dataset(model, data, task.collate(tokenizer, model), t.eval_batch_size)
         if prepared is not None:
             # a linear head on fixed features: float32, cheap either way
-            steps = _fit(*prepared, replace(t, cross_attention_learning_rate=None, precision="fp32"))
+            steps = _fit(
+                *prepared, replace(t, cross_attention_learning_rate=None, precision="fp32")
+            )
             return time.perf_counter() - start, steps
     with fast_attention(model, enabled=t.fast_path):
         steps = _fit(model, data, t, task.collate(tokenizer, model), by_length=t.fast_path)
@@ -169,6 +171,7 @@ def build(spec: VariantSpec, labels: list[str]):
         num_labels=len(labels),
         trust_remote_code=spec.trust_remote_code,
         pad_token_id=tokenizer.pad_token_id,
+        allow_pickle=spec.allow_pickle,
     )
     get_task(spec.task).configure(model, tokenizer)
     return prepare(model, spec.method, spec.task, spec.lora), tokenizer
@@ -205,6 +208,8 @@ def fine_tune_variant(
         "max_length": spec.training.max_length,
         "eval_batch_size": spec.training.eval_batch_size,
         "fast_path": spec.training.fast_path,
+        "allow_pickle": spec.allow_pickle,
+        "trust_remote_code": spec.trust_remote_code,
         "training_precision": "bf16" if trains_in_bfloat16(spec.training) else "fp32",
     }
     log = {
