@@ -83,3 +83,43 @@ def test_env_run() -> Path:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return PROJECT / "data" / "test"
+
+
+@pytest.fixture
+def scratch_env(tmp_path):
+    """Make Kedro envs that copy `test` but write under ``tmp_path``; removed afterwards.
+
+    ``make(name, parameters=None)`` returns the env's name; ``parameters`` (YAML text) are
+    merged over the `test` env's, as a user's own env file would be.
+    """
+    import shutil
+    import uuid
+
+    import yaml
+
+    made = []
+
+    def make(parameters: str | None = None) -> str:
+        name = f"scratch_{uuid.uuid4().hex[:8]}"
+        folder = PROJECT / "conf" / name
+        made.append(folder)
+        shutil.copytree(PROJECT / "conf" / "test", folder)
+        (folder / "globals.yml").write_text(f"data_root: {tmp_path / name}\n")
+        if parameters:
+            merged = _deep_merge(
+                yaml.safe_load((folder / "parameters.yml").read_text()), yaml.safe_load(parameters)
+            )
+            (folder / "parameters.yml").write_text(yaml.safe_dump(merged, sort_keys=False))
+        return name
+
+    yield make
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _deep_merge(out[key], value) if nested else value
+    return out

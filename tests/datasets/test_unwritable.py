@@ -70,7 +70,9 @@ def test_a_model_that_cannot_be_saved_is_one_error_and_leaves_nothing(tmp_path, 
     model = TrainedModel(
         AutoModel.from_pretrained(minilm_path), AutoTokenizer.from_pretrained(minilm_path), {}
     )
-    with pytest.raises(ArtifactError, match="Could not save the model to .*a_file/lora: .*Nothing was kept"):
+    with pytest.raises(
+        ArtifactError, match="Could not save the model to .*a_file/lora: .*Nothing was kept"
+    ):
         dataset.save(model)
 
 

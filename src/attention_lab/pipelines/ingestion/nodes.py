@@ -203,7 +203,9 @@ def _parse_user_probes(lines: str, label_names: list[str]) -> pd.DataFrame:
         text = re.sub(r"\s+", " ", text).strip()
         if label_name and label_name not in label_names:
             raise DataError(
-                f"user probe {text[:40]!r}: label {label_name!r} is not one of {label_names}."
+                f"user probe {text[:40]!r}: label {label_name!r} is not one of {label_names}. "
+                "Relabel it in data/01_raw/probe_sentences.txt, or set "
+                "ingestion.probe.include_user_sentences: false."
             )
         label = label_names.index(label_name) if label_name else -1
         rows.append({"text": text, "label": label, "label_name": label_name})

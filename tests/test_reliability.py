@@ -1,0 +1,141 @@
+"""Runs that repeat exactly and survive SIGKILL, through the real CLI, each in its own data_root.
+
+Every run here uses a scratch copy of the `test` env (see ``scratch_env``), so the shared
+`data/test` of the other tests is only read, as the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attention_lab.datasets.model_directory import ModelDirectoryDataset
+from attention_lab.datasets.store import AttentionStore
+from attention_lab.errors import ArtifactError
+from tests.conftest import KEDRO, PROJECT
+
+pytestmark = pytest.mark.slow
+
+# measured, not computed: they differ between two identical runs
+TIMING = {"train_seconds", "train_examples_per_second", "peak_memory_mb"}
+
+
+def kedro(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [KEDRO, "run", *args], cwd=PROJECT, capture_output=True, text=True, timeout=900
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def data_root(env: str) -> Path:
+    return Path((PROJECT / "conf" / env / "globals.yml").read_text().split(":", 1)[1].strip())
+
+
+def tables(root: Path) -> dict[str, pd.DataFrame]:
+    """Every parquet table and metrics file of a run, without the timing columns."""
+    out = {}
+    for path in sorted(root.rglob("*.parquet")):
+        frame = pd.read_parquet(path)
+        out[str(path.relative_to(root))] = frame.drop(columns=TIMING & set(frame.columns))
+    for path in sorted(root.rglob("metrics.json")):
+        metrics = json.loads(path.read_text())
+        out[str(path.relative_to(root))] = pd.Series(
+            {k: v for k, v in metrics.items() if k not in TIMING}
+        )
+    return out
+
+
+def assert_same_maps(a: Path, b: Path) -> None:
+    left, right = AttentionStore(str(a)), AttentionStore(str(b))
+    assert left.example_ids == right.example_ids and left.kinds == right.kinds
+    for example in left.example_ids:
+        for kind in left.kinds:
+            np.testing.assert_array_equal(
+                left.attention(example, kind), right.attention(example, kind)
+            )
+
+
+def kill_when(command: list[str], ready) -> None:
+    """Start ``kedro run`` with ``command``; SIGKILL it as soon as ``ready(lines)`` is true,
+    ``lines`` being its output so far."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
+    process = subprocess.Popen(
+        [KEDRO, "run", *command],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and process.poll() is None:
+            if ready(lines):
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.002)
+        process.wait(timeout=60)
+        assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_two_runs_of_the_test_env_give_identical_tables_and_maps(test_env_run, scratch_env):
+    env = scratch_env()
+    kedro(f"--env={env}")
+    again, reference = tables(data_root(env)), tables(test_env_run)
+    assert again.keys() == reference.keys()
+    for name, frame in reference.items():
+        if isinstance(frame, pd.Series):
+            pd.testing.assert_series_equal(again[name], frame, check_exact=True)
+        else:
+            pd.testing.assert_frame_equal(again[name], frame, check_exact=True)
+    for store in sorted(test_env_run.rglob("attention.zarr.zip")):
+        assert_same_maps(data_root(env) / store.relative_to(test_env_run), store)
+
+
+def test_killed_training_and_extraction_leave_nothing_finished_and_reruns_match(
+    test_env_run, scratch_env
+):
+    env = scratch_env()
+    root = data_root(env)
+    kedro(f"--env={env}", "--pipeline=ingestion")
+    model = ModelDirectoryDataset(str(root / "06_models/lora"))
+    train = [f"--env={env}", "--pipeline=fine_tuning", "--namespaces=lora"]
+
+    # training: killed as soon as it starts, before the model could be saved
+    kill_when(train, lambda lines: any("parameters train" in line for line in lines))
+    assert not model.exists()
+    kedro(*train)
+    assert model.exists()
+    assert sorted(p.name for p in (root / "06_models").iterdir()) == ["lora"]  # no temp left
+    reference = tables(test_env_run)["07_model_output/lora/metrics.json"]
+    pd.testing.assert_series_equal(
+        tables(root)["07_model_output/lora/metrics.json"], reference, check_exact=True
+    )
+
+    # extraction: killed while the store's temporary file is being written
+    store = root / "07_model_output/lora/attention.zarr.zip"
+    extract = [f"--env={env}", "--pipeline=attention_extraction", "--namespaces=lora"]
+    kill_when(extract, lambda _: any(store.parent.glob("attention.zarr.zip.tmp-*")))
+    with pytest.raises(ArtifactError, match="an unfinished write was found beside it"):
+        AttentionStore(str(store))
+    kedro(*extract)
+    assert [p.name for p in store.parent.iterdir() if "zarr" in p.name] == [store.name]
+    assert_same_maps(store, test_env_run / "07_model_output/lora/attention.zarr.zip")
