@@ -124,37 +124,31 @@ def _dataclass_from(cls, raw: Any, where: str):
     return cls(**values)
 
 
-def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> VariantSpec:
-    """Build and check one variant (study defaults merged under its own keys)."""
-    where = f"variants.{name}"
-    if not VARIANT_NAME.match(name):
-        raise ConfigError(
-            f"{where}: variant names must start with a letter and use letters, digits and '_'."
-        )
-    merged = _merge(study.get("defaults") or {}, raw or {})
-    unknown = set(merged) - {
-        "model",
-        "mechanism",
-        "method",
-        "training",
-        "lora",
-        "trust_remote_code",
-        "allow_pickle",
-    }
+VARIANT_KEYS = (
+    "model",
+    "mechanism",
+    "method",
+    "training",
+    "lora",
+    "trust_remote_code",
+    "allow_pickle",
+)
+
+
+def _check_keys(merged: dict[str, Any], where: str) -> None:
+    unknown = set(merged) - set(VARIANT_KEYS)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)}; allowed: model, mechanism, method, "
-            "training, lora, trust_remote_code, allow_pickle."
+            f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(VARIANT_KEYS)}."
         )
     for key in ("trust_remote_code", "allow_pickle"):
         if not isinstance(merged.get(key, False), bool):
             raise ConfigError(f"{where}.{key}: expected true or false, got {merged[key]!r}.")
-    task = study.get("task", "classification")
+
+
+def _check_method(method: str, task: str, where: str) -> None:
     if task not in TASKS:
         raise ConfigError(f"study.task: unknown task {task!r}; allowed: {', '.join(TASKS)}.")
-    model = merged.get("model", DEFAULT_MODEL)
-    check_model_name(model, f"{where}.model")
-    method = merged.get("method", "none")
     if method not in METHODS:
         raise ConfigError(
             f"{where}.method: unknown method {method!r}; allowed: {', '.join(METHODS)}."
@@ -163,28 +157,47 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
         raise ConfigError(
             f"{where}.method: 'head' trains a classifier head, but study.task is {task!r}; use none, lora or full."
         )
-    mechanism = MechanismSpec.from_config(merged.get("mechanism"), f"{where}.mechanism")
-    if model in ALIASES:  # bundled: check shapes now; hub models are checked when loaded
-        alias = ALIASES[model]
-        mechanism.check_against(alias.num_layers, alias.num_heads, f"{where}.mechanism")
-    training = _dataclass_from(TrainingSpec, merged.get("training"), f"{where}.training")
+
+
+def _training(raw: Any, task: str, where: str) -> TrainingSpec:
+    training = _dataclass_from(TrainingSpec, raw, where)
     if training.precision not in PRECISIONS:
         raise ConfigError(
-            f"{where}.training.precision: unknown precision {training.precision!r}; "
+            f"{where}.precision: unknown precision {training.precision!r}; "
             f"allowed: {', '.join(PRECISIONS)}."
         )
     if training.cross_attention_learning_rate is not None and task != "seq2seq":
         raise ConfigError(
-            f"{where}.training.cross_attention_learning_rate: only a seq2seq study has "
+            f"{where}.cross_attention_learning_rate: only a seq2seq study has "
             f"cross-attention, but study.task is {task!r}; remove it."
         )
+    return training
+
+
+def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> VariantSpec:
+    """Build and check one variant (study defaults merged under its own keys)."""
+    where = f"variants.{name}"
+    if not VARIANT_NAME.match(name):
+        raise ConfigError(
+            f"{where}: variant names must start with a letter and use letters, digits and '_'."
+        )
+    merged = _merge(study.get("defaults") or {}, raw or {})
+    _check_keys(merged, where)
+    task, method = study.get("task", "classification"), merged.get("method", "none")
+    _check_method(method, task, where)
+    model = merged.get("model", DEFAULT_MODEL)
+    check_model_name(model, f"{where}.model")
+    mechanism = MechanismSpec.from_config(merged.get("mechanism"), f"{where}.mechanism")
+    if model in ALIASES:  # bundled: check shapes now; hub models are checked when loaded
+        alias = ALIASES[model]
+        mechanism.check_against(alias.num_layers, alias.num_heads, f"{where}.mechanism")
     return VariantSpec(
         name=name,
         model=model,
         task=task,
         mechanism=mechanism,
         method=method,
-        training=training,
+        training=_training(merged.get("training"), task, f"{where}.training"),
         lora=_dataclass_from(LoraSpec, merged.get("lora"), f"{where}.lora"),
         trust_remote_code=merged.get("trust_remote_code", False),
         allow_pickle=merged.get("allow_pickle", False),

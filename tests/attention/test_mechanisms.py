@@ -18,7 +18,7 @@ def test_names_and_mappings_parse():
     ("raw", "message"),
     [
         ({"name": "flash"}, "unknown mechanism 'flash'; allowed: mha, gqa, mqa, sliding_window"),
-        ({"name": "gqa"}, "gqa needs a positive integer"),
+        ({"name": "gqa"}, "gqa needs an integer >= 1"),
         (
             {"name": "sliding_window", "window": 0},
             "window: sliding_window needs an integer >= 1, got 0",

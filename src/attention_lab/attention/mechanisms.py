@@ -77,32 +77,10 @@ class MechanismSpec:
             raise ConfigError(
                 f"{where}.name: unknown mechanism {name!r}; allowed: {', '.join(MECHANISMS)}."
             )
-        kv_heads, window, layers = raw.get("kv_heads"), raw.get("window"), raw.get("layers")
-        if name == "gqa":
-            if not isinstance(kv_heads, int) or isinstance(kv_heads, bool) or kv_heads < 1:
-                raise ConfigError(
-                    f"{where}.kv_heads: gqa needs a positive integer, got {kv_heads!r}."
-                )
-        elif kv_heads is not None:
-            raise ConfigError(f"{where}.kv_heads: only gqa takes kv_heads (mechanism is {name!r}).")
-        if name == "sliding_window":
-            if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-                raise ConfigError(
-                    f"{where}.window: sliding_window needs an integer >= 1, got {window!r}."
-                )
-        elif window is not None:
-            raise ConfigError(
-                f"{where}.window: only sliding_window takes window (mechanism is {name!r})."
-            )
-        sink_tokens = raw.get("sink_tokens") or 0
-        if name != "sliding_window" and sink_tokens:
-            raise ConfigError(
-                f"{where}.sink_tokens: only sliding_window takes sink_tokens (mechanism is {name!r})."
-            )
-        if not isinstance(sink_tokens, int) or isinstance(sink_tokens, bool) or sink_tokens < 0:
-            raise ConfigError(
-                f"{where}.sink_tokens: expected an integer >= 0, got {sink_tokens!r}."
-            )
+        kv_heads = _owned_integer(raw, "kv_heads", name, "gqa", 1, where)
+        window = _owned_integer(raw, "window", name, "sliding_window", 1, where)
+        sink_tokens = _owned_integer(raw, "sink_tokens", name, "sliding_window", 0, where) or 0
+        layers = raw.get("layers")
         if layers is not None:
             if not isinstance(layers, list | tuple) or not all(
                 isinstance(i, int) and i >= 0 for i in layers
@@ -127,3 +105,20 @@ class MechanismSpec:
                 f"{where}.layers: {list(self.layers)} reaches past the model's {num_layers} layers "
                 f"(valid indices 0..{num_layers - 1})."
             )
+
+
+def _owned_integer(
+    raw: dict[str, Any], key: str, name: str, owner: str, minimum: int, where: str
+) -> int | None:
+    """``raw[key]``, a setting only mechanism ``owner`` takes: required there (unless its
+    minimum is 0, meaning optional), refused elsewhere."""
+    value = raw.get(key)
+    if name != owner:
+        if value is not None and (minimum > 0 or value):  # an optional count may say 0
+            raise ConfigError(f"{where}.{key}: only {owner} takes {key} (mechanism is {name!r}).")
+        return None
+    if value is None and minimum == 0:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{where}.{key}: {owner} needs an integer >= {minimum}, got {value!r}.")
+    return value
