@@ -99,3 +99,50 @@ def test_performance_table_joins_metrics_entropy_and_similarity(tmp_path):
     assert table.loc[0, "accuracy"] == 0.8
     assert table.loc[0, "mean_entropy"] == pytest.approx(np.log(8))
     assert table.loc[0, "mean_similarity_to_reference"] == pytest.approx(1.0)
+
+
+def distinct_heads(seed: int) -> np.ndarray:
+    """[2 layers, 4 heads, 8, 8] maps that differ from head to head."""
+    w = np.random.default_rng(seed).random((2, 4, 8, 8)) ** 8
+    return (w / w.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def test_head_matching_recovers_heads_that_swapped_places(tmp_path):
+    maps = [distinct_heads(s) for s in range(3)]
+    order = [2, 0, 3, 1]  # the variant's head h does what the reference's head order[h] does
+    ref = make_store(tmp_path / "ref.zarr", "base", maps)
+    swapped = make_store(tmp_path / "sw.zarr", "swapped", [m[:, order] for m in maps])
+    table = compare_to_reference(swapped, ref)
+    assert table["matched_head"].tolist() == order * 2
+    assert table["matched_similarity"].to_numpy() == pytest.approx(1.0)
+    assert (table["cosine_similarity"] < 0.999).all()  # the identity pairing misses them
+    _, by_layer, _ = combine_comparisons(table)
+    assert by_layer["heads_kept"].tolist() == [0, 0]  # no head kept its own index
+
+
+def test_hungarian_matching_is_the_best_of_all_permutations():
+    import itertools
+
+    from attention_lab.analysis.metrics import match_heads
+
+    similarity = np.random.default_rng(7).random((3, 5, 5))
+    matched = match_heads(similarity)
+    for layer, matrix in enumerate(similarity):
+        best = max(
+            sum(matrix[h, p] for h, p in enumerate(perm))
+            for perm in itertools.permutations(range(5))
+        )
+        assert matrix[np.arange(5), matched[layer]].sum() == pytest.approx(best)
+
+
+def test_intervals_bracket_the_means_of_head_metrics_and_similarity(tmp_path):
+    maps = [distinct_heads(s) for s in range(6)]
+    ref = make_store(tmp_path / "ref.zarr", "base", maps)
+    other = make_store(tmp_path / "o.zarr", "other", [distinct_heads(s + 10) for s in range(6)])
+    metrics = compute_head_metrics(other, {"statistics": {"bootstrap_resamples": 200}})
+    assert (metrics["entropy_ci_low"] <= metrics["entropy"]).all()
+    assert (metrics["entropy"] <= metrics["entropy_ci_high"]).all()
+    assert (metrics["entropy_ci_low"] < metrics["entropy_ci_high"]).all()
+    _, by_layer, _ = combine_comparisons(compare_to_reference(other, ref))
+    assert (by_layer["cosine_ci_low"] <= by_layer["cosine_similarity"]).all()
+    assert (by_layer["cosine_similarity"] <= by_layer["cosine_ci_high"]).all()

@@ -9,9 +9,18 @@ from plotly.subplots import make_subplots
 
 
 def layer_head_grids(
-    table: pd.DataFrame, value: str, title: str, colorscale: str = "Viridis"
+    table: pd.DataFrame,
+    value: str,
+    title: str,
+    colorscale: str = "Viridis",
+    marks: str | None = None,
+    midpoint: float | None = None,
 ) -> go.Figure:
-    """One layer x head heatmap of ``value`` per variant, on one shared colour scale."""
+    """One layer x head heatmap of ``value`` per variant, on one shared colour scale.
+
+    ``marks`` names a boolean column: its true cells get a marker (e.g. significant changes).
+    ``midpoint`` centres a diverging scale there (symmetric limits).
+    """
     variants = list(dict.fromkeys(table["variant"]))
     cols = min(3, len(variants))
     rows = -(-len(variants) // cols)
@@ -23,10 +32,12 @@ def layer_head_grids(
         vertical_spacing=0.18,
     )
     lo, hi = table[value].min(), table[value].max()
+    if midpoint is not None:
+        reach = max(abs(lo - midpoint), abs(hi - midpoint))
+        lo, hi = midpoint - reach, midpoint + reach
     for i, variant in enumerate(variants):
-        grid = table[table["variant"] == variant].pivot_table(
-            index="layer", columns="head", values=value
-        )
+        rows_of = table[table["variant"] == variant]
+        grid = rows_of.pivot_table(index="layer", columns="head", values=value)
         fig.add_trace(
             go.Heatmap(
                 z=grid.values,
@@ -40,6 +51,21 @@ def layer_head_grids(
             row=i // cols + 1,
             col=i % cols + 1,
         )
+        if marks is not None:
+            marked = rows_of[rows_of[marks].astype(bool)]
+            fig.add_trace(
+                go.Scatter(
+                    x=marked["head"],
+                    y=marked["layer"],
+                    mode="markers",
+                    marker={"symbol": "x-thin", "size": 9, "line": {"width": 2, "color": "black"}},
+                    name=marks,
+                    showlegend=i == 0,
+                    hoverinfo="skip",
+                ),
+                row=i // cols + 1,
+                col=i % cols + 1,
+            )
     fig.update_layout(title=title, coloraxis={"colorscale": colorscale}, height=320 * rows + 80)
     fig.update_xaxes(title_text="head", dtick=1 if table["head"].nunique() <= 12 else None)
     fig.update_yaxes(title_text="layer", autorange="reversed")
@@ -55,7 +81,8 @@ def head_metric_heatmaps(
 
 
 def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
-    """Mean cosine similarity to the reference per layer, one line per variant."""
+    """Mean cosine similarity to the reference per layer, one line per variant and kind,
+    with its 95% bootstrap band over probe examples."""
     data = similarity_by_layer[similarity_by_layer["variant"] != similarity_by_layer["reference"]]
     references = list(dict.fromkeys(similarity_by_layer["reference"]))
     if len(references) == 1:
@@ -65,17 +92,69 @@ def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
             "each variant's reference",
             data.assign(variant=data["variant"] + " vs " + data["reference"]),
         )
-    fig = px.line(
-        data,
-        x="layer",
-        y="cosine_similarity",
-        color="variant",
-        line_dash="kind",
-        markers=True,
-        title=f"Attention similarity to {to} per layer (cosine of flattened maps)",
+    several_kinds = data["kind"].nunique() > 1
+    fig = go.Figure()
+    colours = px.colors.qualitative.Plotly
+    for i, ((variant, kind), line) in enumerate(data.groupby(["variant", "kind"], sort=False)):
+        name = f"{variant} · {kind}" if several_kinds else variant
+        colour = colours[i % len(colours)]
+        if "cosine_ci_low" in line:
+            fig.add_trace(_band(line, colour, name))
+        fig.add_trace(
+            go.Scatter(
+                x=line["layer"],
+                y=line["cosine_similarity"],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                line={"color": colour},
+            )
+        )
+    fig.update_layout(
+        title=f"Attention similarity to {to} per layer (cosine of flattened maps; "
+        "bands: 95% bootstrap intervals over probe examples)"
     )
+    fig.update_xaxes(title_text="layer", dtick=1)
     fig.update_yaxes(title_text="mean cosine similarity")
     return fig
+
+
+def _band(line: pd.DataFrame, colour: str, name: str) -> go.Scatter:
+    """A filled polygon from the low edge left to right, back along the high edge."""
+    x = [*line["layer"], *line["layer"][::-1]]
+    y = [*line["cosine_ci_low"], *line["cosine_ci_high"][::-1]]
+    return go.Scatter(
+        x=x,
+        y=y,
+        fill="toself",
+        fillcolor=colour,
+        opacity=0.2,
+        line={"width": 0},
+        hoverinfo="skip",
+        legendgroup=name,
+        showlegend=False,
+    )
+
+
+def head_changes_figure(
+    head_changes: pd.DataFrame, metric: str = "normalized_entropy"
+) -> go.Figure:
+    """The change of ``metric`` against the reference per layer and head; × marks the heads
+    whose change is significant after Benjamini–Hochberg."""
+    data = head_changes[
+        (head_changes["metric"] == metric) & head_changes["kind"].isin(["encoder", "decoder"])
+    ]
+    if data.empty:
+        return go.Figure().update_layout(title=f"Head changes: no {metric} to compare")
+    return layer_head_grids(
+        data,
+        "effect",
+        f"Change of {metric.replace('_', ' ')} against the reference (variant − reference); "
+        "× significant at the study's FDR",
+        "RdBu_r",
+        marks="significant",
+        midpoint=0.0,
+    )
 
 
 def performance_figure(performance: pd.DataFrame) -> go.Figure:

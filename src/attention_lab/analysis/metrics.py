@@ -158,6 +158,28 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(norm > 0, (a64 * b64).sum(axis=-1) / np.where(norm > 0, norm, 1.0), 0.0)
 
 
+def cross_head_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of every head of ``a`` with every head of ``b`` in the same layer:
+    [L, H, Tq, Tk] x2 -> [L, H_a, H_b]; the diagonal is :func:`cosine_similarity`."""
+    a64 = a.reshape(*a.shape[:2], -1).astype(np.float64)  # [L, H, Tq*Tk]
+    b64 = b.reshape(*b.shape[:2], -1).astype(np.float64)
+    a64 /= np.maximum(np.linalg.norm(a64, axis=-1, keepdims=True), 1e-300)
+    b64 /= np.maximum(np.linalg.norm(b64, axis=-1, keepdims=True), 1e-300)
+    return a64 @ b64.transpose(0, 2, 1)
+
+
+def match_heads(similarity: np.ndarray) -> np.ndarray:
+    """Per layer, the reference head matched to each head by maximum total similarity
+    (Hungarian assignment): [L, H_a, H_b] -> [L, H_a] indices into the reference's heads."""
+    from scipy.optimize import linear_sum_assignment
+
+    matched = np.empty(similarity.shape[:2], dtype=int)
+    for layer, matrix in enumerate(similarity):
+        rows, cols = linear_sum_assignment(matrix, maximize=True)
+        matched[layer, rows] = cols
+    return matched
+
+
 def jensen_shannon(a: np.ndarray, b: np.ndarray, causal: bool) -> np.ndarray:
     """Clark et al.: JS divergence (nats) of smoothed rows, averaged over query rows -> [L, H]."""
     visible = visible_keys(a.shape[-2], a.shape[-1], causal)
@@ -167,22 +189,3 @@ def jensen_shannon(a: np.ndarray, b: np.ndarray, causal: bool) -> np.ndarray:
         kl_pm = np.where(p > 0, p * np.log(p / m), 0.0).sum(axis=-1)
         kl_qm = np.where(q > 0, q * np.log(q / m), 0.0).sum(axis=-1)
     return ((kl_pm + kl_qm) / 2).mean(axis=-1)
-
-
-class RunningMean:
-    """Streaming mean of [L, H] arrays that ignores NaN (metrics undefined on an example)."""
-
-    def __init__(self):
-        self.total: np.ndarray | None = None
-        self.count: np.ndarray | None = None
-
-    def add(self, values: np.ndarray) -> None:
-        ok = ~np.isnan(values)
-        if self.total is None:
-            self.total, self.count = np.zeros(values.shape), np.zeros(values.shape)
-        self.total += np.where(ok, values, 0.0)
-        self.count += ok
-
-    def mean(self) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            return self.total / self.count

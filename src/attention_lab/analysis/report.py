@@ -11,17 +11,38 @@ import plotly.graph_objects as go
 from attention_lab.analysis.tables import similarity_pivot
 
 
+def significant_counts(head_changes: pd.DataFrame) -> pd.DataFrame:
+    """Heads that changed significantly, per metric (rows) and variant · kind (columns)."""
+    if head_changes.empty:
+        return pd.DataFrame()
+    table = head_changes.assign(column=head_changes["variant"] + " · " + head_changes["kind"])
+    counts = table.pivot_table(
+        index="metric", columns="column", values="significant", aggfunc="sum", sort=False
+    )
+    return counts.fillna(0).astype(int)
+
+
 def build_report(
-    performance: pd.DataFrame, similarity_by_layer: pd.DataFrame, *figures: go.Figure
+    performance: pd.DataFrame,
+    similarity_by_layer: pd.DataFrame,
+    head_changes: pd.DataFrame,
+    *figures: go.Figure,
 ) -> str:
     """HTML with plotly.js inlined once, so the report opens offline."""
     parts = []
     for i, fig in enumerate(figures):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
     layer_table = similarity_pivot(similarity_by_layer, list(performance["variant"]))
+    heads = head_changes.drop_duplicates(["variant", "kind", "layer", "head"])
+    changed = (
+        f"<p>Out of {len(heads) // max(1, heads['variant'].nunique())} heads per variant; a paired "
+        "sign-flip test per head against the reference, Benjamini–Hochberg across heads.</p>"
+        + significant_counts(head_changes).to_html()
+    )
     style = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Attention Lab report</title><style>{style}</style></head>
 <body><h1>Attention Lab report</h1><p>Generated {html.escape(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))}.</p>
 <h2>Performance</h2>{performance.round(4).to_html(index=False, na_rep="")}
 <h2>Similarity to each variant's reference per layer (cosine)</h2>{layer_table.to_html(na_rep="")}
+<h2>Heads that changed significantly</h2>{changed}
 <h2>Figures</h2>{"".join(parts)}</body></html>"""

@@ -12,12 +12,14 @@ from tqdm.auto import tqdm
 
 from attention_lab.analysis.metrics import (
     METRICS,
-    RunningMean,
     cosine_similarity,
+    cross_head_cosine,
     head_metrics,
     jensen_shannon,
+    match_heads,
     pattern_class,
 )
+from attention_lab.analysis.statistics import bootstrap_interval, nan_mean, statistics_settings
 from attention_lab.datasets.store import AttentionStore
 from attention_lab.errors import DataError
 
@@ -29,30 +31,31 @@ SELF_KINDS = ("encoder", "decoder")
 def _long_table(store: AttentionStore, kind: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
     """[L, H] arrays -> one row per (variant, kind, layer, head) with the stored indices."""
     meta = store.meta
-    rows = []
-    for li, layer in enumerate(meta["layers"]):
-        for hi, head in enumerate(meta["heads"]):
-            rows.append(
-                {
-                    "variant": meta["variant"],
-                    "kind": kind,
-                    "layer": layer,
-                    "head": head,
-                    "kv_group": meta["kv_group"][hi],
-                    **{k: float(v[li, hi]) for k, v in values.items()},
-                }
-            )
-    return pd.DataFrame(rows)
+    layers, heads = np.meshgrid(meta["layers"], meta["heads"], indexing="ij")  # [L, H]
+    groups = np.broadcast_to(np.asarray(meta["kv_group"]), layers.shape)
+    return pd.DataFrame(
+        {
+            "variant": meta["variant"],
+            "kind": kind,
+            "layer": layers.ravel(),
+            "head": heads.ravel(),
+            "kv_group": groups.ravel(),
+            **{k: np.asarray(v, dtype=np.float64).ravel() for k, v in values.items()},
+        }
+    )
 
 
-def compute_head_metrics(store: AttentionStore) -> pd.DataFrame:
-    """Per (kind, layer, head): every metric of :mod:`metrics` averaged over the probe set, plus its pattern class.
+POSITIONAL = ("mean_distance", "previous_mass", "self_mass", "next_mass", "segment_mass")
 
-    Streams one example at a time. Cross-attention gets the position-free metrics only.
+
+def example_head_metrics(store: AttentionStore) -> pd.DataFrame:
+    """Every metric of :mod:`metrics` per (kind, example, layer, head): the per-example table
+    that means, intervals and tests are computed from. Streams one example at a time.
+
+    Cross-attention gets the position-free metrics only (the others are NaN).
     """
     tables = []
     for kind in store.kinds:
-        means = {name: RunningMean() for name in METRICS}
         causal = bool(store.meta["causal"].get(kind, False))
         for i in tqdm(
             range(len(store)), desc=f"head metrics {store.meta['variant']}/{kind}", leave=False
@@ -64,27 +67,55 @@ def compute_head_metrics(store: AttentionStore) -> pd.DataFrame:
                 store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal
             )
             if kind == "cross":
-                for name in (
-                    "mean_distance",
-                    "previous_mass",
-                    "self_mass",
-                    "next_mass",
-                    "segment_mass",
-                ):
-                    values[name] = np.full_like(values[name], np.nan)
-            for name, value in values.items():
-                means[name].add(value)
-        table = _long_table(store, kind, {name: m.mean() for name, m in means.items()})
-        table["pattern"] = [pattern_class(row) for row in table.to_dict("records")]
-        table["n_examples"] = len(store)
-        tables.append(table)
+                values |= {name: np.full_like(values[name], np.nan) for name in POSITIONAL}
+            tables.append(_long_table(store, kind, values).assign(example=store.example_ids[i]))
     return pd.concat(tables, ignore_index=True)
 
 
-def compare_to_reference(store: AttentionStore, reference: AttentionStore) -> pd.DataFrame:
+HEAD_KEYS = ["variant", "kind", "layer", "head", "kv_group"]
+
+
+def summarise_head_metrics(per_example: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Per (kind, layer, head): each metric's mean over examples with its bootstrap interval
+    (``{metric}_ci_low`` / ``_ci_high``), the pattern class and the number of examples."""
+    stats = statistics_settings(params)
+    resamples, seed = stats["resamples"], stats["seed"]
+    tables = []
+    for _, frame in per_example.groupby("kind", sort=False):
+        heads = frame.drop_duplicates(HEAD_KEYS)[HEAD_KEYS].sort_values(["layer", "head"])
+        heads = heads.reset_index(drop=True)  # in the (layer, head) order of _by_example
+        for name in METRICS:
+            values = _by_example(frame, name)  # [N, heads]
+            low, high = bootstrap_interval(values, resamples, seed)
+            heads[name] = nan_mean(values)
+            heads[f"{name}_ci_low"], heads[f"{name}_ci_high"] = low, high
+        heads["pattern"] = [pattern_class(row) for row in heads.to_dict("records")]
+        heads["n_examples"] = frame["example"].nunique()
+        tables.append(heads)
+    return pd.concat(tables, ignore_index=True)
+
+
+def compute_head_metrics(
+    store: AttentionStore, params: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """:func:`summarise_head_metrics` of :func:`example_head_metrics`, in one call."""
+    return summarise_head_metrics(example_head_metrics(store), params or {})
+
+
+def _by_example(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Long per-example rows of one kind -> [examples, heads] in (layer, head) order."""
+    wide = frame.pivot(index="example", columns=["layer", "head"], values=column)
+    return wide.sort_index(axis=1).to_numpy(dtype=np.float64)
+
+
+def compare_to_reference(
+    store: AttentionStore, reference: AttentionStore, params: dict[str, Any] | None = None
+) -> pd.DataFrame:
     """Cosine similarity (Kovaleva et al.) and JS divergence (Clark et al.) to the reference, per head.
 
-    Averaged over the probe examples both stores hold with the same tokens.
+    Means over the probe examples both stores hold with the same tokens, with bootstrap
+    intervals per head (``cosine_ci_low``/``_high``) and for each layer's mean over heads
+    (``layer_cosine_ci_low``/``_high``, repeated on the layer's rows).
     """
     in_reference = set(reference.example_ids)
     shared = [eid for eid in store.example_ids if eid in in_reference]
@@ -93,22 +124,42 @@ def compare_to_reference(store: AttentionStore, reference: AttentionStore) -> pd
             f"{store.meta['variant']} and the reference {reference.meta['variant']} share no probe examples; "
             "re-run `kedro run --pipeline=attention_extraction` so both use the same probe_set."
         )
+    stats = statistics_settings(params or {})
+    resamples, seed = stats["resamples"], stats["seed"]
     tables = []
     for kind in [k for k in store.kinds if k in reference.kinds]:
-        cos, jsd, used = RunningMean(), RunningMean(), 0
+        cos, jsd = [], []  # per example: [L, H]
+        cross = 0.0  # running sum of [L, H, H] head-by-head cosines
         causal = bool(store.meta["causal"].get(kind, False))
         for eid in tqdm(shared, desc=f"compare {store.meta['variant']}/{kind}", leave=False):
             a, b = store.attention(eid, kind), reference.attention(eid, kind)
             if a.shape != b.shape:  # different tokenizers or stored heads: not comparable
                 continue
-            cos.add(cosine_similarity(a, b))
-            jsd.add(jensen_shannon(a, b, causal))
-            used += 1
-        if used:
-            table = _long_table(
-                store, kind, {"cosine_similarity": cos.mean(), "js_divergence": jsd.mean()}
-            )
-            tables.append(table.assign(reference=reference.meta["variant"], n_examples=used))
+            cos.append(cosine_similarity(a, b))
+            jsd.append(jensen_shannon(a, b, causal))
+            cross = cross + cross_head_cosine(a, b)
+        if cos:
+            mean_cross = cross / len(cos)  # [L, H, H]
+            matched = match_heads(mean_cross)  # [L, H]
+            cos_n, jsd_n = np.stack(cos), np.stack(jsd)  # [N, L, H]
+            low, high = bootstrap_interval(cos_n, resamples, seed)
+            layer_low, layer_high = bootstrap_interval(cos_n.mean(axis=-1), resamples, seed)
+            heads = cos_n.shape[-1]
+            values = {
+                "cosine_similarity": cos_n.mean(axis=0),
+                "cosine_ci_low": low,
+                "cosine_ci_high": high,
+                "layer_cosine_ci_low": np.repeat(layer_low[:, None], heads, axis=1),
+                "layer_cosine_ci_high": np.repeat(layer_high[:, None], heads, axis=1),
+                "js_divergence": jsd_n.mean(axis=0),
+                # Hungarian match of each head to a reference head (indices into stored heads)
+                "matched_head": np.asarray(store.meta["heads"])[matched],
+                "matched_similarity": np.take_along_axis(mean_cross, matched[..., None], -1)[
+                    ..., 0
+                ],
+            }
+            table = _long_table(store, kind, values)
+            tables.append(table.assign(reference=reference.meta["variant"], n_examples=len(cos)))
     if not tables:
         raise DataError(
             f"{store.meta['variant']}: no example has the same shape as in the reference; compare variants of one base model."
@@ -122,10 +173,16 @@ def combine_comparisons(
     """All variants' comparisons, their per-layer summary, and aggregates per key/value group."""
     table = pd.concat(comparisons, ignore_index=True)
     keys = ["variant", "reference", "kind", "layer"]
-    by_layer = table.groupby(keys, as_index=False).agg(
+    # a head "keeps its index" when the Hungarian match pairs it with the same reference head
+    by_layer = table.assign(kept=table["matched_head"] == table["head"])
+    by_layer = by_layer.groupby(keys, as_index=False).agg(
         cosine_similarity=("cosine_similarity", "mean"),
+        cosine_ci_low=("layer_cosine_ci_low", "first"),
+        cosine_ci_high=("layer_cosine_ci_high", "first"),
         js_divergence=("js_divergence", "mean"),
         min_cosine_similarity=("cosine_similarity", "min"),
+        matched_similarity=("matched_similarity", "mean"),
+        heads_kept=("kept", "sum"),
     )
     by_group = table.groupby([*keys, "kv_group"], as_index=False).agg(
         cosine_similarity=("cosine_similarity", "mean"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from attention_lab.analysis.changes import head_changes
 from attention_lab.analysis.figures import (
+    head_changes_figure,
     head_metric_heatmaps,
     importance_figure,
     performance_figure,
@@ -16,8 +18,9 @@ from attention_lab.analysis.tables import (
     build_performance_table,
     combine_comparisons,
     compare_to_reference,
-    compute_head_metrics,
     concat_tables,
+    example_head_metrics,
+    summarise_head_metrics,
     summarise_variant,
 )
 from attention_lab.pipelines.analysis.nodes import compute_head_importance
@@ -26,10 +29,27 @@ from attention_lab.pipelines.analysis.nodes import compute_head_importance
 def variant_template() -> Pipeline:
     return pipeline(
         [
-            node(compute_head_metrics, "attention", "head_metrics", name="compute_head_metrics"),
+            node(
+                example_head_metrics,
+                "attention",
+                "example_head_metrics",
+                name="compute_example_head_metrics",
+            ),
+            node(
+                summarise_head_metrics,
+                ["example_head_metrics", "params:analysis"],
+                "head_metrics",
+                name="summarise_head_metrics",
+            ),
+            node(
+                head_changes,
+                ["example_head_metrics", "reference_example_head_metrics", "params:analysis"],
+                "head_changes",
+                name="test_head_changes",
+            ),
             node(
                 compare_to_reference,
-                ["attention", "reference_attention"],
+                ["attention", "reference_attention", "params:analysis"],
                 "comparison",
                 name="compare_to_reference",
             ),
@@ -57,7 +77,11 @@ def create_pipeline(references: dict[str, str] | None = None) -> Pipeline:
             pipeline(
                 variant_template(),
                 namespace=v,
-                inputs={"corpus": "corpus", "reference_attention": f"{references[v]}.attention"},
+                inputs={
+                    "corpus": "corpus",
+                    "reference_attention": f"{references[v]}.attention",
+                    "reference_example_head_metrics": f"{references[v]}.example_head_metrics",
+                },
                 parameters={"params:analysis"},
             )
             for v in variants
@@ -90,6 +114,12 @@ def study_pipeline(variants: list[str]) -> Pipeline:
                 name="combine_head_importance",
             ),
             node(
+                concat_tables,
+                [f"{v}.head_changes" for v in variants],
+                "head_changes",
+                name="combine_head_changes",
+            ),
+            node(
                 build_performance_table,
                 ["similarity_by_layer", *[f"{v}.summary" for v in variants]],
                 "performance",
@@ -115,6 +145,12 @@ def figures_pipeline() -> Pipeline:
                 "similarity_figure",
                 name="plot_similarity",
             ),
+            node(
+                head_changes_figure,
+                ["head_changes", "params:analysis.heatmap_metric"],
+                "head_changes_figure",
+                name="plot_head_changes",
+            ),
             node(performance_figure, "performance", "performance_figure", name="plot_performance"),
             node(importance_figure, "head_importance", "importance_figure", name="plot_importance"),
             node(
@@ -122,9 +158,11 @@ def figures_pipeline() -> Pipeline:
                 [
                     "performance",
                     "similarity_by_layer",
+                    "head_changes",
                     "performance_figure",
                     "similarity_figure",
                     "head_metrics_figure",
+                    "head_changes_figure",
                     "importance_figure",
                 ],
                 "attention_report",
