@@ -61,11 +61,28 @@ def test_test_env_run_writes_every_contracted_artifact(test_env_run):
         "similarity_figure",
         "performance_figure",
         "importance_figure",
+        "head_changes_figure",
+        "pruning_figure",
     ):
         assert json.loads((root / f"08_reporting/{name}.json").read_text())["data"]
-    assert (
-        "<h1>Attention Lab report</h1>" in (root / "08_reporting/attention_report.html").read_text()
-    )
+    report = (root / "08_reporting/attention_report.html").read_text()
+    assert "<h1>Attention Lab report</h1>" in report and "changed significantly" in report
+
+
+def test_test_env_run_writes_intervals_tests_matches_and_pruning_curves(test_env_run):
+    root = test_env_run / "08_reporting"
+    changes = pd.read_parquet(root / "head_changes.parquet")
+    assert set(changes["variant"]) == set(VARIANTS) - {"base"}  # the reference is not tested
+    assert (changes["q"] >= changes["p"]).all()
+    assert (changes["ci_low"] <= changes["effect"] + 1e-9).all()  # equal when every example is
+    by_layer = pd.read_parquet(root / "similarity_by_layer.parquet")
+    assert (by_layer["cosine_ci_low"] <= by_layer["cosine_similarity"] + 1e-12).all()
+    assert (by_layer.loc[by_layer["variant"] == "base", "heads_kept"] == 12).all()
+    metrics = pd.read_parquet(root / "head_metrics.parquet")
+    assert {"entropy_ci_low", "entropy_ci_high", "n_examples"} <= set(metrics.columns)
+    curves = pd.read_parquet(root / "pruning_curves.parquet")
+    assert curves.groupby("variant").size().to_dict() == {v: 11 for v in VARIANTS}
+    assert curves.groupby("variant")["heads_pruned"].max().eq(72).all()
 
 
 def test_one_namespace_runs_alone(test_env_run):
@@ -88,6 +105,6 @@ def test_a_failing_node_gives_one_line_and_a_fix():
     )
     assert result.returncode != 0
     assert (
-        "Error: ingestion.split.sizes asks for" in result.stderr
-        and "Lower the sizes" in result.stderr
+        "Error: The splits ask for 100064 examples" in result.stderr
+        and "Lower ingestion.split.sizes" in result.stderr
     )

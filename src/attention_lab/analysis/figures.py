@@ -197,3 +197,22 @@ def importance_figure(importance: pd.DataFrame) -> go.Figure:
         "Head importance |A·dL/dA| (Michel et al. 2019), normalised per layer",
         "Magma",
     )
+
+
+def pruning_figure(pruning_curves: pd.DataFrame) -> go.Figure:
+    """Test accuracy against the fraction of heads pruned, least important first."""
+    if pruning_curves.empty:
+        return go.Figure().update_layout(title="Pruning curves: no fine-tuned classifier")
+    fig = px.line(
+        pruning_curves,
+        x="fraction_pruned",
+        y="accuracy",
+        color="variant",
+        markers=True,
+        title="Accuracy as heads are pruned, least important first (Michel et al. 2019)",
+    )
+    fig.update_xaxes(title_text="fraction of heads pruned", tickformat=".0%")
+    fig.update_yaxes(
+        title_text=f"accuracy on {int(pruning_curves['test_examples'].iloc[0])} test examples"
+    )
+    return fig

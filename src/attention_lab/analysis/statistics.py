@@ -108,7 +108,7 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     if m == 0:
         return q
     order = np.argsort(values)
-    scaled = values[order] * m / np.arange(1, m + 1)
+    scaled = values[order] * (m / np.arange(1, m + 1))  # the largest p times exactly 1
     adjusted = np.minimum.accumulate(scaled[::-1])[::-1]  # the running minimum from the top
     out = np.empty(m)
     out[order] = np.minimum(adjusted, 1.0)

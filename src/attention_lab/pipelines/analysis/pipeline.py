@@ -11,6 +11,7 @@ from attention_lab.analysis.figures import (
     head_metric_heatmaps,
     importance_figure,
     performance_figure,
+    pruning_figure,
     similarity_by_layer_figure,
 )
 from attention_lab.analysis.report import build_report
@@ -23,7 +24,7 @@ from attention_lab.analysis.tables import (
     summarise_head_metrics,
     summarise_variant,
 )
-from attention_lab.pipelines.analysis.nodes import compute_head_importance
+from attention_lab.pipelines.analysis.nodes import compute_head_importance, compute_pruning_curve
 
 
 def variant_template() -> Pipeline:
@@ -58,6 +59,12 @@ def variant_template() -> Pipeline:
                 ["model", "corpus", "params:analysis"],
                 "head_importance",
                 name="compute_head_importance",
+            ),
+            node(
+                compute_pruning_curve,
+                ["model", "corpus", "head_importance", "params:analysis"],
+                "pruning_curve",
+                name="compute_pruning_curve",
             ),
             node(
                 summarise_variant, ["metrics", "head_metrics"], "summary", name="summarise_variant"
@@ -120,6 +127,12 @@ def study_pipeline(variants: list[str]) -> Pipeline:
                 name="combine_head_changes",
             ),
             node(
+                concat_tables,
+                [f"{v}.pruning_curve" for v in variants],
+                "pruning_curves",
+                name="combine_pruning_curves",
+            ),
+            node(
                 build_performance_table,
                 ["similarity_by_layer", *[f"{v}.summary" for v in variants]],
                 "performance",
@@ -153,6 +166,7 @@ def figures_pipeline() -> Pipeline:
             ),
             node(performance_figure, "performance", "performance_figure", name="plot_performance"),
             node(importance_figure, "head_importance", "importance_figure", name="plot_importance"),
+            node(pruning_figure, "pruning_curves", "pruning_figure", name="plot_pruning"),
             node(
                 build_report,
                 [
@@ -164,6 +178,7 @@ def figures_pipeline() -> Pipeline:
                     "head_metrics_figure",
                     "head_changes_figure",
                     "importance_figure",
+                    "pruning_figure",
                 ],
                 "attention_report",
                 name="build_report",
