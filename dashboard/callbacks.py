@@ -2,6 +2,10 @@
 
 Each tab's figures are computed only while that tab is open; switching tabs (the ``tabs``
 control is an input of every view) renders the newly opened one.
+
+Every callback parses and validates what the browser sent (:mod:`dashboard.views` does both)
+before it reads anything, and answers a bad value with a short message where its figure goes:
+a request can carry any JSON, and a traceback per bad request is what slowed the server down.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from dashboard.data import MissingArtifact, StudyData
 from dashboard.layout import notes_block
 from dashboard.views import (
     CONTROLS,
+    TABS,
+    BadSelection,
     Selection,
+    clicked_curve,
     clicked_head,
     compare_table,
     compare_view,
@@ -23,22 +30,19 @@ from dashboard.views import (
     metrics_view,
     resolve,
     rollout_view,
+    validate,
 )
 
-INPUTS = [Input(c, "value") for c in CONTROLS]
 STATES = [State(c, "value") for c in CONTROLS]
+# a bad value, or something a view cannot show (a missing artifact, two models' maps)
+PROBLEMS = (BadSelection, MissingArtifact, KeyError, IndexError, ValueError)
 
 
-def _safe(fn):
-    """Show a missing artifact or a bad request inside the figure instead of a traceback."""
-
-    def wrapped(*args):
-        try:
-            return fn(*args)
-        except (MissingArtifact, KeyError, IndexError, ValueError) as exc:
-            return figures.message_figure(str(exc).strip("'\""))
-
-    return wrapped
+def _message(problem: Exception) -> str:
+    """One line for the user (a KeyError's str() is the repr of its message)."""
+    if isinstance(problem, KeyError) and problem.args:
+        return str(problem.args[0])
+    return str(problem)
 
 
 # the Selection fields each tab's figures depend on; other controls are read, not listened to
@@ -49,25 +53,45 @@ DEPENDS = {
     "rollout": ("a", "b", "example", "kind"),
     "cross": ("a", "example", "layer", "head", "log"),
 }
+# the views that read B's maps too: its store must hold the kind, layer and head as well
+STORES = {"compare": ("a", "b"), "rollout": ("a", "b")}
 CONTROL_OF = {field: control for control, field in CONTROLS.items()}
 
 
-def _view(app: Dash, tab: str, outputs: list[Output]):
+def _selection(data: StudyData, values, tab: str) -> Selection:
+    """The controls' values (in CONTROLS order), parsed and checked for what ``tab`` shows."""
+    selection = Selection.from_controls(values)
+    return validate(data, selection, ["tab", *DEPENDS[tab]], STORES.get(tab, ("a",)))
+
+
+def _view(
+    app: Dash,
+    data: StudyData,
+    tab: str,
+    outputs: list[Output],
+    failed=figures.message_figure,
+):
     """Register ``view(selection)`` for ``outputs``: it runs when the tab opens or one of the
-    controls it depends on changes, and only while ``tab`` is open."""
+    controls it depends on changes, and only while ``tab`` is open.
+
+    The selection is validated first; a problem becomes ``failed(message)``.
+    """
     listened = ["tab", *DEPENDS[tab]]
     order = listened + [f for f in CONTROLS.values() if f not in listened]
     inputs = [Input(CONTROL_OF[f], "value") for f in listened]
     states = [State(CONTROL_OF[f], "value") for f in order[len(listened) :]]
+    skip = no_update if len(outputs) == 1 else (no_update,) * len(outputs)
 
     def decorate(view):
         @app.callback(*outputs, inputs=inputs, state=states)
         def render(*values):
             by_field = dict(zip(order, values, strict=True))
-            selection = Selection.from_controls([by_field[f] for f in CONTROLS.values()])
-            if selection.tab != tab:
-                return no_update if len(outputs) == 1 else (no_update,) * len(outputs)
-            return view(selection)
+            if by_field["tab"] != tab and by_field["tab"] in TABS:
+                return skip  # another tab is open
+            try:
+                return view(_selection(data, [by_field[f] for f in CONTROLS.values()], tab))
+            except PROBLEMS as problem:
+                return failed(_message(problem))
 
         return view
 
@@ -79,76 +103,94 @@ def register(app: Dash, data: StudyData) -> None:
     register_compare(app, data)
     register_heads(app, data)
     register_metrics(app, data)
-    _view(app, "rollout", [Output("rollout-graph", "figure")])(
-        _safe(lambda s: rollout_view(data, s))
+    _view(app, data, "rollout", [Output("rollout-graph", "figure")])(
+        lambda s: rollout_view(data, s)
     )
-    _view(app, "cross", [Output("cross-graph", "figure")])(_safe(lambda s: cross_view(data, s)))
+    _view(app, data, "cross", [Output("cross-graph", "figure")])(lambda s: cross_view(data, s))
 
 
 def register_url(app: Dash, data: StudyData) -> None:
+    keep_controls = [no_update] * len(CONTROLS)
+
     @app.callback(
         Output("url", "search"),
         Output("url-notes", "children"),
         [Output(c, "value", allow_duplicate=True) for c in CONTROLS],
         Input("url", "search"),
-        INPUTS,
+        [Input(c, "value") for c in CONTROLS],
         prevent_initial_call="initial_duplicate",
     )
     def sync_url(search, *values):
         """The selection lives in the URL, so a view can be shared and reloaded.
 
         On page load the URL sets the controls (unknown values are explained); after that,
-        each control change rewrites the URL.
+        each control change rewrites the URL, unless a value is bad: then a note says why.
         """
         if ctx.triggered_id in (None, "url"):
-            selection, notes = resolve(data, Selection.from_query(search))
-            return no_update, notes_block(notes), *selection.control_values()
-        return Selection.from_controls(values).to_query(), [], *[no_update] * len(CONTROLS)
+            selection, parse_notes = Selection.from_query(search)
+            selection, notes = resolve(data, selection)
+            return no_update, notes_block(parse_notes + notes), *selection.control_values()
+        try:
+            query = validate(data, Selection.from_controls(values)).to_query()
+        except PROBLEMS as problem:
+            return no_update, notes_block([_message(problem)]), *keep_controls
+        return query, [], *keep_controls
 
     @app.callback(Output("example", "options"), Input("label-filter", "value"))
     def filter_examples(label):
-        return example_options(data, label)
+        """The examples of one label; a bad label keeps them all, under a disabled note."""
+        try:
+            return example_options(data, label)
+        except PROBLEMS as problem:
+            note = {"label": _message(problem), "value": "", "disabled": True}
+            return [note, *example_options(data)]
 
 
 def register_compare(app: Dash, data: StudyData) -> None:
-    _view(app, "compare", [Output("compare-graph", "figure")])(
-        _safe(lambda s: compare_view(data, s))
+    _view(app, data, "compare", [Output("compare-graph", "figure")])(
+        lambda s: compare_view(data, s)
     )
 
     @app.callback(
         Output("download-csv", "data"),
+        Output("compare-graph", "figure", allow_duplicate=True),
         Input("export-csv", "n_clicks"),
         STATES,
         prevent_initial_call=True,
     )
     def export_csv(_, *values):
-        selection = Selection.from_controls(values)
-        table = compare_table(data, selection)
-        if table is None:
-            return no_update
-        s = selection
+        """The compare view's matrices as CSV; a bad value is explained in the compare graph."""
+        try:
+            s = _selection(data, values, "compare")
+            table = compare_table(data, s)
+        except PROBLEMS as problem:
+            return no_update, figures.message_figure(_message(problem))
+        if table is None:  # the figure already says why there is no difference
+            return no_update, no_update
         name = f"attention_{s.example}_{s.kind}_l{s.layer}_h{s.head}_{s.a}_vs_{s.b}.csv"
-        return dcc.send_data_frame(table.to_csv, name, index=False)
+        return dcc.send_data_frame(table.to_csv, name, index=False), no_update
 
 
 def register_heads(app: Dash, data: StudyData) -> None:
-    _view(app, "heads", [Output("heads-graph", "figure")])(_safe(lambda s: heads_view(data, s)))
+    _view(app, data, "heads", [Output("heads-graph", "figure")])(lambda s: heads_view(data, s))
 
     @app.callback(
         Output("tabs", "value", allow_duplicate=True),
         Output("layer", "value", allow_duplicate=True),
         Output("head", "value", allow_duplicate=True),
+        Output("heads-graph", "figure", allow_duplicate=True),
         Input("heads-graph", "clickData"),
         STATES,
         prevent_initial_call=True,
     )
     def open_head(click, *values):
         """Clicking a small heatmap opens that layer and head in Compare."""
-        if not click or not click.get("points"):
-            return no_update, no_update, no_update
-        curve = int(click["points"][0]["curveNumber"])
-        layer, head = clicked_head(data, Selection.from_controls(values), curve)
-        return "compare", layer, str(head)
+        try:
+            selection = _selection(data, values, "heads")
+            layer, head = clicked_head(data, selection, clicked_curve(click))
+        except PROBLEMS as problem:
+            return no_update, no_update, no_update, figures.message_figure(_message(problem))
+        return "compare", layer, str(head), no_update
 
 
 def register_metrics(app: Dash, data: StudyData) -> None:
@@ -160,13 +202,14 @@ def register_metrics(app: Dash, data: StudyData) -> None:
         Output("metrics-message", "children"),
     ]
 
-    @_view(app, "metrics", outputs)
+    def failed(message: str):
+        problem = figures.message_figure(message)
+        return problem, problem, problem, [], None
+
+    @_view(app, data, "metrics", outputs, failed=failed)
     def metrics(selection: Selection):
         try:
             return (*metrics_view(data, selection), None)
-        except (KeyError, IndexError, ValueError) as exc:  # a bad value: say so in place
-            problem = figures.message_figure(str(exc).strip("'\""))
-            return problem, problem, problem, [], None
         except MissingArtifact as exc:
             empty = figures.message_figure("No analysis results yet.")
             message = html.Div(

@@ -72,6 +72,15 @@ class StudyData:
         except Exception as exc:
             raise MissingArtifact("The probe set", COMMANDS["probe_set"], self.env) from exc
 
+    @cached_property
+    def example_ids(self) -> frozenset[str]:
+        return frozenset(self.probe_set["id"])
+
+    @cached_property
+    def labels(self) -> list[str]:
+        """The probe set's label names, for the label filter."""
+        return sorted({x for x in self.probe_set["label_name"] if x})
+
     def _store(self, variant: str) -> AttentionStore:
         if variant not in self.variants:
             raise KeyError(

@@ -74,14 +74,13 @@ def controls(data: StudyData, selection: Selection) -> html.Div:
 def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
     """Which variants and which probe example."""
     variants = [{"label": v, "value": v} for v in data.variants]
-    labels = sorted({x for x in data.probe_set["label_name"] if x})
     return [
         _labelled("Variant A", dcc.Dropdown(variants, selection.a, id=ID["a"], clearable=False)),
         _labelled("Variant B", dcc.Dropdown(variants, selection.b, id=ID["b"], clearable=False)),
         _labelled(
             "Label filter",
             dcc.Dropdown(
-                [{"label": x, "value": x} for x in labels],
+                [{"label": x, "value": x} for x in data.labels],
                 None,
                 id="label-filter",
                 placeholder="all labels",

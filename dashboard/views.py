@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, replace
 from urllib.parse import parse_qsl, urlencode
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from attention_lab.analysis.metrics import METRICS
 from attention_lab.analysis.rollout import token_relevance
 from dashboard import figures
 from dashboard.data import StudyData
@@ -27,6 +29,28 @@ CONTROLS = {
     "metric": "metric",
     "scope": "scope",
 }
+
+
+# How a field is named in a message to the user.
+NAMES = {
+    "tab": "tab",
+    "a": "variant A",
+    "b": "variant B",
+    "example": "example",
+    "kind": "attention kind",
+    "layer": "layer",
+    "head": "head",
+    "log": "log scale",
+    "metric": "metric",
+    "scope": "heads view",
+}
+CHOICES = {"tab": TABS, "metric": METRICS, "scope": ("layer", "model")}
+FLAGS = {"1": True, "true": True, "True": True, "0": False, "false": False, "False": False}
+NUMBER = re.compile(r"-?[0-9]{1,9}")
+
+
+class BadSelection(ValueError):
+    """A value the dashboard cannot show; its message is short and meant for the user."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +74,13 @@ class Selection:
 
     @classmethod
     def from_controls(cls, values) -> Selection:
-        """From the controls' values, in :data:`CONTROLS` order (the log checklist is a list)."""
+        """From the controls' values, in :data:`CONTROLS` order (the log checklist is a list).
+
+        Raises :class:`BadSelection` naming the first value of the wrong type; whether the study
+        holds the values is :func:`validate`'s question.
+        """
         raw = dict(zip(CONTROLS.values(), values, strict=True))
-        raw["log"] = "log" in (raw["log"] or [])
-        raw["layer"] = _as_layer(raw["layer"])
-        raw["head"] = None if raw["head"] is None else str(raw["head"])
-        return cls(**{k: v for k, v in raw.items() if v is not None})
+        return cls(**{field: parse(field, value) for field, value in raw.items()})
 
     def control_values(self) -> list:
         """The controls' values, in :data:`CONTROLS` order."""
@@ -63,56 +88,159 @@ class Selection:
         return [values[field] for field in CONTROLS.values()]
 
     @classmethod
-    def from_query(cls, search: str | None) -> Selection:
-        raw = dict(parse_qsl((search or "").lstrip("?")))
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        if "layer" in known:
-            known["layer"] = _as_layer(known["layer"])
-        if "log" in known:
-            known["log"] = known["log"] in ("1", "true", "True")
-        return cls(**known)
+    def from_query(cls, search) -> tuple[Selection, list[str]]:
+        """From the URL's query string, with a note for each value that does not parse (dropped)."""
+        if not isinstance(search, str | None):
+            return cls(), [f"The URL's query must be text, got {show(search)}; showing defaults."]
+        values, notes = {}, []
+        for field, text in parse_qsl((search or "").lstrip("?")):
+            if field not in NAMES:
+                continue
+            try:
+                values[field] = parse(field, text)
+            except BadSelection as problem:
+                notes.append(f"{problem} The URL's value is ignored.")
+        return cls(**values), notes
 
 
-def _as_layer(value) -> int:
-    """A layer index from a control or the URL; anything else is layer 0."""
-    text = str(value)
-    return int(text) if text.lstrip("-").isdigit() else 0
+def _named(field: str) -> str:
+    name = NAMES[field]
+    return name[0].upper() + name[1:]
+
+
+def show(value) -> str:
+    """A value as a short phrase for a message: 'abc', 7, a list, a dict."""
+    if isinstance(value, list | tuple | dict | set):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse(field: str, value):
+    """A control's or the URL's value as the type of Selection's ``field``, else BadSelection."""
+    if field == "log":
+        return _parse_log(value)
+    if value is None or value == "":
+        raise BadSelection(f"No {NAMES[field]} chosen.")
+    if field in ("layer", "head"):
+        return _parse_number(field, value)
+    if not isinstance(value, str):
+        raise BadSelection(f"{_named(field)} must be text, got {show(value)}.")
+    return value
+
+
+def _parse_number(field: str, value) -> int | str:
+    """A layer as an int; a head as text ("mean" or its index), as the dropdown holds it."""
+    if field == "head" and value == "mean":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and NUMBER.fullmatch(value):
+        number = int(value)
+    else:
+        expected = "a whole number" + (" or 'mean'" if field == "head" else "")
+        raise BadSelection(f"{_named(field)} must be {expected}, got {show(value)}.")
+    return number if field == "layer" else str(number)
+
+
+def _parse_log(value) -> bool:
+    """The log checklist's value (None or a list holding at most "log"), or the URL's 0/1."""
+    if value is None:
+        return False
+    if isinstance(value, str) and value in FLAGS:
+        return FLAGS[value]
+    if isinstance(value, list) and all(v == "log" for v in value):
+        return bool(value)
+    raise BadSelection(f"{_named('log')} must be on or off, got {show(value)}.")
+
+
+def _span(values: list[int]) -> str:
+    contiguous = values == list(range(values[0], values[-1] + 1))
+    return f"{values[0]}–{values[-1]}" if contiguous else ", ".join(map(str, values))
+
+
+def _problem(data: StudyData, selection: Selection, field: str, stores=("a",)) -> str | None:
+    """Why the study cannot show ``selection``'s ``field``, or None when it can.
+
+    Kind, layer and head are looked up in the stores of the variants named by ``stores``.
+    """
+    value = getattr(selection, field)
+    if field in ("a", "b"):
+        if value not in data.variants:
+            return f"Unknown variant {show(value)}; this study has: {', '.join(data.variants)}."
+    elif field == "example":
+        if value not in data.example_ids:
+            return f"Unknown example {show(value)}: it is not in the probe set."
+    elif field in ("kind", "layer", "head"):
+        for variant in dict.fromkeys(getattr(selection, s) for s in stores):
+            problem = _store_problem(data.store(variant).meta, variant, field, value)
+            if problem:
+                return problem
+    elif field in CHOICES and value not in CHOICES[field]:
+        return f"Unknown {NAMES[field]} {show(value)}; choose one of: {', '.join(CHOICES[field])}."
+    return None
+
+
+def _store_problem(meta: dict, variant: str, field: str, value) -> str | None:
+    if field == "kind":
+        if value in meta["kinds"]:
+            return None
+        return (
+            f"Variant {variant} has no {show(value)} attention; it has: {', '.join(meta['kinds'])}."
+        )
+    if field == "head" and value == "mean":
+        return None
+    stored = meta[f"{field}s"]
+    if value in (stored if field == "layer" else [str(h) for h in stored]):
+        return None
+    return (
+        f"{_named(field)} {value} is out of range: variant {variant} has {field}s {_span(stored)}."
+    )
+
+
+# variants first: kind, layer and head are looked up in their stores
+ORDER = ("tab", "a", "b", "example", "kind", "layer", "head", "metric", "scope")
+
+
+def validate(data: StudyData, selection: Selection, fields=ORDER, stores=("a",)) -> Selection:
+    """``selection`` if the study holds the values of ``fields``, else BadSelection saying why.
+
+    ``stores`` names the variants whose stores must hold kind, layer and head (the views that
+    read B's maps pass ``("a", "b")``). Cheap: the variants, the probe ids and root metadata.
+    """
+    for field in ORDER:
+        problem = _problem(data, selection, field, stores) if field in fields else None
+        if problem:
+            raise BadSelection(problem)
+    return selection
+
+
+def _default(data: StudyData, selection: Selection, field: str):
+    if field == "a":
+        return data.reference
+    if field == "b":  # another variant of A's base model (maps of two models do not compare)
+        a, variants = selection.a, data.variants
+        same = [v for v in variants if v != a and data.reference_of(v) == data.reference_of(a)]
+        return next(iter(same or [v for v in variants if v != a]), variants[0])
+    if field == "example":
+        return data.probe_set["id"].iloc[0]
+    if field in ("kind", "layer"):
+        return data.store(selection.a).meta[f"{field}s"][0]
+    return Selection.__dataclass_fields__[field].default
 
 
 def resolve(data: StudyData, selection: Selection) -> tuple[Selection, list[str]]:
-    """Fill defaults and replace unknown values, returning messages for the user."""
-    notes, variants = [], data.variants
-    a = selection.a or data.reference
-    # by default B is another variant of A's base model (maps of two models do not compare)
-    same_model = [v for v in variants if v != a and data.reference_of(v) == data.reference_of(a)]
-    b = selection.b or next(iter(same_model or [v for v in variants if v != a]), variants[0])
-    for value in (a, b):
-        if value not in variants:
-            notes.append(
-                f"Unknown variant {value!r} in the URL; this study has: {', '.join(variants)}."
-            )
-    a = a if a in variants else data.reference
-    b = b if b in variants else variants[-1]
-    ids = list(data.probe_set["id"])
-    example = selection.example or ids[0]
-    if example not in ids:
-        notes.append(
-            f"Unknown example {example!r} in the URL; showing the first probe example instead."
-        )
-        example = ids[0]
-    meta = data.store(a).meta
-    kind = selection.kind if selection.kind in meta["kinds"] else meta["kinds"][0]
-    layer = selection.layer if selection.layer in meta["layers"] else meta["layers"][0]
-    head = (
-        selection.head
-        if selection.head == "mean"
-        or (selection.head.isdigit() and int(selection.head) in meta["heads"])
-        else "mean"
-    )
-    tab = selection.tab if selection.tab in TABS else "compare"
-    return replace(
-        selection, tab=tab, a=a, b=b, example=example, kind=kind, layer=layer, head=head
-    ), notes
+    """Fill unset fields with defaults and replace values the study does not hold, with a note
+    for each replaced one."""
+    notes = []
+    for field in ORDER:
+        unset = getattr(selection, field) == Selection.__dataclass_fields__[field].default
+        problem = None if unset else _problem(data, selection, field)
+        if unset or problem:
+            selection = replace(selection, **{field: _default(data, selection, field)})
+        if problem:
+            notes.append(f"{problem} Showing {show(getattr(selection, field))} instead.")
+    return selection, notes
 
 
 def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
@@ -199,11 +327,26 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
     return figures.heads_grid_figure(maps, rows, meta["heads"], meta["kv_group"])
 
 
+def clicked_curve(click) -> int:
+    """The heatmap number of a click on the heads view, from the graph's ``clickData``."""
+    try:
+        curve = click["points"][0]["curveNumber"]
+    except (TypeError, KeyError, IndexError):
+        raise BadSelection(f"Not a click on a heatmap: got {show(click)}.") from None
+    if not isinstance(curve, int) or isinstance(curve, bool):
+        raise BadSelection(f"The clicked heatmap's number must be whole, got {show(curve)}.")
+    return curve
+
+
 def clicked_head(data: StudyData, selection: Selection, curve: int) -> tuple[int, int]:
     """(layer, head) of the ``curve``-th small heatmap of :func:`heads_view` (row-major)."""
     meta = data.store(selection.a).meta
     heads = meta["heads"]
     rows = meta["layers"] if selection.scope == "model" else [selection.layer]
+    if not 0 <= curve < len(rows) * len(heads):
+        raise BadSelection(
+            f"No heatmap {curve} in the heads view: it has {len(rows) * len(heads)}."
+        )
     return rows[curve // len(heads)], heads[curve % len(heads)]
 
 
@@ -274,9 +417,16 @@ def cross_view(data: StudyData, selection: Selection) -> go.Figure:
 
 
 def example_options(data: StudyData, label: str | None = None) -> list[dict]:
-    """Dropdown options for the example picker (searchable by text), optionally one label only."""
+    """Dropdown options for the example picker (searchable by text), optionally one label only.
+
+    Raises BadSelection for a label the probe set does not have.
+    """
     probes = data.probe_set
-    if label:
+    if label not in (None, ""):  # None: the filter is cleared
+        if label not in data.labels:
+            raise BadSelection(
+                f"Unknown label {show(label)}; the probe set has: {', '.join(data.labels)}."
+            )
         probes = probes[probes["label_name"] == label]
     return [
         {"label": f"[{row.label_name or row.source}] {row.text[:90]}", "value": row.id}

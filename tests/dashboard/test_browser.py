@@ -5,13 +5,7 @@ Each server is started in its own process group and stopped by its id.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -19,42 +13,11 @@ import pytest
 
 from attention_lab.datasets.store import AttentionStore
 from dashboard.chromium import launch
-from tests.conftest import PROJECT, free_port
+from tests.conftest import PROJECT
+from tests.dashboard.conftest import start_dashboard, stop
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = PROJECT / "docs" / "images" / "dashboard.png"
-
-
-def start_dashboard(*args: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dashboard", "--port", str(port), *args],
-        cwd=PROJECT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-2000:])
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    stop(proc)
-    raise TimeoutError(f"dashboard did not answer on {url}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)  # our own process group only
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 @pytest.fixture(scope="module")

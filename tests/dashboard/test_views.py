@@ -6,14 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attention_lab.analysis.figures import performance_figure, similarity_by_layer_figure
-from attention_lab.datasets.store import (
-    AttentionStore,
-    AttentionStream,
-    ExampleAttention,
-    write_store,
-)
-from dashboard.data import InMemoryStudy
 from dashboard.figures import unique_labels
 from dashboard.views import (
     Selection,
@@ -26,88 +18,7 @@ from dashboard.views import (
     resolve,
     rollout_view,
 )
-
-TOKENS = ["[CLS]", "not", "bad", "[SEP]"]
-
-
-def store(path, variant, seed, kinds=("encoder",)) -> AttentionStore:
-    rng = np.random.default_rng(seed)
-
-    def maps(q, k):
-        w = rng.random((2, 4, q, k))
-        return w / w.sum(-1, keepdims=True)
-
-    examples = []
-    for i in range(3):
-        meta = {"id": f"e{i}", "tokens": TOKENS, "special_mask": [1, 0, 0, 1]}
-        m = {"encoder": maps(4, 4)}
-        if "cross" in kinds:
-            meta["decoder"] = {"tokens": ["<s>", "pos"], "special_mask": [1, 0]}
-            m |= {"decoder": maps(2, 2), "cross": maps(2, 4)}
-        examples.append(ExampleAttention(meta, m))
-    meta = {
-        "variant": variant,
-        "kinds": list(kinds),
-        "layers": [0, 1],
-        "heads": [0, 1, 2, 3],
-        "kv_group": [0, 0, 1, 1],
-        "causal": dict.fromkeys(kinds, False),
-    }
-    write_store(str(path), AttentionStream(meta, examples), dtype="float32")
-    return AttentionStore(str(path))
-
-
-@pytest.fixture
-def study(tmp_path) -> InMemoryStudy:
-    probes = pd.DataFrame(
-        {
-            "id": ["e0", "e1", "e2"],
-            "text": ["not bad", "bad", "good"],
-            "label": [1, 0, 1],
-            "label_name": ["fresh", "rotten", "fresh"],
-            "source": "test",
-        }
-    )
-    head_metrics = pd.DataFrame(
-        [
-            {
-                "variant": v,
-                "kind": "encoder",
-                "layer": layer,
-                "head": h,
-                "normalized_entropy": float(layer + h + (v == "b")),
-            }
-            for v in ("a", "b")
-            for layer in (0, 1)
-            for h in range(4)
-        ]
-    )
-    tables = {
-        "all_head_metrics": head_metrics,
-        "similarity_by_layer": pd.DataFrame(
-            {
-                "variant": ["b", "b"],
-                "reference": "a",
-                "kind": "encoder",
-                "layer": [0, 1],
-                "cosine_similarity": [0.9, 0.8],
-            }
-        ),
-        "performance": pd.DataFrame(
-            {"variant": ["a", "b"], "accuracy": [0.7, 0.8], "train_seconds": [1.0, 2.0]}
-        ),
-    }
-    tables["similarity_figure"] = similarity_by_layer_figure(tables["similarity_by_layer"])
-    tables["performance_figure"] = performance_figure(tables["performance"])
-    return InMemoryStudy(
-        {
-            "a": store(tmp_path / "a.zarr", "a", 0),
-            "b": store(tmp_path / "b.zarr", "b", 1, ("encoder", "decoder", "cross")),
-        },
-        probes,
-        tables,
-        reference="a",
-    )
+from tests.dashboard.conftest import TOKENS
 
 
 def test_difference_cell_equals_b_minus_a_from_the_stores(study):
@@ -158,8 +69,8 @@ def test_url_round_trip():
         log=True,
         scope="model",
     )
-    again = Selection.from_query(selection.to_query())
-    assert again == selection
+    again, notes = Selection.from_query(selection.to_query())
+    assert again == selection and notes == []
 
 
 def test_unknown_variant_and_example_in_the_url_are_explained(study):
@@ -242,22 +153,30 @@ def test_metrics_tab_shows_the_figures_the_catalog_holds(study):
     assert performance is study._tables["performance_figure"]
 
 
-def test_controls_round_trip_and_tolerate_bad_values():
-    from dashboard.views import CONTROLS
+def test_controls_round_trip_and_a_bad_value_is_named():
+    from dashboard.views import CONTROLS, BadSelection
 
-    selection = Selection(tab="heads", a="x", b="y", example="e1", layer=3, head="2", log=True)
+    selection = Selection(
+        tab="heads", a="x", b="y", example="e1", kind="encoder", layer=3, head="2", log=True
+    )
     values = selection.control_values()
     assert len(values) == len(CONTROLS) and values[list(CONTROLS).index("log")] == ["log"]
     assert Selection.from_controls(values) == selection
-    broken = [
-        None if c in ("layer", "head", "metric") else v
-        for c, v in zip(CONTROLS, values, strict=True)
-    ]
-    assert Selection.from_controls(broken).layer == 0
-    assert Selection.from_controls(broken).head == "mean"  # a cleared control: the default
+    for control, bad, message in [
+        ("layer", None, "No layer chosen."),
+        ("head", "abc", "Head must be a whole number or 'mean', got 'abc'."),
+        ("metric", ["entropy"], "Metric must be text, got a list."),
+        ("log", {"log": 1}, "Log scale must be on or off, got a dict."),
+    ]:
+        broken = [bad if c == control else v for c, v in zip(CONTROLS, values, strict=True)]
+        with pytest.raises(BadSelection) as problem:
+            Selection.from_controls(broken)
+        assert str(problem.value) == message
 
 
-def test_only_the_open_tab_renders_and_only_on_its_own_controls():
+def test_only_the_open_tab_renders_and_only_on_its_own_controls(study):
+    from dataclasses import replace
+
     from dash import no_update
 
     from dashboard.callbacks import _view
@@ -275,7 +194,7 @@ def test_only_the_open_tab_renders_and_only_on_its_own_controls():
             return keep
 
     app, rendered = RecordingApp(), []
-    _view(app, "heads", ["figure"])(lambda selection: rendered.append(selection) or "figure")
+    _view(app, study, "heads", ["figure"])(lambda s: rendered.append(s) or "figure")
     assert "metric" not in app.listened and {"tabs", "scope", "layer"} <= set(app.listened)
     assert sorted(app.read) == sorted(CONTROLS)  # every control is still read
 
@@ -284,8 +203,9 @@ def test_only_the_open_tab_renders_and_only_on_its_own_controls():
         return [by_control[c] for c in app.read]
 
     assert app.render(*values(Selection(tab="compare"))) is no_update
-    assert app.render(*values(Selection(tab="heads", layer=2, scope="model"))) == "figure"
-    assert [(s.tab, s.layer, s.scope) for s in rendered] == [("heads", 2, "model")]
+    heads = Selection(tab="heads", a="a", b="b", example="e0", kind="encoder", layer=1)
+    assert app.render(*values(replace(heads, scope="model"))) == "figure"
+    assert [(s.tab, s.layer, s.scope) for s in rendered] == [("heads", 1, "model")]
 
 
 def test_analysis_tables_are_read_again_when_their_file_changes(tmp_path):

@@ -1,0 +1,36 @@
+"""Requests to Dash's callback endpoint as the browser makes them, for tests and benchmarks."""
+
+from __future__ import annotations
+
+from dash import Dash
+from dash._utils import split_callback_id
+
+ENDPOINT = "/_dash-update-component"
+
+
+def callback_body(app: Dash, output: str, values: dict, changed: list[str] | None = None) -> dict:
+    """The JSON body that runs the callback registered for ``output`` (a key of
+    ``app.callback_map``, e.g. ``"compare-graph.figure"``).
+
+    ``values`` maps ``"component.property"`` to a value for each of the callback's inputs and
+    states (a missing one is a KeyError); ``changed`` lists the inputs that triggered it
+    (default: the first input).
+    """
+    spec = app.callback_map[output]
+
+    def values_of(items: list[dict]) -> list[dict]:
+        return [{**i, "value": values[f"{i['id']}.{i['property']}"]} for i in items]
+
+    inputs = values_of(spec["inputs"])
+    return {
+        "output": output,
+        "outputs": split_callback_id(output),
+        "inputs": inputs,
+        "state": values_of(spec["state"]),
+        "changedPropIds": changed or [f"{inputs[0]['id']}.{inputs[0]['property']}"],
+    }
+
+
+def response_value(answer: dict, component: str, prop: str):
+    """One output's new value in a callback's JSON answer (KeyError when it was not updated)."""
+    return answer["response"][component][prop]
