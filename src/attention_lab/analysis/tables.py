@@ -22,6 +22,7 @@ from attention_lab.analysis.metrics import (
 from attention_lab.analysis.statistics import bootstrap_interval, nan_mean, statistics_settings
 from attention_lab.datasets.store import AttentionStore
 from attention_lab.errors import DataError
+from attention_lab.kinds import base_kind
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +61,13 @@ def example_head_metrics(store: AttentionStore) -> pd.DataFrame:
         for i in tqdm(
             range(len(store)), desc=f"head metrics {store.meta['variant']}/{kind}", leave=False
         ):
-            meta = store.example_meta(i)
+            meta, base = store.example_meta(i), base_kind(kind)  # encoder_norm reads as encoder
             # keys of decoder self-attention are decoder tokens; cross-attention keys are encoder tokens
-            tokens = meta["decoder"] if kind == "decoder" and "decoder" in meta else meta
+            tokens = meta["decoder"] if base == "decoder" and "decoder" in meta else meta
             values = head_metrics(
                 store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal
             )
-            if kind == "cross":
+            if base == "cross":
                 values |= {name: np.full_like(values[name], np.nan) for name in POSITIONAL}
             tables.append(_long_table(store, kind, values).assign(example=store.example_ids[i]))
     return pd.concat(tables, ignore_index=True)

@@ -79,7 +79,7 @@ def _probe_weights(model: nn.Module, length: int) -> dict[int, torch.Tensor]:
     """Each planned layer's weights on one probe: module id -> (1, Hq, Tq, Tk)."""
     seen: dict[int, torch.Tensor] = {}
 
-    def keep(module, query, key, mask, weights):
+    def keep(module, query, key, value, mask, weights, output):
         if getattr(module, PLAN_ATTR, None) is not None and weights is not None:
             seen[id(module)] = weights
 

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from attention_lab.attention.interface import IMPLEMENTATION, OBSERVER_ATTR
+from attention_lab.kinds import ATTENTION_KINDS as KINDS
 
-KINDS = ("encoder", "decoder", "cross")
 _ENCODER_LEN, _DECODER_LEN = 6, 4  # different, so cross-attention shows itself
 LAYERS_ATTR = "attention_lab_layers"  # cached discovery on the model
 
@@ -114,7 +114,10 @@ def discover(model: nn.Module) -> list[AttentionLayer]:
         return cached
     calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
     run_probe(
-        model, lambda module, query, key, mask, weights: calls.append((module, query, key, mask))
+        model,
+        lambda module, query, key, value, mask, weights, output: calls.append(
+            (module, query, key, mask)
+        ),
     )
     names = {id(m): n for n, m in model.named_modules()}
     layers: list[AttentionLayer] = []

@@ -38,7 +38,9 @@ IMPLEMENTATION = "attention_lab"
 FAST_IMPLEMENTATION = "attention_lab_fast"
 PLAN_ATTR = "attention_lab_plan"  # LayerPlan | None
 HEAD_GATE_ATTR = "attention_lab_head_gate"  # optional (Hq,) tensor scaling each head's output
-OBSERVER_ATTR = "attention_lab_observer"  # optional callable(module, query, key, mask, weights)
+# optional callable(module, query, key, value, mask, weights, output), key and value as
+# transformed, output (B, Tq, Hq, d) as returned
+OBSERVER_ATTR = "attention_lab_observer"
 
 EagerFunction = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 
@@ -96,10 +98,11 @@ def attention_lab_forward(
     """
     key, value, attention_mask = _transform(module, query, key, value, attention_mask)
     output, weights = family_eager(module)(module, query, key, value, attention_mask, **kwargs)
+    output = _gated(module, output)
     observer = getattr(module, OBSERVER_ATTR, None)
     if observer is not None:
-        observer(module, query, key, attention_mask, weights)
-    return _gated(module, output), weights
+        observer(module, query, key, value, attention_mask, weights, output)
+    return output, weights
 
 
 def attention_lab_fast_forward(

@@ -45,12 +45,12 @@ from zarr.storage import ZipStore
 
 from attention_lab.datasets.codecs import dequantize_rows, quantize_rows
 from attention_lab.errors import ArtifactError
+from attention_lab.kinds import STORED_KINDS as KINDS
 
 FORMAT = "attention-lab-store"
 FORMAT_VERSION = (
     3  # 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
 )
-KINDS = ("encoder", "decoder", "cross")
 _ZSTD_LEVEL = 1  # level 3 saves <1% of bytes on gridded float16 maps for 2.4x the CPU
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attention_lab.errors import ConfigError
+from attention_lab.kinds import NORM_SUFFIX
 from attention_lab.models.shape import ModelShape
 
 
@@ -25,6 +26,11 @@ class ExtractionOptions:
     batch_size: int = 16
     max_length: int = 128
     precision_bits: int | None = 11  # None: exact maps
+    norms: bool = False  # also store norm-based attention (Kobayashi et al., 2020) per kind
+
+    def kinds(self, shape: ModelShape) -> list[str]:
+        """The stored map kinds: the model's own, then their ``_norm`` kinds when asked."""
+        return [*shape.kinds, *([f"{k}{NORM_SUFFIX}" for k in shape.kinds] if self.norms else [])]
 
     @classmethod
     def parse(cls, params: dict[str, Any], shape: ModelShape) -> ExtractionOptions:
@@ -46,7 +52,11 @@ class ExtractionOptions:
             raise ConfigError(
                 f"attention_extraction.precision_bits: {bits!r}; allowed: null (exact) or an integer 8..23."
             )
+        norms = params.get("norms", False)
+        if not isinstance(norms, bool):
+            raise ConfigError(f"attention_extraction.norms: expected true or false, got {norms!r}.")
         return cls(
+            norms=norms,
             layers=layers,
             heads=heads,
             all_layers=not params.get("layers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,9 @@ from attention_lab import __version__
 from attention_lab.attention.apply import spec_from_config
 from attention_lab.datasets.store import ExampleAttention
 from attention_lab.extraction.maps import cut, stack_batch
+from attention_lab.extraction.norms import recording_norms
 from attention_lab.extraction.options import ExtractionOptions
+from attention_lab.kinds import NORM_SUFFIX, base_kind
 from attention_lab.models.shape import ModelShape
 from attention_lab.tasks import Task
 from attention_lab.tasks.base import accepts
@@ -43,14 +46,15 @@ def store_metadata(
         "task": info.get("task"),
         "method": info.get("method"),
         "mechanism": spec_from_config(model.config).to_dict(),
-        "kinds": list(shape.kinds),
+        "kinds": opts.kinds(shape),
         "num_layers": len(opts.layers),
         "layers": opts.layers,
         "heads": opts.heads,
         "num_heads": shape.num_heads,
         "num_kv_heads": shape.num_kv_heads,
         "kv_group": [shape.kv_group(h) for h in opts.heads],  # stored head -> key/value head
-        "causal": {kind: shape.causal[kind] for kind in shape.kinds},
+        "causal": {kind: shape.causal[base_kind(kind)] for kind in opts.kinds(shape)},
+        "norms": opts.norms,
         "padding_side": side,
         "precision_bits": opts.precision_bits,
         "label_names": info.get("label_names"),
@@ -65,6 +69,16 @@ def _tokens(tokenizer, ids: list[int], special: list[int]) -> dict[str, Any]:
         "special_mask": special,
         "length": len(ids),
     }
+
+
+@contextmanager
+def recording(model, norms: bool):
+    """:func:`recording_norms` when ``norms``, else nothing (yields None)."""
+    if not norms:
+        yield None
+        return
+    with recording_norms(model) as maps:
+        yield maps
 
 
 def iter_attention(
@@ -95,8 +109,10 @@ def iter_attention(
             return_tensors="pt",
             padding_side=side,
         ).to(model.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), recording(model, opts.norms) as norms:
             result = task.attention_batch(model, tokenizer, batch, shape.kinds)
+            for kind, layers in (norms or {}).items():  # the layers' norm maps, in layer order
+                result.maps[f"{kind}{NORM_SUFFIX}"] = tuple(layers[i] for i in sorted(layers))
             stacked = {kind: stack_batch(maps, opts) for kind, maps in result.maps.items()}
         positions = {side_: [p.cpu().numpy() for p in ps] for side_, ps in result.positions.items()}
         for b, row in enumerate(rows):

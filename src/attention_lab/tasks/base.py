@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from attention_lab.kinds import base_kind
 from attention_lab.training.data import EncodedDataset
 
 
@@ -43,7 +44,7 @@ class AttentionBatch:
 
     def sides(self, kind: str) -> tuple[str, str]:
         """(query side, key side) of an attention kind; a decoder-only model has one side."""
-        query, key = self.SIDES[kind]
+        query, key = self.SIDES[base_kind(kind)]  # a norm kind sits where its kind does
         if "decoder" not in self.positions:
             return "encoder", "encoder"
         return query, key
