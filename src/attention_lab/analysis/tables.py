@@ -51,26 +51,43 @@ POSITIONAL = ("mean_distance", "previous_mass", "self_mass", "next_mass", "segme
 
 def example_head_metrics(store: AttentionStore) -> pd.DataFrame:
     """Every metric of :mod:`metrics` per (kind, example, layer, head): the per-example table
-    that means, intervals and tests are computed from. Streams one example at a time.
+    that means, intervals and tests are computed from. Streams one example at a time, keeping
+    only its [L, H] values (float32).
 
     Cross-attention gets the position-free metrics only (the others are NaN).
     """
     tables = []
     for kind in store.kinds:
         causal = bool(store.meta["causal"].get(kind, False))
+        base = base_kind(kind)  # encoder_norm reads as encoder
+        values = {name: [] for name in METRICS}  # name -> per example [L, H]
         for i in tqdm(
             range(len(store)), desc=f"head metrics {store.meta['variant']}/{kind}", leave=False
         ):
-            meta, base = store.example_meta(i), base_kind(kind)  # encoder_norm reads as encoder
+            meta = store.example_meta(i)
             # keys of decoder self-attention are decoder tokens; cross-attention keys are encoder tokens
             tokens = meta["decoder"] if base == "decoder" and "decoder" in meta else meta
-            values = head_metrics(
+            example = head_metrics(
                 store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal
             )
-            if base == "cross":
-                values |= {name: np.full_like(values[name], np.nan) for name in POSITIONAL}
-            tables.append(_long_table(store, kind, values).assign(example=store.example_ids[i]))
+            for name in METRICS:
+                nan = base == "cross" and name in POSITIONAL
+                values[name].append(np.full_like(example[name], np.nan) if nan else example[name])
+        tables.append(_per_example_table(store, kind, values))
     return pd.concat(tables, ignore_index=True)
+
+
+def _per_example_table(
+    store: AttentionStore, kind: str, values: dict[str, list[np.ndarray]]
+) -> pd.DataFrame:
+    """Per-example [L, H] values -> rows ordered by (example, layer, head)."""
+    heads = _long_table(store, kind, {})
+    n = len(store)
+    frame = pd.concat([heads] * n, ignore_index=True)
+    frame["example"] = np.repeat(np.asarray(store.example_ids, dtype=object), len(heads))
+    for name, per_example in values.items():
+        frame[name] = np.stack(per_example).astype(np.float32).ravel()  # [N, L, H] flattened
+    return frame
 
 
 HEAD_KEYS = ["variant", "kind", "layer", "head", "kv_group"]
