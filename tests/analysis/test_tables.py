@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from attention_lab.analysis.tables import (
+    attention_sinks,
     build_performance_table,
     combine_comparisons,
     compare_to_reference,
@@ -95,7 +96,7 @@ def test_performance_table_joins_metrics_entropy_and_similarity(tmp_path):
         },
         hm,
     )
-    table = build_performance_table(by_layer, row)
+    table = build_performance_table(by_layer, attention_sinks(hm), row)
     assert table.loc[0, "accuracy"] == 0.8
     assert table.loc[0, "mean_entropy"] == pytest.approx(np.log(8))
     assert table.loc[0, "mean_similarity_to_reference"] == pytest.approx(1.0)
@@ -146,3 +147,22 @@ def test_intervals_bracket_the_means_of_head_metrics_and_similarity(tmp_path):
     _, by_layer, _ = combine_comparisons(compare_to_reference(other, ref))
     assert (by_layer["cosine_ci_low"] <= by_layer["cosine_similarity"]).all()
     assert (by_layer["cosine_similarity"] <= by_layer["cosine_ci_high"]).all()
+
+
+def test_sink_metric_counts_heads_above_the_threshold_per_layer():
+    import pandas as pd
+
+    metrics = pd.DataFrame(
+        {
+            "variant": "v",
+            "kind": ["decoder"] * 4 + ["decoder_norm"] * 4 + ["cross"] * 4,
+            "layer": [0, 0, 1, 1] * 3,
+            "head": [0, 1] * 6,
+            "first_token_mass": [0.9, 0.1, 0.31, 0.29, 0.2, 0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9],
+        }
+    )
+    table = attention_sinks(metrics, threshold=0.3)
+    assert table["kind"].tolist() == ["decoder", "decoder", "decoder_norm", "decoder_norm"]
+    assert table["sink_heads"].tolist() == [1, 1, 0, 0]
+    assert table["first_token_mass"].tolist() == pytest.approx([0.5, 0.3, 0.15, 0.1])
+    assert table["sink_rate"].tolist() == [0.5, 0.5, 0.0, 0.0]

@@ -56,8 +56,9 @@ def catalog(tmp_path_factory) -> DataCatalog:
         "probe_set": MemoryDataset(probes),
         "params:study": MemoryDataset(STUDY),
         "params:attention_extraction": MemoryDataset({"max_length": 24, "batch_size": 2}),
-        "params:analysis": MemoryDataset({"importance_examples": 4}),
+        "params:analysis": MemoryDataset({"importance_examples": 4, "pruning_examples": 4}),
         "params:analysis.heatmap_metric": MemoryDataset("normalized_entropy"),
+        "params:analysis.sink_threshold": MemoryDataset(0.3),
     }
     for table in ("performance", "similarity_by_layer", "all_head_metrics"):  # to inspect them
         datasets[table] = ParquetDataset(filepath=str(root / f"{table}.parquet"))

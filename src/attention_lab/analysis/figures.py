@@ -216,3 +216,27 @@ def pruning_figure(pruning_curves: pd.DataFrame) -> go.Figure:
         title_text=f"accuracy on {int(pruning_curves['test_examples'].iloc[0])} test examples"
     )
     return fig
+
+
+def sinks_figure(attention_sinks: pd.DataFrame) -> go.Figure:
+    """Mean attention to the first token per layer; the legend gives each variant's share of
+    sink heads (Gu et al. 2024)."""
+    weights = attention_sinks[~attention_sinks["kind"].str.endswith("_norm")]
+    rates = (
+        weights.groupby("variant")["sink_heads"].sum() / weights.groupby("variant")["heads"].sum()
+    )
+    data = attention_sinks.assign(
+        variant=attention_sinks["variant"].map(lambda v: f"{v} (sink heads {rates[v]:.0%})")
+    )
+    fig = px.line(
+        data,
+        x="layer",
+        y="first_token_mass",
+        color="variant",
+        line_dash="kind",
+        markers=True,
+        title="Attention to the first token per layer (mean over heads and probes)",
+    )
+    fig.update_xaxes(dtick=1)
+    fig.update_yaxes(title_text="first-token mass", range=[0, 1])
+    return fig

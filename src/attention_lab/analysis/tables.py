@@ -247,11 +247,13 @@ def similarity_pivot(similarity_by_layer: pd.DataFrame, variants: list[str]) -> 
 
 
 def build_performance_table(
-    similarity_by_layer: pd.DataFrame, *summaries: dict[str, Any]
+    similarity_by_layer: pd.DataFrame, sinks: pd.DataFrame, *summaries: dict[str, Any]
 ) -> pd.DataFrame:
     """One row per variant, with its mean attention similarity to its reference (the study's,
-    or that of its own base model)."""
+    or that of its own base model) and its share of sink heads (weights, self-attention)."""
     table = pd.DataFrame(summaries)
+    weights = sinks[sinks["kind"].isin(SELF_KINDS)].groupby("variant")
+    table["sink_rate"] = table["variant"].map(weights["sink_heads"].sum() / weights["heads"].sum())
     by_variant = similarity_by_layer.groupby("variant")
     table["mean_similarity_to_reference"] = table["variant"].map(
         by_variant["cosine_similarity"].mean()
@@ -263,3 +265,21 @@ def build_performance_table(
 def concat_tables(*tables: pd.DataFrame) -> pd.DataFrame:
     """Stack the per-variant tables into one long table."""
     return pd.concat(tables, ignore_index=True)
+
+
+SINK_COLUMNS = ["variant", "kind", "layer", "first_token_mass", "sink_heads", "heads", "sink_rate"]
+
+
+def attention_sinks(head_metrics: pd.DataFrame, threshold: float = 0.3) -> pd.DataFrame:
+    """Per (variant, kind, layer): the mean first-token mass over heads, and Gu et al. (2024)'s
+    sink metric: the share of heads whose mean attention to the first token exceeds
+    ``threshold`` (their ε = 0.3). Self-attention kinds, weights and norms alike."""
+    data = head_metrics[head_metrics["kind"].map(base_kind).isin(SELF_KINDS)]
+    table = data.assign(sink=data["first_token_mass"] > threshold)
+    table = table.groupby(["variant", "kind", "layer"], as_index=False, sort=False).agg(
+        first_token_mass=("first_token_mass", "mean"),
+        sink_heads=("sink", "sum"),
+        heads=("head", "count"),
+    )
+    table["sink_rate"] = table["sink_heads"] / table["heads"]
+    return table[SINK_COLUMNS]

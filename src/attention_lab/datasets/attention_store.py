@@ -14,12 +14,23 @@ class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
     """Kedro dataset for ``{variant}.attention``: saves an :class:`AttentionStream`, loads an :class:`AttentionStore`."""
 
     def __init__(
-        self, path: str, dtype: str = "float16", compact: bool = False, metadata: dict | None = None
+        self,
+        path: str,
+        dtype: str = "float16",
+        compact: bool = False,
+        sparse_mass: float | None = None,
+        metadata: dict | None = None,
     ):
         self._path, self._dtype, self._compact, self.metadata = path, dtype, compact, metadata
+        self._sparse_mass = sparse_mass
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": self._path, "dtype": self._dtype, "compact": self._compact}
+        return {
+            "path": self._path,
+            "dtype": self._dtype,
+            "compact": self._compact,
+            "sparse_mass": self._sparse_mass,
+        }
 
     def _exists(self) -> bool:
         fs, inner = fsspec.core.url_to_fs(self._path)
@@ -29,4 +40,4 @@ class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
         return AttentionStore(self._path)
 
     def save(self, data: AttentionStream) -> None:
-        write_store(self._path, data, dtype=self._dtype, compact=self._compact)
+        write_store(self._path, data, self._dtype, self._compact, self._sparse_mass)

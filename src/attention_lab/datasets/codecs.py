@@ -36,3 +36,58 @@ def quantize_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def dequantize_rows(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return codes.astype(np.float32) * scale[..., None]
+
+
+def lower_triangle(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the n × n lower triangle (diagonal included), row by row."""
+    return np.tril_indices(n)
+
+
+def pack_lower(maps: np.ndarray) -> np.ndarray:
+    """[..., n, n] causal maps -> [..., n(n+1)/2]: the lower triangle, row by row, no loss
+    (a causal map holds nothing above its diagonal)."""
+    rows, cols = lower_triangle(maps.shape[-1])
+    return maps[..., rows, cols]
+
+
+def unpack_lower(packed: np.ndarray, n: int) -> np.ndarray:
+    """Inverse of :func:`pack_lower`: zeros above the diagonal."""
+    rows, cols = lower_triangle(n)
+    out = np.zeros((*packed.shape[:-1], n, n), dtype=packed.dtype)
+    out[..., rows, cols] = packed
+    return out
+
+
+def top_mass(
+    maps: np.ndarray, mass: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's smallest set of keys holding at least ``mass`` of the row's weight.
+
+    maps: [R, Tk] rows. Returns CSR ``(row_starts [R + 1], keys [nnz], values [nnz] float16,
+    dropped [R] float32)``: keys ascending within a row, ``dropped`` the weight left out.
+    Largest weights first, so the set is the smallest possible.
+    """
+    order = np.argsort(-maps, axis=-1, kind="stable")  # (R, Tk) largest first
+    ranked = np.take_along_axis(maps, order, axis=-1)
+    total = ranked.sum(axis=-1, keepdims=True)
+    before = np.cumsum(ranked, axis=-1) - ranked  # mass held before adding each key
+    keep = (before < mass * total) & (ranked > 0)  # (R, Tk): add keys until the target is met
+    counts = keep.sum(axis=-1)
+    kept_keys = np.where(keep, order, np.iinfo(np.int32).max)
+    keys = np.sort(kept_keys, axis=-1)[:, : counts.max(initial=0)]  # ascending, kept first
+    valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
+    flat_keys = keys[valid].astype(np.int32)
+    row_of = np.repeat(np.arange(len(maps)), counts)
+    values = maps[row_of, flat_keys]
+    dropped = (total[:, 0] - (ranked * keep).sum(axis=-1)).astype(np.float32)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return starts, flat_keys, values.astype(np.float16), np.maximum(dropped, 0)
+
+
+def from_top_mass(starts: np.ndarray, keys: np.ndarray, values: np.ndarray, width: int):
+    """Inverse of :func:`top_mass` (dropped weight stays 0): [R, width] float32."""
+    rows = len(starts) - 1
+    out = np.zeros((rows, width), dtype=np.float32)
+    row_of = np.repeat(np.arange(rows), np.diff(starts))
+    out[row_of, keys] = values
+    return out

@@ -5,10 +5,17 @@ Layout (members of ``attention.zarr.zip``, uncompressed; standard zarr v3, reada
 
     zarr.json                      root attributes: format, version, model and mechanism metadata,
                                    example ids, ``complete: true`` (written last)
-    examples/{i}.{kind}/zarr.json  [layers, heads, query, key] float16 (or float32) array, zstd,
-    examples/{i}.{kind}/0.0.0.0    one chunk, no padding; its attributes hold the example:
-                                   id, tokens, token_ids, special_mask, length(s).
-                                   kind: encoder | decoder | cross
+    examples/{i}.{kind}/zarr.json  the example's maps of one kind, zstd, no padding; attributes:
+                                   id, tokens, token_ids, special_mask, query_length, key_length,
+                                   layout. kind: encoder | decoder | cross (+ ``_norm``)
+    examples/{i}.{kind}/{l}.0.0.0  one chunk per layer, written as soon as that layer is known:
+        layout ``dense``:          [layers, heads, query, key] float16 (or float32)
+        layout ``lower_triangle``: [layers, heads, n(n+1)/2]: a causal map's lower triangle,
+                                   row by row (nothing above the diagonal: no loss)
+    examples/{i}.{kind}/{l}.starts|keys|values|dropped
+        layout ``sparse``:         per layer, CSR over (head, query) rows: the fewest keys that
+                                   hold ``sparse_mass`` of each row (float16 values) and the
+                                   weight each row left out
     examples/{i}.{kind}_scale/     compact mode only: per-row scales [layers, heads, query]
 
 Why one zip file rather than a folder of files: on the project's machines, creating a folder
@@ -43,14 +50,21 @@ import numpy as np
 import zarr
 from zarr.storage import ZipStore
 
-from attention_lab.datasets.codecs import dequantize_rows, quantize_rows
+from attention_lab.datasets.codecs import (
+    dequantize_rows,
+    from_top_mass,
+    pack_lower,
+    quantize_rows,
+    top_mass,
+    unpack_lower,
+)
 from attention_lab.errors import ArtifactError
 from attention_lab.kinds import STORED_KINDS as KINDS
 
 FORMAT = "attention-lab-store"
-FORMAT_VERSION = (
-    3  # 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
-)
+# 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
+# 4: one chunk per layer; causal maps as their lower triangle; an optional sparse layout
+FORMAT_VERSION = 4
 _ZSTD_LEVEL = 1  # level 3 saves <1% of bytes on gridded float16 maps for 2.4x the CPU
 
 
@@ -64,28 +78,41 @@ class ExampleAttention:
 
 
 @dataclass
-class AttentionStream:
-    """What extraction hands to the catalog: store metadata and a lazy iterator of examples."""
+class LayerMaps:
+    """One stored layer of one example's kind: ``[heads, query, key]``, handed to the writer
+    as soon as extraction has it (long inputs never hold every layer at once)."""
 
     meta: dict[str, Any]
-    examples: Iterable[ExampleAttention]
+    position: int
+    kind: str
+    layer: int  # index among the stored layers, 0..num_layers-1
+    maps: np.ndarray
+
+
+@dataclass
+class AttentionStream:
+    """What extraction hands to the catalog: store metadata and a lazy iterator of whole
+    examples or of single layers."""
+
+    meta: dict[str, Any]
+    examples: Iterable[ExampleAttention | LayerMaps]
 
 
 def _array_metadata(
-    shape: tuple[int, ...], dtype: np.dtype, attributes: dict | None = None
+    shape: tuple[int, ...], chunk: tuple[int, ...], dtype: np.dtype, attributes: dict | None = None
 ) -> bytes:
-    """zarr v3 metadata for a single-chunk array with bytes + zstd codecs."""
+    """zarr v3 metadata for an array of ``chunk``-shaped chunks with bytes + zstd codecs."""
     return json.dumps(
         {
             "zarr_format": 3,
             "node_type": "array",
             "shape": list(shape),
             "data_type": np.dtype(dtype).name,
-            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(shape)}},
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunk)}},
             "chunk_key_encoding": {
                 "name": "v2",
                 "configuration": {"separator": "."},
-            },  # one flat chunk file
+            },  # chunk files named "l.0.0"
             "fill_value": 0,
             "codecs": [
                 {"name": "bytes", "configuration": {"endian": "little"}},
@@ -103,7 +130,12 @@ def _group_metadata(attributes: dict) -> bytes:
 
 
 class AttentionStoreWriter:
-    """Writes examples as they come (on a background thread) and publishes the store on close."""
+    """Writes layers as they come (on a background thread) and publishes the store on close.
+
+    ``sparse_mass``: keep, per query row, the fewest keys holding that share of its weight
+    (``layout: sparse``); otherwise causal square maps keep their lower triangle
+    (``lower_triangle``) and the rest are dense.
+    """
 
     def __init__(
         self,
@@ -111,10 +143,13 @@ class AttentionStoreWriter:
         meta: dict[str, Any],
         dtype: str = "float16",
         compact: bool = False,
-        queue_size: int = 16,
+        sparse_mass: float | None = None,
+        queue_bytes: int = 256 * 2**20,
     ):
         if dtype not in ("float16", "float32"):
             raise ValueError(f"dtype: {dtype!r}; allowed: float16, float32.")
+        if sparse_mass is not None and not 0 < sparse_mass <= 1:
+            raise ValueError(f"sparse_mass: {sparse_mass!r}; a share of each row, in (0, 1].")
         self.fs, self.path = fsspec.core.url_to_fs(path)
         self.tmp = f"{self.path}.tmp-{uuid.uuid4().hex[:8]}"
         self.fs.makedirs(self.fs._parent(self.path), exist_ok=True)
@@ -123,9 +158,15 @@ class AttentionStoreWriter:
         self._file = self.fs.open(self.tmp, "wb")
         self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_STORED)  # chunks are zstd already
         self.meta, self.dtype, self.compact = dict(meta), np.dtype(dtype), compact
+        self.sparse_mass = sparse_mass
+        self.num_layers = int(meta.get("num_layers") or len(meta.get("layers") or [])) or None
         self._ids: dict[int, str] = {}
+        self._layers_written: dict[tuple[int, str], int] = {}  # (position, kind) -> layers
+        self._kind_layers: dict[str, int] = {}  # kind -> its layers, where not num_layers
         self._codec = numcodecs.Zstd(level=_ZSTD_LEVEL)
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)  # bounds memory
+        self._queue: queue.Queue = queue.Queue()
+        self._queued = threading.Condition()  # bounds the bytes waiting to be written
+        self._queued_bytes, self._queue_budget = 0, queue_bytes
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._drain, name="attention-store-writer", daemon=True
@@ -134,35 +175,90 @@ class AttentionStoreWriter:
 
     # -- background encoding -------------------------------------------------------------
     def _drain(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while (piece := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._write_example(*item)
+                    self._write_layer(piece)
                 except BaseException as exc:  # surfaced by add()/close()
                     self._error = exc
+            with self._queued:
+                self._queued_bytes -= piece.maps.nbytes
+                self._queued.notify_all()
 
-    def _put_array(
-        self, files: dict[str, bytes], key: str, array: np.ndarray, attributes: dict | None = None
-    ) -> None:
-        array = np.ascontiguousarray(array)
-        files[f"{key}/zarr.json"] = _array_metadata(array.shape, array.dtype, attributes)
-        files[f"{key}/{'.'.join('0' * array.ndim)}"] = self._codec.encode(
-            array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    def _chunk(self, key: str, chunk_index: int, array: np.ndarray) -> tuple[str, bytes]:
+        name = ".".join([str(chunk_index), *["0"] * array.ndim])  # [1, ...] chunk of layer l
+        data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+        return f"{key}/{name}", self._codec.encode(data.tobytes())
+
+    def _write_layer(self, piece: LayerMaps) -> None:
+        if piece.kind not in KINDS:
+            raise ValueError(f"unknown attention kind {piece.kind!r}; allowed: {KINDS}")
+        key = f"examples/{piece.position}.{piece.kind}"
+        first = (piece.position, piece.kind) not in self._layers_written
+        self._layers_written[piece.position, piece.kind] = (
+            self._layers_written.get((piece.position, piece.kind), 0) + 1
         )
-
-    def _write_example(self, index: int, example: ExampleAttention) -> None:
+        heads, n_query, n_key = piece.maps.shape
+        attributes = {**piece.meta, "query_length": n_query, "key_length": n_key}
         files: dict[str, bytes] = {}
-        for kind, weights in example.maps.items():
-            if kind not in KINDS:
-                raise ValueError(f"unknown attention kind {kind!r}; allowed: {KINDS}")
-            key = f"examples/{index}.{kind}"
+        if self.sparse_mass is not None:
+            self._sparse_layer(files, key, piece, attributes if first else None)
+        else:
+            triangle = bool(self.meta.get("causal", {}).get(piece.kind)) and n_query == n_key
+            attributes["layout"] = "lower_triangle" if triangle else "dense"
+            values = piece.maps.astype(np.float32, copy=False)
             if self.compact:
-                codes, scale = quantize_rows(weights.astype(np.float32, copy=False))
-                self._put_array(files, key, codes, example.meta)
-                self._put_array(files, f"{key}_scale", scale)
+                codes, scale = quantize_rows(values)
+                self._dense_array(
+                    files, f"{key}_scale", piece.kind, piece.layer, scale, None, first
+                )
+                values = codes
             else:
-                self._put_array(files, key, weights.astype(self.dtype, copy=False), example.meta)
+                values = piece.maps.astype(self.dtype, copy=False)
+            if triangle:
+                values = pack_lower(values)
+            self._dense_array(files, key, piece.kind, piece.layer, values, attributes, first)
         self._pipe(files)
+
+    def _layers_of(self, kind: str) -> int:
+        layers = self._kind_layers.get(kind, self.num_layers)
+        if layers is None:
+            raise ValueError("store metadata needs num_layers (or layers) to stream single layers")
+        return layers
+
+    def _dense_array(self, files, key, kind, layer, values, attributes, first) -> None:
+        """Layer ``layer`` of a [layers, ...] array chunked one layer at a time."""
+        if first:
+            shape = (self._layers_of(kind), *values.shape)
+            chunk = (1, *values.shape)
+            files[f"{key}/zarr.json"] = _array_metadata(shape, chunk, values.dtype, attributes)
+        name, payload = self._chunk(key, layer, values)
+        files[name] = payload
+
+    def _sparse_layer(self, files, key, piece: LayerMaps, attributes) -> None:
+        """One layer as CSR over its (head, query) rows: starts, keys, float16 values, and
+        the weight each row left out."""
+        heads, n_query, n_key = piece.maps.shape
+        rows = piece.maps.astype(np.float32, copy=False).reshape(heads * n_query, n_key)
+        starts, keys, values, dropped = top_mass(rows, self.sparse_mass)
+        if attributes is not None:
+            files[f"{key}/zarr.json"] = _group_metadata(
+                {**attributes, "layout": "sparse", "sparse_mass": self.sparse_mass}
+            )
+        for name, array in (
+            ("starts", starts),
+            ("keys", keys),
+            ("values", values),
+            ("dropped", dropped.reshape(heads, n_query)),
+        ):
+            array = np.ascontiguousarray(array)
+            files[f"{key}/{piece.layer}.{name}/zarr.json"] = _array_metadata(
+                array.shape, array.shape, array.dtype
+            )
+            chunk_name = ".".join(["0"] * array.ndim)
+            files[f"{key}/{piece.layer}.{name}/{chunk_name}"] = self._codec.encode(
+                array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            )
 
     def _pipe(self, files: dict[str, bytes]) -> None:
         for name, payload in files.items():
@@ -173,14 +269,24 @@ class AttentionStoreWriter:
     def ids(self) -> list[str]:
         return [self._ids[i] for i in sorted(self._ids)]
 
-    def add(self, example: ExampleAttention) -> None:
+    def add(self, item: ExampleAttention | LayerMaps) -> None:
+        """A whole example (every layer of every kind) or one layer of one kind."""
+        if isinstance(item, ExampleAttention):
+            index = len(self._ids) if item.position is None else item.position
+            if index in self._ids:
+                raise ValueError(f"two examples claim position {index} in the store")
+            for kind, maps in item.maps.items():
+                self._kind_layers[kind] = len(maps)  # stacks of an encoder-decoder may differ
+                for layer, layer_maps in enumerate(maps):
+                    self.add(LayerMaps(item.meta, index, kind, layer, layer_maps))
+            return
         if self._error is not None:
             raise self._error
-        index = len(self._ids) if example.position is None else example.position
-        if index in self._ids:
-            raise ValueError(f"two examples claim position {index} in the store")
-        self._ids[index] = str(example.meta["id"])
-        self._queue.put((index, example))
+        self._ids.setdefault(item.position, str(item.meta["id"]))
+        with self._queued:  # wait while too many bytes are queued: memory stays bounded
+            self._queued.wait_for(lambda: self._queued_bytes < self._queue_budget)
+            self._queued_bytes += item.maps.nbytes
+        self._queue.put(item)
 
     def close(self) -> None:
         """Finish writing, write the root metadata last, then rename into place."""
@@ -190,6 +296,13 @@ class AttentionStoreWriter:
             raise self._error
         if sorted(self._ids) != list(range(len(self._ids))):
             raise ValueError("store positions must cover 0..n-1 without gaps")
+        missing = {
+            (position, kind): n
+            for (position, kind), n in self._layers_written.items()
+            if n != self._layers_of(kind)
+        }
+        if missing:
+            raise ValueError(f"examples with missing layers (position, kind -> layers): {missing}")
         self._pipe({"examples/zarr.json": _group_metadata({})})
         attrs = {
             **self.meta,
@@ -197,6 +310,7 @@ class AttentionStoreWriter:
             "format_version": FORMAT_VERSION,
             "dtype": self.dtype.name,
             "compact": self.compact,
+            "sparse_mass": self.sparse_mass,
             "precision_bits": self.meta.get("precision_bits"),
             "example_ids": self.ids,
             "num_examples": len(self.ids),
@@ -223,10 +337,14 @@ class AttentionStoreWriter:
 
 
 def write_store(
-    path: str, stream: AttentionStream, dtype: str = "float16", compact: bool = False
+    path: str,
+    stream: AttentionStream,
+    dtype: str = "float16",
+    compact: bool = False,
+    sparse_mass: float | None = None,
 ) -> int:
     """Consume ``stream`` into a store at ``path``; returns the number of examples written."""
-    writer = AttentionStoreWriter(path, stream.meta, dtype=dtype, compact=compact)
+    writer = AttentionStoreWriter(path, stream.meta, dtype, compact, sparse_mass)
     try:
         for example in stream.examples:
             writer.add(example)
@@ -311,8 +429,39 @@ class AttentionStore:
         if kind not in self.kinds:
             raise KeyError(f"attention kind {kind!r} is not in this store; present: {self.kinds}")
         key = f"examples/{self.index_of(example)}.{kind}"
+        node = self._root[key]
+        attrs = node.attrs
+        if attrs.get("layout") == "sparse":
+            return self._sparse(node, attrs, layer, head)
         selection = (slice(None) if layer is None else layer, slice(None) if head is None else head)
-        values = self._root[key][selection]
+        values = node[selection]
+        if attrs.get("layout") == "lower_triangle":
+            values = unpack_lower(values, attrs["query_length"])
         if self.meta.get("compact"):
             values = dequantize_rows(values, self._root[f"{key}_scale"][selection])
         return np.asarray(values, dtype=np.float32)
+
+    def _sparse(self, group, attrs, layer: int | None, head: int | None) -> np.ndarray:
+        """Dense maps from the CSR rows of each requested layer (left-out weight is 0)."""
+        layers = range(self.layers_of(group)) if layer is None else [layer]
+        n_query, n_key = attrs["query_length"], attrs["key_length"]
+        out = []
+        for li in layers:
+            starts, keys, values = (
+                group[f"{li}.{name}"][:] for name in ("starts", "keys", "values")
+            )
+            maps = from_top_mass(starts, keys, values, n_key).reshape(-1, n_query, n_key)
+            out.append(maps if head is None else maps[head])
+        return out[0] if layer is not None else np.stack(out)
+
+    def layers_of(self, group) -> int:
+        """How many layers a sparse example holds (its ``{l}.starts`` members)."""
+        return sum(1 for name in group.array_keys() if name.endswith(".starts"))
+
+    def dropped_mass(self, example: int | str, kind: str | None = None) -> np.ndarray | None:
+        """Sparse stores: the weight each row left out, [layers, heads, query]; else None."""
+        kind = kind or self.kinds[0]
+        group = self._root[f"examples/{self.index_of(example)}.{kind}"]
+        if group.attrs.get("layout") != "sparse":
+            return None
+        return np.stack([group[f"{li}.dropped"][:] for li in range(self.layers_of(group))])

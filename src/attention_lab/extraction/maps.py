@@ -9,6 +9,18 @@ from attention_lab.datasets.codecs import round_rows_to_grid
 from attention_lab.extraction.options import ExtractionOptions
 
 
+def select_and_round(weights: torch.Tensor, opts: ExtractionOptions) -> np.ndarray:
+    """One layer's (B, H, Tq, Tk) maps -> (B, H_sel, Tq, Tk) on the CPU, rounded to the grid
+    (float16 when the grid is exact in it; see :func:`stack_batch`)."""
+    if not opts.all_heads:
+        weights = weights.index_select(1, torch.tensor(opts.heads, device=weights.device))
+    if opts.precision_bits is not None:
+        weights = round_rows_to_grid(weights.float(), opts.precision_bits)
+        if opts.precision_bits <= 11:
+            weights = weights.half()
+    return weights.cpu().numpy()
+
+
 def stack_batch(per_layer: tuple[torch.Tensor, ...], opts: ExtractionOptions) -> np.ndarray:
     """Per-layer (B, H, Tq, Tk) maps -> (B, L_sel, H_sel, Tq, Tk) on the CPU, rounded to the grid.
 

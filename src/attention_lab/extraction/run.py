@@ -13,10 +13,11 @@ from tqdm.auto import tqdm
 
 from attention_lab import __version__
 from attention_lab.attention.apply import spec_from_config
-from attention_lab.datasets.store import ExampleAttention
+from attention_lab.datasets.store import ExampleAttention, LayerMaps
 from attention_lab.extraction.maps import cut, stack_batch
 from attention_lab.extraction.norms import recording_norms
 from attention_lab.extraction.options import ExtractionOptions
+from attention_lab.extraction.streaming import stream_batch
 from attention_lab.kinds import NORM_SUFFIX, base_kind
 from attention_lab.models.shape import ModelShape
 from attention_lab.tasks import Task
@@ -81,6 +82,26 @@ def recording(model, norms: bool):
         yield maps
 
 
+def _whole_batch(model, tokenizer, task, batch, metas, rows, shape, opts, special):
+    """One batch through ``task.attention_batch`` (every layer at once), example by example."""
+    with torch.inference_mode(), recording(model, opts.norms) as norms:
+        result = task.attention_batch(model, tokenizer, batch, shape.kinds)
+        for kind, layers in (norms or {}).items():  # the layers' norm maps, in layer order
+            result.maps[f"{kind}{NORM_SUFFIX}"] = tuple(layers[i] for i in sorted(layers))
+        stacked = {kind: stack_batch(maps, opts) for kind, maps in result.maps.items()}
+    positions = {side_: [p.cpu().numpy() for p in ps] for side_, ps in result.positions.items()}
+    for b, row in enumerate(rows):
+        meta = dict(metas[b])
+        if result.decoder_ids is not None:
+            dec = result.decoder_ids[b]
+            meta["decoder"] = _tokens(tokenizer, dec, [int(i in special) for i in dec])
+        example = ExampleAttention(meta, position=int(row))  # stored in probe-set order
+        for kind, maps in stacked.items():  # [L, H, query tokens, key tokens]
+            q_side, k_side = result.sides(kind)
+            example.maps[kind] = cut(maps[b], positions[q_side][b], positions[k_side][b])
+        yield example
+
+
 def iter_attention(
     model,
     tokenizer,
@@ -89,8 +110,9 @@ def iter_attention(
     shape: ModelShape,
     opts: ExtractionOptions,
     side: str = "right",
-) -> Iterator[ExampleAttention]:
-    """Length-sorted batches through the model; yields one example at a time without padding."""
+) -> Iterator[ExampleAttention | LayerMaps]:
+    """Length-sorted batches through the model, without padding: single-stack models yield
+    each example's layers one at a time, encoder-decoders whole examples."""
     enc = tokenizer(
         list(probe_set["text"]),
         truncation=True,
@@ -101,6 +123,7 @@ def iter_attention(
         [len(x) for x in enc["input_ids"]], kind="stable"
     )  # little padding per batch
     special = set(tokenizer.all_special_ids)
+    streams = task.streams_layers and len(shape.kinds) == 1
     bar = tqdm(total=len(order), desc="extract attention", unit="ex")
     for start in range(0, len(order), opts.batch_size):
         rows = order[start : start + opts.batch_size]
@@ -109,26 +132,19 @@ def iter_attention(
             return_tensors="pt",
             padding_side=side,
         ).to(model.device)
-        with torch.inference_mode(), recording(model, opts.norms) as norms:
-            result = task.attention_batch(model, tokenizer, batch, shape.kinds)
-            for kind, layers in (norms or {}).items():  # the layers' norm maps, in layer order
-                result.maps[f"{kind}{NORM_SUFFIX}"] = tuple(layers[i] for i in sorted(layers))
-            stacked = {kind: stack_batch(maps, opts) for kind, maps in result.maps.items()}
-        positions = {side_: [p.cpu().numpy() for p in ps] for side_, ps in result.positions.items()}
-        for b, row in enumerate(rows):
-            ids = enc["input_ids"][row]
-            meta = {
+        metas = [
+            {
                 "id": str(probe_set["id"].iloc[row]),
                 "label": int(probe_set["label"].iloc[row]),
-                **_tokens(tokenizer, ids, enc["special_tokens_mask"][row]),
+                **_tokens(tokenizer, enc["input_ids"][row], enc["special_tokens_mask"][row]),
             }
-            if result.decoder_ids is not None:
-                dec = result.decoder_ids[b]
-                meta["decoder"] = _tokens(tokenizer, dec, [int(i in special) for i in dec])
-            example = ExampleAttention(meta, position=int(row))  # stored in probe-set order
-            for kind, maps in stacked.items():  # [L, H, query tokens, key tokens]
-                q_side, k_side = result.sides(kind)
-                example.maps[kind] = cut(maps[b], positions[q_side][b], positions[k_side][b])
-            yield example
-            bar.update(1)
+            for row in rows
+        ]
+        if streams:  # each layer to the store as soon as it exists
+            yield from stream_batch(model, batch, metas, [int(r) for r in rows], opts)
+        else:
+            yield from _whole_batch(
+                model, tokenizer, task, batch, metas, rows, shape, opts, special
+            )
+        bar.update(len(rows))
     bar.close()

@@ -84,6 +84,8 @@ class Task:
 
     name: str = ""
     peft_task_type: str = ""
+    # attention can be read one layer at a time from a plain forward pass (single stack)
+    streams_layers: bool = True
 
     # -- loading -------------------------------------------------------------------------
     def load_pretrained(self, source: str, num_labels: int | None, **common) -> nn.Module:

@@ -27,6 +27,7 @@ def generated_mask(generated: torch.Tensor, eos: int | list[int] | None) -> torc
 class Seq2Seq(Task):
     name = "seq2seq"
     peft_task_type = "SEQ_2_SEQ_LM"
+    streams_layers = False  # decoder tokens exist only after generation
 
     def load_pretrained(self, source: str, num_labels: int | None, **common):
         """A native encoder-decoder, or an encoder-only checkpoint warm-started as bert2bert

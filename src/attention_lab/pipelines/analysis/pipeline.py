@@ -13,9 +13,11 @@ from attention_lab.analysis.figures import (
     performance_figure,
     pruning_figure,
     similarity_by_layer_figure,
+    sinks_figure,
 )
 from attention_lab.analysis.report import build_report
 from attention_lab.analysis.tables import (
+    attention_sinks,
     build_performance_table,
     combine_comparisons,
     compare_to_reference,
@@ -133,8 +135,14 @@ def study_pipeline(variants: list[str]) -> Pipeline:
                 name="combine_pruning_curves",
             ),
             node(
+                attention_sinks,
+                ["all_head_metrics", "params:analysis.sink_threshold"],
+                "attention_sinks",
+                name="measure_attention_sinks",
+            ),
+            node(
                 build_performance_table,
-                ["similarity_by_layer", *[f"{v}.summary" for v in variants]],
+                ["similarity_by_layer", "attention_sinks", *[f"{v}.summary" for v in variants]],
                 "performance",
                 name="build_performance_table",
             ),
@@ -167,6 +175,7 @@ def figures_pipeline() -> Pipeline:
             node(performance_figure, "performance", "performance_figure", name="plot_performance"),
             node(importance_figure, "head_importance", "importance_figure", name="plot_importance"),
             node(pruning_figure, "pruning_curves", "pruning_figure", name="plot_pruning"),
+            node(sinks_figure, "attention_sinks", "sinks_figure", name="plot_sinks"),
             node(
                 build_report,
                 [
@@ -179,6 +188,7 @@ def figures_pipeline() -> Pipeline:
                     "head_changes_figure",
                     "importance_figure",
                     "pruning_figure",
+                    "sinks_figure",
                 ],
                 "attention_report",
                 name="build_report",

@@ -1,0 +1,108 @@
+"""Store layouts for long inputs: layers streamed one at a time, causal maps as their lower
+triangle, and the sparse top-mass rows; each read back against the maps written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+from zarr.storage import ZipStore
+
+from attention_lab.datasets.codecs import top_mass
+from attention_lab.datasets.store import (
+    AttentionStore,
+    AttentionStream,
+    ExampleAttention,
+    LayerMaps,
+    write_store,
+)
+
+
+def causal_maps(rng, n: int, layers: int = 3, heads: int = 2) -> np.ndarray:
+    w = np.tril(rng.random((layers, heads, n, n)) ** 6)
+    return (w / w.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def meta(n_layers: int, causal: bool) -> dict:
+    return {
+        "kinds": ["decoder"],
+        "variant": "v",
+        "num_layers": n_layers,
+        "causal": {"decoder": causal},
+    }
+
+
+def example_meta(i: int, n: int) -> dict:
+    return {"id": f"ex{i}", "tokens": ["t"] * n, "special_mask": [0] * n}
+
+
+def test_causal_maps_are_stored_as_their_lower_triangle_without_loss(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = [causal_maps(rng, n) for n in (5, 9)]
+    examples = [
+        ExampleAttention(example_meta(i, len(m[0, 0])), {"decoder": m}) for i, m in enumerate(maps)
+    ]
+    path = str(tmp_path / "s.zarr.zip")
+    write_store(path, AttentionStream(meta(3, True), examples), dtype="float32")
+    raw = zarr.open_group(ZipStore(path, mode="r"), mode="r")["examples/1.decoder"]
+    assert raw.shape == (3, 2, 9 * 10 // 2) and raw.attrs["layout"] == "lower_triangle"
+    store = AttentionStore(path)
+    for i, m in enumerate(maps):
+        np.testing.assert_array_equal(store.attention(i), m)
+        np.testing.assert_array_equal(store.attention(i, layer=2, head=1), m[2, 1])
+
+
+def test_layers_streamed_in_any_order_equal_whole_examples(tmp_path):
+    rng = np.random.default_rng(1)
+    maps = [causal_maps(rng, n) for n in (4, 6, 5)]
+    pieces = [
+        LayerMaps(example_meta(i, len(m[0, 0])), i, "decoder", layer, m[layer])
+        for layer in (2, 0, 1)  # layer-major, as a forward pass produces them
+        for i, m in enumerate(maps)
+    ]
+    path = str(tmp_path / "s.zarr.zip")
+    write_store(path, AttentionStream(meta(3, True), pieces), dtype="float32")
+    store = AttentionStore(path)
+    assert store.example_ids == ["ex0", "ex1", "ex2"]
+    for i, m in enumerate(maps):
+        np.testing.assert_array_equal(store.attention(i), m)
+
+
+def test_an_example_missing_a_layer_is_not_published(tmp_path):
+    rng = np.random.default_rng(2)
+    m = causal_maps(rng, 4)
+    pieces = [LayerMaps(example_meta(0, 4), 0, "decoder", layer, m[layer]) for layer in (0, 1)]
+    path = tmp_path / "s.zarr.zip"
+    with pytest.raises(ValueError, match="missing layers"):
+        write_store(str(path), AttentionStream(meta(3, True), pieces))
+    assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def brute_force_top_mass(row: np.ndarray, mass: float) -> int:
+    """The fewest keys reaching ``mass`` of the row, by trying every count."""
+    ranked = np.sort(row)[::-1]
+    return next(k for k in range(len(row) + 1) if ranked[:k].sum() >= mass * row.sum())
+
+
+@pytest.mark.parametrize("mass", [0.5, 0.9, 0.99])
+def test_sparse_rows_keep_the_fewest_keys_reaching_the_mass(tmp_path, mass):
+    rng = np.random.default_rng(3)
+    maps = causal_maps(rng, 12)
+    rows = maps.reshape(-1, 12)
+    starts, keys, values, dropped = top_mass(rows, mass)
+    assert [b - a for a, b in zip(starts[:-1], starts[1:], strict=True)] == [
+        brute_force_top_mass(row, mass) for row in rows
+    ]
+    path = str(tmp_path / "s.zarr.zip")
+    example = ExampleAttention(example_meta(0, 12), {"decoder": maps})
+    write_store(path, AttentionStream(meta(3, True), [example]), sparse_mass=mass)
+    store = AttentionStore(path)
+    read = store.attention(0)
+    kept = read > 0
+    np.testing.assert_allclose(read[kept], maps[kept], rtol=1e-3)  # float16 values
+    assert (read.sum(-1) >= mass - 1e-3).all()  # every row keeps at least its share
+    np.testing.assert_allclose(
+        store.dropped_mass(0), maps.sum(-1) - (maps * kept).sum(-1), atol=1e-6
+    )
+    np.testing.assert_array_equal(store.attention(0, layer=1, head=0), read[1, 0])
+    assert store.meta["sparse_mass"] == mass
