@@ -89,10 +89,8 @@ def test_sparse_rows_keep_the_fewest_keys_reaching_the_mass(tmp_path, mass):
     rng = np.random.default_rng(3)
     maps = causal_maps(rng, 12)
     rows = maps.reshape(-1, 12)
-    starts, keys, values, dropped = top_mass(rows, mass)
-    assert [b - a for a, b in zip(starts[:-1], starts[1:], strict=True)] == [
-        brute_force_top_mass(row, mass) for row in rows
-    ]
+    counts, steps, values, dropped = top_mass(rows, mass)
+    assert counts.tolist() == [brute_force_top_mass(row, mass) for row in rows]
     path = str(tmp_path / "s.zarr.zip")
     example = ExampleAttention(example_meta(0, 12), {"decoder": maps})
     write_store(path, AttentionStream(meta(3, True), [example]), sparse_mass=mass)
@@ -101,8 +99,7 @@ def test_sparse_rows_keep_the_fewest_keys_reaching_the_mass(tmp_path, mass):
     kept = read > 0
     np.testing.assert_allclose(read[kept], maps[kept], rtol=1e-3)  # float16 values
     assert (read.sum(-1) >= mass - 1e-3).all()  # every row keeps at least its share
-    np.testing.assert_allclose(
-        store.dropped_mass(0), maps.sum(-1) - (maps * kept).sum(-1), atol=1e-6
-    )
+    expected_dropped = maps.sum(-1) - (maps * kept).sum(-1)
+    np.testing.assert_allclose(store.dropped_mass(0), expected_dropped, atol=1e-3)  # float16
     np.testing.assert_array_equal(store.attention(0, layer=1, head=0), read[1, 0])
     assert store.meta["sparse_mass"] == mass

@@ -63,31 +63,41 @@ def top_mass(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each row's smallest set of keys holding at least ``mass`` of the row's weight.
 
-    maps: [R, Tk] rows. Returns CSR ``(row_starts [R + 1], keys [nnz], values [nnz] float16,
-    dropped [R] float32)``: keys ascending within a row, ``dropped`` the weight left out.
-    Largest weights first, so the set is the smallest possible.
+    maps: [R, Tk] rows. Returns ``(counts [R], key_steps [nnz], values [nnz], dropped [R])``:
+    per row the number of keys kept, their positions as steps from the previous kept key
+    (ascending, so the steps are small and compress well; the first step is from -1), their
+    weights in ``maps``' dtype, and the weight left out (float16). Largest weights first, so
+    the set is the smallest possible.
     """
     order = np.argsort(-maps, axis=-1, kind="stable")  # (R, Tk) largest first
-    ranked = np.take_along_axis(maps, order, axis=-1)
+    ranked = np.take_along_axis(maps, order, axis=-1).astype(np.float32)
     total = ranked.sum(axis=-1, keepdims=True)
     before = np.cumsum(ranked, axis=-1) - ranked  # mass held before adding each key
     keep = (before < mass * total) & (ranked > 0)  # (R, Tk): add keys until the target is met
     counts = keep.sum(axis=-1)
-    kept_keys = np.where(keep, order, np.iinfo(np.int32).max)
-    keys = np.sort(kept_keys, axis=-1)[:, : counts.max(initial=0)]  # ascending, kept first
-    valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
-    flat_keys = keys[valid].astype(np.int32)
-    row_of = np.repeat(np.arange(len(maps)), counts)
-    values = maps[row_of, flat_keys]
-    dropped = (total[:, 0] - (ranked * keep).sum(axis=-1)).astype(np.float32)
-    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return starts, flat_keys, values.astype(np.float16), np.maximum(dropped, 0)
+    marked = np.zeros(maps.shape, dtype=bool)
+    np.put_along_axis(marked, order, keep, axis=-1)  # back in key order: ascending positions
+    rows, keys = np.nonzero(marked)
+    first = np.r_[True, rows[1:] != rows[:-1]]
+    steps = np.where(first, keys + 1, np.diff(keys, prepend=0))
+    dropped = np.maximum(total[:, 0] - (ranked * keep).sum(axis=-1), 0)
+    key_type = np.uint16 if maps.shape[-1] < 2**16 else np.uint32
+    return (
+        counts.astype(key_type),
+        steps.astype(key_type),
+        maps[rows, keys],
+        dropped.astype(np.float16),
+    )
 
 
-def from_top_mass(starts: np.ndarray, keys: np.ndarray, values: np.ndarray, width: int):
-    """Inverse of :func:`top_mass` (dropped weight stays 0): [R, width] float32."""
-    rows = len(starts) - 1
+def from_top_mass(counts: np.ndarray, steps: np.ndarray, values: np.ndarray, width: int):
+    """Inverse of :func:`top_mass` (left-out weight is 0): [R, width] float32."""
+    rows = len(counts)
     out = np.zeros((rows, width), dtype=np.float32)
-    row_of = np.repeat(np.arange(rows), np.diff(starts))
+    row_of = np.repeat(np.arange(rows), counts.astype(np.int64))
+    starts = np.r_[0, np.cumsum(counts.astype(np.int64))[:-1]]
+    running = np.cumsum(steps.astype(np.int64))  # positions + 1, across rows
+    offsets = np.repeat(running[starts - 1] * (starts > 0), counts.astype(np.int64))
+    keys = running - offsets - 1
     out[row_of, keys] = values
     return out

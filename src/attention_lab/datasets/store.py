@@ -12,10 +12,11 @@ Layout (members of ``attention.zarr.zip``, uncompressed; standard zarr v3, reada
         layout ``dense``:          [layers, heads, query, key] float16 (or float32)
         layout ``lower_triangle``: [layers, heads, n(n+1)/2]: a causal map's lower triangle,
                                    row by row (nothing above the diagonal: no loss)
-    examples/{i}.{kind}/{l}.starts|keys|values|dropped
-        layout ``sparse``:         per layer, CSR over (head, query) rows: the fewest keys that
-                                   hold ``sparse_mass`` of each row (float16 values) and the
-                                   weight each row left out
+    examples/{i}.{kind}/{l}.counts|steps|values|dropped
+        layout ``sparse``:         per layer and (head, query) row, the fewest keys that hold
+                                   ``sparse_mass`` of the row: how many, their positions as
+                                   steps from the previous one, their float16 weights, and the
+                                   weight the row left out
     examples/{i}.{kind}_scale/     compact mode only: per-row scales [layers, heads, query]
 
 Why one zip file rather than a folder of files: on the project's machines, creating a folder
@@ -236,18 +237,18 @@ class AttentionStoreWriter:
         files[name] = payload
 
     def _sparse_layer(self, files, key, piece: LayerMaps, attributes) -> None:
-        """One layer as CSR over its (head, query) rows: starts, keys, float16 values, and
-        the weight each row left out."""
+        """One layer as compressed rows over its (head, query) rows: keys kept per row, their
+        positions as steps, their weights (float16), and the weight each row left out."""
         heads, n_query, n_key = piece.maps.shape
-        rows = piece.maps.astype(np.float32, copy=False).reshape(heads * n_query, n_key)
-        starts, keys, values, dropped = top_mass(rows, self.sparse_mass)
+        rows = piece.maps.astype(np.float16, copy=False).reshape(heads * n_query, n_key)
+        counts, steps, values, dropped = top_mass(rows, self.sparse_mass)
         if attributes is not None:
             files[f"{key}/zarr.json"] = _group_metadata(
                 {**attributes, "layout": "sparse", "sparse_mass": self.sparse_mass}
             )
         for name, array in (
-            ("starts", starts),
-            ("keys", keys),
+            ("counts", counts),
+            ("steps", steps),
             ("values", values),
             ("dropped", dropped.reshape(heads, n_query)),
         ):
@@ -447,16 +448,16 @@ class AttentionStore:
         n_query, n_key = attrs["query_length"], attrs["key_length"]
         out = []
         for li in layers:
-            starts, keys, values = (
-                group[f"{li}.{name}"][:] for name in ("starts", "keys", "values")
+            counts, steps, values = (
+                group[f"{li}.{name}"][:] for name in ("counts", "steps", "values")
             )
-            maps = from_top_mass(starts, keys, values, n_key).reshape(-1, n_query, n_key)
+            maps = from_top_mass(counts, steps, values, n_key).reshape(-1, n_query, n_key)
             out.append(maps if head is None else maps[head])
         return out[0] if layer is not None else np.stack(out)
 
     def layers_of(self, group) -> int:
-        """How many layers a sparse example holds (its ``{l}.starts`` members)."""
-        return sum(1 for name in group.array_keys() if name.endswith(".starts"))
+        """How many layers a sparse example holds (its ``{l}.counts`` members)."""
+        return sum(1 for name in group.array_keys() if name.endswith(".counts"))
 
     def dropped_mass(self, example: int | str, kind: str | None = None) -> np.ndarray | None:
         """Sparse stores: the weight each row left out, [layers, heads, query]; else None."""
