@@ -47,11 +47,11 @@ def _message(problem: Exception) -> str:
 
 # the Selection fields each tab's figures depend on; other controls are read, not listened to
 DEPENDS = {
-    "compare": ("a", "b", "example", "kind", "layer", "head", "log"),
-    "heads": ("a", "example", "kind", "layer", "scope"),
-    "metrics": ("a", "b", "kind", "metric"),
-    "rollout": ("a", "b", "example", "kind"),
-    "cross": ("a", "example", "layer", "head", "log"),
+    "compare": ("a", "b", "example", "kind", "measure", "layer", "head", "log"),
+    "heads": ("a", "example", "kind", "measure", "layer", "scope", "order"),
+    "metrics": ("a", "b", "kind", "measure", "metric"),
+    "rollout": ("a", "b", "example", "kind", "measure"),
+    "cross": ("a", "example", "measure", "layer", "head", "log"),
 }
 # the views that read B's maps too: its store must hold the kind, layer and head as well
 STORES = {"compare": ("a", "b"), "rollout": ("a", "b")}
@@ -167,7 +167,7 @@ def register_compare(app: Dash, data: StudyData) -> None:
             return no_update, figures.message_figure(_message(problem))
         if table is None:  # the figure already says why there is no difference
             return no_update, no_update
-        name = f"attention_{s.example}_{s.kind}_l{s.layer}_h{s.head}_{s.a}_vs_{s.b}.csv"
+        name = f"attention_{s.example}_{s.stored_kind}_l{s.layer}_h{s.head}_{s.a}_vs_{s.b}.csv"
         return dcc.send_data_frame(table.to_csv, name, index=False), no_update
 
 

@@ -52,25 +52,45 @@ def compare_figure(
     names: tuple[str, str],
     log: bool = False,
     title: str = "",
+    value: tuple[str, str] = ("weight", "w"),
 ) -> dict:
     """A, B and B - A side by side; A and B share one colour scale, the difference is diverging.
 
+    ``value`` names what the maps hold, in a hover and on the colour bar.
     Returned as a plain figure dict: this is the dashboard's hot path.
     """
     q, k = unique_labels(q_tokens), unique_labels(k_tokens)
-    hi = float(max(a.max(), b.max(), 1e-6))
     diff = b - a
-    bound = float(max(np.abs(diff).max(), 1e-6))
     domains = ((0.0, 0.27), (0.35, 0.62), (0.72, 0.99))
     layout = {
         "title": {"text": title},
         "height": max(360, 18 * len(q) + 160),
         "margin": {"t": 70, "l": 90, "r": 20, "b": 90},
+        **_compare_colours(float(max(a.max(), b.max(), 1e-6)), diff, log, value[1]),
+        "annotations": _panel_titles((names[0], names[1], f"{names[1]} − {names[0]}"), domains),
+        **_panel_axes(domains),
+    }
+    data = [
+        _heatmap(a, q, k, "", "coloraxis", value[0], log),
+        _heatmap(b, q, k, "2", "coloraxis", value[0], log),
+        _heatmap(diff, q, k, "3", "coloraxis2", "B − A", False),
+    ]
+    return {"data": data, "layout": layout}
+
+
+def _compare_colours(hi: float, diff: np.ndarray, log: bool, symbol: str) -> dict:
+    """A sequential scale up to ``hi`` (log10 when ``log``) and a diverging one for B − A."""
+    bound = float(max(np.abs(diff).max(), 1e-6))
+    return {
         "coloraxis": {
             "colorscale": SEQUENTIAL,
             "cmin": np.log10(LOG_FLOOR) if log else 0.0,
             "cmax": np.log10(hi) if log else hi,
-            "colorbar": {"x": 0.635, "len": 0.9, "title": {"text": "log10 w" if log else "w"}},
+            "colorbar": {
+                "x": 0.635,
+                "len": 0.9,
+                "title": {"text": f"log10 {symbol}" if log else symbol},
+            },
         },
         "coloraxis2": {
             "colorscale": DIVERGING,
@@ -78,49 +98,58 @@ def compare_figure(
             "cmax": bound,
             "colorbar": {"x": 1.0, "len": 0.9, "title": {"text": "B − A"}},
         },
-        "annotations": [
-            {
-                "text": text,
-                "x": sum(d) / 2,
-                "y": 1.0,
-                "xref": "paper",
-                "yref": "paper",
-                "yanchor": "bottom",
-                "showarrow": False,
-                "font": {"size": 14},
-            }
-            for text, d in zip(
-                (names[0], names[1], f"{names[1]} − {names[0]}"), domains, strict=True
-            )
-        ],
     }
+
+
+def _panel_titles(texts, domains) -> list[dict]:
+    """One title centred above each panel."""
+    return [
+        {
+            "text": text,
+            "x": sum(d) / 2,
+            "y": 1.0,
+            "xref": "paper",
+            "yref": "paper",
+            "yanchor": "bottom",
+            "showarrow": False,
+            "font": {"size": 14},
+        }
+        for text, d in zip(texts, domains, strict=True)
+    ]
+
+
+def _panel_axes(domains) -> dict:
+    """Category axes side by side; only the first panel labels its rows (queries)."""
+    axes = {}
     for i, domain in enumerate(domains, start=1):
         suffix = "" if i == 1 else str(i)
-        layout[f"xaxis{suffix}"] = {
+        axes[f"xaxis{suffix}"] = {
             "domain": list(domain),
             "anchor": f"y{suffix}",
             "tickangle": -60,
             "type": "category",
         }
-        layout[f"yaxis{suffix}"] = {
+        axes[f"yaxis{suffix}"] = {
             "anchor": f"x{suffix}",
             "autorange": "reversed",
             "type": "category",
             "showticklabels": i == 1,
         }
-    data = [
-        _heatmap(a, q, k, "", "coloraxis", "weight", log),
-        _heatmap(b, q, k, "2", "coloraxis", "weight", log),
-        _heatmap(diff, q, k, "3", "coloraxis2", "B − A", False),
-    ]
-    return {"data": data, "layout": layout}
+    return axes
 
 
-def single_figure(values: np.ndarray, q_tokens, k_tokens, title: str, log: bool = False) -> dict:
+def single_figure(
+    values: np.ndarray,
+    q_tokens,
+    k_tokens,
+    title: str,
+    log: bool = False,
+    value: tuple[str, str] = ("weight", "w"),
+) -> dict:
     """One map, e.g. cross-attention [decoder tokens, encoder tokens]."""
     hi = float(max(values.max(), 1e-6))
     trace = _heatmap(
-        values, unique_labels(q_tokens), unique_labels(k_tokens), "", "coloraxis", "weight", log
+        values, unique_labels(q_tokens), unique_labels(k_tokens), "", "coloraxis", value[0], log
     )
     layout = {
         "title": {"text": title},
@@ -129,11 +158,31 @@ def single_figure(values: np.ndarray, q_tokens, k_tokens, title: str, log: bool 
             "colorscale": SEQUENTIAL,
             "cmin": np.log10(LOG_FLOOR) if log else 0.0,
             "cmax": np.log10(hi) if log else hi,
+            "colorbar": {"title": {"text": f"log10 {value[1]}" if log else value[1]}},
         },
         "xaxis": {"tickangle": -60, "type": "category"},
         "yaxis": {"autorange": "reversed", "type": "category"},
     }
     return {"data": [trace], "layout": layout}
+
+
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
+
+
+def _with_note(title: str, note: str) -> str:
+    """A title with a smaller second line."""
+    return f"{title}<br><sup>{note}</sup>" if note else title
 
 
 def heads_grid_figure(
@@ -142,63 +191,80 @@ def heads_grid_figure(
     heads: list[int],
     kv_group: list[int],
     row_label: str = "layer",
+    columns: dict[int, list[int]] | None = None,
+    labels: dict[tuple[int, int], tuple[str, str]] | None = None,
+    title: str = "",
+    note: str = "",
+    value: str = "w",
 ) -> go.Figure:
-    """Small multiples: maps [rows, heads, T, T]. Titles mark key/value groups; click one to open it."""
-    n_rows, n_heads = maps.shape[:2]
+    """Small multiples: maps [rows, heads, T, T] in stored head order. Titles mark key/value
+    groups; click one to open it.
+
+    ``columns`` lays out each row's heads (row -> head ids, left to right; default: stored
+    order); ``labels`` adds to a head's title and hover ((row, head) -> (suffix, line)).
+    """
     shared = len(set(kv_group)) < len(kv_group)
-    titles = [
-        f"{row_label[0]}{r} h{h}" + (f" kv{kv_group[j]}" if shared else "")
-        for r in rows
-        for j, h in enumerate(heads)
-    ]
+    cells = _head_cells(rows, heads, kv_group, columns, labels or {}, row_label, shared)
     fig = make_subplots(
-        rows=n_rows,
-        cols=n_heads,
-        subplot_titles=titles,
+        rows=len(rows),
+        cols=len(heads),
+        subplot_titles=[cell["title"] for cell in cells],
         horizontal_spacing=0.01,
-        vertical_spacing=0.04 if n_rows > 1 else 0.1,
+        vertical_spacing=0.04 if len(rows) > 1 else 0.1,
     )
     hi = float(maps.max())
-    palette = [
-        "#1f77b4",
-        "#ff7f0e",
-        "#2ca02c",
-        "#d62728",
-        "#9467bd",
-        "#8c564b",
-        "#e377c2",
-        "#7f7f7f",
-        "#bcbd22",
-        "#17becf",
-    ]
-    for i in range(n_rows):
-        for j in range(n_heads):
-            fig.add_trace(
-                go.Heatmap(
-                    z=maps[i, j],
-                    zmin=0,
-                    zmax=hi,
-                    coloraxis="coloraxis",
-                    hovertemplate=f"{row_label} {rows[i]} head {heads[j]}<br>w %{{z:.3f}}<extra></extra>",
-                ),
-                row=i + 1,
-                col=j + 1,
-            )
+    for n, cell in enumerate(cells):
+        trace = go.Heatmap(
+            z=maps[cell["row"], cell["column"]],
+            zmin=0,
+            zmax=hi,
+            coloraxis="coloraxis",
+            hovertemplate=f"{cell['hover']}<br>{value} %{{z:.3f}}<extra></extra>",
+        )
+        fig.add_trace(trace, row=n // len(heads) + 1, col=n % len(heads) + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False, autorange="reversed")
-    if shared:  # colour each head's title by its key/value group
-        for j, annotation in enumerate(fig.layout.annotations):
-            annotation.font = {"size": 10, "color": palette[kv_group[j % n_heads] % len(palette)]}
-    else:
-        fig.update_annotations(font_size=10)
+    for annotation, cell in zip(fig.layout.annotations, cells, strict=True):
+        annotation.font = {"size": 10} | ({"color": cell["colour"]} if shared else {})
     fig.update_layout(
-        coloraxis={"colorscale": SEQUENTIAL},
-        height=max(260, 120 * n_rows + 80),
-        margin={"t": 40, "l": 10, "r": 10, "b": 10},
-        title="Click a head to open it in Compare"
-        + (" · titles coloured by key/value group" if shared else ""),
+        coloraxis={"colorscale": SEQUENTIAL, "colorbar": {"title": {"text": value}}},
+        height=max(260, 120 * len(rows) + 80) + (30 if note else 0),
+        margin={"t": 70 if note else 40, "l": 10, "r": 10, "b": 10},
+        title=_heads_title(title, note, shared),
     )
     return fig
+
+
+def _heads_title(title: str, note: str, shared: bool) -> str:
+    parts = (
+        [title, "click a head to open it in Compare"]
+        if title
+        else ["Click a head to open it in Compare"]
+    )
+    if shared:
+        parts.append("titles coloured by key/value group")
+    return _with_note(" · ".join(parts), note)
+
+
+def _head_cells(rows, heads, kv_group, columns, labels, row_label, shared) -> list[dict]:
+    """Each small heatmap in display order (row-major): where its map is, its title, hover
+    and its key/value group's colour."""
+    cells = []
+    for i, row in enumerate(rows):
+        for head in (columns or {}).get(row, heads):
+            j = heads.index(head)
+            suffix, line = labels.get((row, head), ("", ""))
+            kv = f" kv{kv_group[j]}" if shared else ""
+            cells.append(
+                {
+                    "row": i,
+                    "column": j,
+                    "title": f"{row_label[0]}{row} h{head}{kv}{suffix}",
+                    "hover": f"{row_label} {row} head {head}" + (f"<br>{line}" if line else ""),
+                    "colour": PALETTE[kv_group[j] % len(PALETTE)],
+                }
+            )
+    return cells
 
 
 def metric_grid_figure(
@@ -208,54 +274,92 @@ def metric_grid_figure(
     heads: list[int],
     names: tuple[str, str],
     metric: str,
+    title: str = "",
+    marks=None,
+    note: str = "",
+    intervals: tuple = (None, None),
 ) -> go.Figure:
-    """Layer x head heatmaps of one analysis metric for A, B and their difference."""
+    """Layer x head heatmaps of one analysis metric for A, B and their difference.
+
+    ``intervals`` are A's and B's 95% intervals ([layer, head, 2], shown in the hover);
+    ``marks`` (a table with layer, head, effect, ci_low, ci_high, q) get a marker on the
+    difference, and ``note`` says what they mean.
+    """
     fig = make_subplots(
         rows=1,
         cols=3,
         subplot_titles=(names[0], names[1], f"{names[1]} − {names[0]}"),
         horizontal_spacing=0.07,
     )
-    lo, hi = float(np.nanmin([grid_a, grid_b])), float(np.nanmax([grid_a, grid_b]))
-    for col, grid in ((1, grid_a), (2, grid_b)):
-        fig.add_trace(
-            go.Heatmap(
-                z=grid,
-                x=heads,
-                y=layers,
-                zmin=lo,
-                zmax=hi,
-                coloraxis="coloraxis",
-                hovertemplate=f"layer %{{y}} head %{{x}}<br>{metric} %{{z:.4f}}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-    diff = grid_b - grid_a
-    bound = float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 1.0
-    fig.add_trace(
-        go.Heatmap(
-            z=diff,
-            x=heads,
-            y=layers,
-            zmin=-bound,
-            zmax=bound,
-            coloraxis="coloraxis2",
-            hovertemplate="layer %{y} head %{x}<br>B − A %{z:.4f}<extra></extra>",
-        ),
-        row=1,
-        col=3,
-    )
+    for col, grid, interval in ((1, grid_a, intervals[0]), (2, grid_b, intervals[1])):
+        fig.add_trace(_metric_heatmap(grid, layers, heads, metric, interval), row=1, col=col)
+    fig.add_trace(_difference_heatmap(grid_b - grid_a, layers, heads), row=1, col=3)
     fig.update_yaxes(autorange="reversed")
+    if marks is not None:
+        _mark(fig, marks, layers, heads)
     fig.update_yaxes(title_text="layer", col=1)
     fig.update_xaxes(title_text="head")
     fig.update_layout(
-        title=metric.replace("_", " "),
-        height=380,
+        title=_with_note(title or metric.replace("_", " "), note),
+        height=400 if note else 380,
+        showlegend=False,
         coloraxis={"colorscale": "Viridis", "colorbar": {"x": 0.64, "len": 0.9}},
-        coloraxis2={"colorscale": DIVERGING, "colorbar": {"x": 1.0, "len": 0.9}},
+        # A and B share one scale; B − A is centred on 0
+        coloraxis2={"colorscale": DIVERGING, "cmid": 0, "colorbar": {"x": 1.0, "len": 0.9}},
     )
     return fig
+
+
+def _metric_heatmap(grid, layers, heads, metric, interval) -> go.Heatmap:
+    hover = f"layer %{{y}} head %{{x}}<br>{metric} %{{z:.4f}}"
+    if interval is not None:
+        hover += "<br>95% CI [%{customdata[0]:.4f}, %{customdata[1]:.4f}]"
+    return go.Heatmap(
+        z=grid,
+        x=heads,
+        y=layers,
+        coloraxis="coloraxis",
+        customdata=interval,
+        hovertemplate=hover + "<extra></extra>",
+    )
+
+
+def _difference_heatmap(diff, layers, heads) -> go.Heatmap:
+    return go.Heatmap(
+        z=diff,
+        x=heads,
+        y=layers,
+        coloraxis="coloraxis2",
+        hovertemplate="layer %{y} head %{x}<br>B − A %{z:.4f}<extra></extra>",
+    )
+
+
+def _mark(fig: go.Figure, marks, layers: list[int], heads: list[int]) -> None:
+    """Markers on the difference (the third panel), whose axes keep the heatmap's extent."""
+    fig.add_trace(_significance_markers(marks), row=1, col=3)
+    fig.update_xaxes(range=_extent(heads), row=1, col=3)
+    fig.update_yaxes(range=_extent(layers)[::-1], autorange=False, row=1, col=3)
+
+
+def _extent(values: list[int]) -> list[float]:
+    """From the first cell's edge to the last's, as a heatmap draws cells around ``values``."""
+    if len(values) < 2:
+        return [values[0] - 0.5, values[0] + 0.5] if values else [-0.5, 0.5]
+    return [values[0] - (values[1] - values[0]) / 2, values[-1] + (values[-1] - values[-2]) / 2]
+
+
+def _significance_markers(marks) -> go.Scatter:
+    """An × on each significant head; the hover gives its effect, interval and q."""
+    return go.Scatter(
+        x=list(marks["head"]),
+        y=list(marks["layer"]),
+        mode="markers",
+        name="significant",
+        marker={"symbol": "x-thin", "size": 10, "line": {"width": 2, "color": "black"}},
+        customdata=marks[["effect", "ci_low", "ci_high", "q"]].to_numpy(),
+        hovertemplate="layer %{y} head %{x}: significant change<br>effect %{customdata[0]:.4f}"
+        " [%{customdata[1]:.4f}, %{customdata[2]:.4f}]<br>q %{customdata[3]:.3g}<extra></extra>",
+    )
 
 
 def rollout_figure(
@@ -263,6 +367,7 @@ def rollout_figure(
     relevance_b: np.ndarray | None,
     tokens: list[str],
     names: tuple[str, str],
+    title: str = "Attention rollout (Abnar & Zuidema 2020): relevance of each token to the summary position",
 ) -> go.Figure:
     """Token relevance by attention rollout, layer by layer (rows) for A and, if given, B."""
     panels = [(names[0], relevance_a)] + (
@@ -293,7 +398,7 @@ def rollout_figure(
     fig.update_yaxes(autorange="reversed")
     fig.update_yaxes(title_text="after layer", col=1)
     fig.update_layout(
-        title="Attention rollout (Abnar & Zuidema 2020): relevance of each token to the summary position",
+        title=title,
         coloraxis={"colorscale": "Magma"},
         height=380,
     )

@@ -6,7 +6,7 @@ from dash import dash_table, dcc, html
 
 from attention_lab.analysis.metrics import METRICS
 from dashboard.data import MissingArtifact, StudyData
-from dashboard.views import CONTROLS, Selection, example_options
+from dashboard.views import CONTROLS, Selection, base_kinds, example_options
 
 # every head metric of the analysis, the default first
 METRIC_CHOICES = ["normalized_entropy", *(m for m in METRICS if m != "normalized_entropy")]
@@ -14,6 +14,9 @@ GRAPH_CONFIG = {
     "displaylogo": False,
     "toImageButtonOptions": {"format": "png", "scale": 2, "filename": "attention"},
 }
+MEASURE_CHOICES = {"weights": "weights", "norms": "norms"}  # the titles say ‖αf(x)‖
+SCOPE_CHOICES = {"layer": "one layer", "model": "whole model"}
+ORDER_CHOICES = {"natural": "natural", "matched": "by match"}  # to the reference heads
 ID = {field: control for control, field in CONTROLS.items()}  # Selection field -> component id
 BOX = {"display": "inline-block", "marginRight": "14px", "verticalAlign": "top"}
 
@@ -102,14 +105,22 @@ def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
 
 
 def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
-    """Which map (kind, layer, head) and how to show it."""
+    """Which map (kind, measure, layer, head) and how to show it."""
     meta = data.store(selection.a).meta  # root metadata of one store only
+    return [*_map_pickers(meta, selection), *_view_options(selection)]
+
+
+def _map_pickers(meta: dict, selection: Selection) -> list[html.Div]:
+    """Kind (base kinds only: the measure picks weights or norms), layer and head."""
+    heads = [{"label": "mean", "value": "mean"}]
+    heads += [{"label": str(h), "value": str(h)} for h in meta["heads"]]
     return [
         _labelled(
             "Attention",
-            dcc.Dropdown(meta["kinds"], selection.kind, id=ID["kind"], clearable=False),
+            dcc.Dropdown(base_kinds(meta), selection.kind, id=ID["kind"], clearable=False),
             "130px",
         ),
+        _radio("Measure", MEASURE_CHOICES, selection.measure, "measure", "110px"),
         _labelled(
             "Layer",
             dcc.Dropdown(meta["layers"], selection.layer, id=ID["layer"], clearable=False),
@@ -117,15 +128,15 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
         ),
         _labelled(
             "Head",
-            dcc.Dropdown(
-                [{"label": "mean", "value": "mean"}]
-                + [{"label": str(h), "value": str(h)} for h in meta["heads"]],
-                selection.head,
-                id=ID["head"],
-                clearable=False,
-            ),
+            dcc.Dropdown(heads, selection.head, id=ID["head"], clearable=False),
             "100px",
         ),
+    ]
+
+
+def _view_options(selection: Selection) -> list[html.Div]:
+    """Log scale, the heads view's scope and order, the metric."""
+    return [
         _labelled(
             "Scale",
             dcc.Checklist(
@@ -133,19 +144,8 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
             ),
             "70px",
         ),
-        _labelled(
-            "Heads view",
-            dcc.RadioItems(
-                [
-                    {"label": " one layer", "value": "layer"},
-                    {"label": " whole model", "value": "model"},
-                ],
-                selection.scope,
-                id=ID["scope"],
-                inline=True,
-            ),
-            "220px",
-        ),
+        _radio("Heads view", SCOPE_CHOICES, selection.scope, "scope", "220px"),
+        _radio("Heads order", ORDER_CHOICES, selection.order, "order", "140px"),
         _labelled(
             "Metric",
             dcc.Dropdown(METRIC_CHOICES, selection.metric, id=ID["metric"], clearable=False),
@@ -154,54 +154,58 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
     ]
 
 
+def _radio(label: str, choices: dict[str, str], value: str, field: str, width: str) -> html.Div:
+    options = [{"label": f" {text}", "value": key} for key, text in choices.items()]
+    return _labelled(label, dcc.RadioItems(options, value, id=ID[field], inline=True), width)
+
+
 def tabs(selection: Selection) -> dcc.Tabs:
     return dcc.Tabs(
         id=ID["tab"],
         value=selection.tab,
         children=[
-            dcc.Tab(
-                label="Compare",
-                value="compare",
-                children=[
-                    html.Button(
-                        "Export CSV of the matrices shown",
-                        id="export-csv",
-                        style={"margin": "8px 0"},
-                    ),
-                    dcc.Download(id="download-csv"),
-                    dcc.Loading(dcc.Graph(id="compare-graph", config=GRAPH_CONFIG)),
-                ],
+            _compare_tab(),
+            _graph_tab("Heads", "heads", "heads-graph"),
+            _metrics_tab(),
+            _graph_tab("Rollout", "rollout", "rollout-graph"),
+            _graph_tab("Cross-attention", "cross", "cross-graph", loading=False),
+        ],
+    )
+
+
+def _graph_tab(label: str, value: str, graph: str, loading: bool = True) -> dcc.Tab:
+    figure = dcc.Graph(id=graph, config=GRAPH_CONFIG)
+    return dcc.Tab(label=label, value=value, children=[dcc.Loading(figure) if loading else figure])
+
+
+def _compare_tab() -> dcc.Tab:
+    return dcc.Tab(
+        label="Compare",
+        value="compare",
+        children=[
+            html.Button(
+                "Export CSV of the matrices shown", id="export-csv", style={"margin": "8px 0"}
             ),
-            dcc.Tab(
-                label="Heads",
-                value="heads",
-                children=[dcc.Loading(dcc.Graph(id="heads-graph", config=GRAPH_CONFIG))],
-            ),
-            dcc.Tab(
-                label="Metrics",
-                value="metrics",
-                children=[
-                    html.Div(id="metrics-message"),
-                    dcc.Graph(id="metric-graph", config=GRAPH_CONFIG),
-                    dcc.Graph(id="similarity-graph", config=GRAPH_CONFIG),
-                    dcc.Graph(id="performance-graph", config=GRAPH_CONFIG),
-                    dash_table.DataTable(
-                        id="performance-table",
-                        sort_action="native",
-                        style_table={"overflowX": "auto"},
-                        style_cell={"fontFamily": "system-ui", "fontSize": "12px"},
-                    ),
-                ],
-            ),
-            dcc.Tab(
-                label="Rollout",
-                value="rollout",
-                children=[dcc.Loading(dcc.Graph(id="rollout-graph", config=GRAPH_CONFIG))],
-            ),
-            dcc.Tab(
-                label="Cross-attention",
-                value="cross",
-                children=[dcc.Graph(id="cross-graph", config=GRAPH_CONFIG)],
+            dcc.Download(id="download-csv"),
+            dcc.Loading(dcc.Graph(id="compare-graph", config=GRAPH_CONFIG)),
+        ],
+    )
+
+
+def _metrics_tab() -> dcc.Tab:
+    return dcc.Tab(
+        label="Metrics",
+        value="metrics",
+        children=[
+            html.Div(id="metrics-message"),
+            dcc.Graph(id="metric-graph", config=GRAPH_CONFIG),
+            dcc.Graph(id="similarity-graph", config=GRAPH_CONFIG),
+            dcc.Graph(id="performance-graph", config=GRAPH_CONFIG),
+            dash_table.DataTable(
+                id="performance-table",
+                sort_action="native",
+                style_table={"overflowX": "auto"},
+                style_cell={"fontFamily": "system-ui", "fontSize": "12px"},
             ),
         ],
     )

@@ -12,8 +12,10 @@ import plotly.graph_objects as go
 
 from attention_lab.analysis.metrics import METRICS
 from attention_lab.analysis.rollout import token_relevance
+from attention_lab.kinds import NORM_SUFFIX, base_kind
 from dashboard import figures
-from dashboard.data import StudyData
+from dashboard.data import MissingArtifact, StudyData
+from dashboard.heads import HeadOrder, matched_order, natural_order, significant_heads, tested
 
 TABS = ("compare", "heads", "metrics", "rollout", "cross")
 # The dashboard's controls, named once: Dash component id -> Selection field.
@@ -23,11 +25,13 @@ CONTROLS = {
     "variant-b": "b",
     "example": "example",
     "kind": "kind",
+    "measure": "measure",
     "layer": "layer",
     "head": "head",
     "log": "log",
     "metric": "metric",
     "scope": "scope",
+    "head-order": "order",
 }
 
 
@@ -38,13 +42,27 @@ NAMES = {
     "b": "variant B",
     "example": "example",
     "kind": "attention kind",
+    "measure": "measure",
     "layer": "layer",
     "head": "head",
     "log": "log scale",
     "metric": "metric",
     "scope": "heads view",
+    "order": "head order",
 }
-CHOICES = {"tab": TABS, "metric": METRICS, "scope": ("layer", "model")}
+CHOICES = {
+    "tab": TABS,
+    "measure": ("weights", "norms"),
+    "metric": METRICS,
+    "scope": ("layer", "model"),
+    "order": ("natural", "matched"),
+}
+# measure -> (how a title names it, the value's name in a hover, on a colour bar)
+MEASURES = {
+    "weights": ("attention weights", "weight", "w"),
+    "norms": ("norm-based attention ‖αf(x)‖", "norm share", "‖αf‖"),
+}
+NO_NORMS = "Variant {} has no norm-based maps; extract with attention_extraction.norms: true."
 FLAGS = {"1": True, "true": True, "True": True, "0": False, "false": False, "False": False}
 NUMBER = re.compile(r"-?[0-9]{1,9}")
 
@@ -61,12 +79,24 @@ class Selection:
     a: str = ""
     b: str = ""
     example: str = ""
-    kind: str = ""
+    kind: str = ""  # a base kind: encoder, decoder or cross
+    measure: str = "weights"  # "weights", or "norms": the <kind>_norm maps
     layer: int = 0
     head: str = "mean"  # a head index as text, or "mean" over heads
     log: bool = False
     metric: str = "normalized_entropy"
     scope: str = "layer"  # heads tab: "layer" (one layer) or "model" (layer x head grid)
+    order: str = "natural"  # heads tab: "natural", or "matched" to the reference's heads
+
+    @property
+    def stored_kind(self) -> str:
+        """The kind of map the store holds for this kind and measure (encoder_norm ...)."""
+        return self.kind + NORM_SUFFIX if self.measure == "norms" else self.kind
+
+    @property
+    def measure_names(self) -> tuple[str, str, str]:
+        """The measure as a title, a hover and a colour bar name it."""
+        return MEASURES.get(self.measure, MEASURES["weights"])
 
     def to_query(self) -> str:
         values = {k: (int(v) if isinstance(v, bool) else v) for k, v in asdict(self).items()}
@@ -159,35 +189,44 @@ def _span(values: list[int]) -> str:
     return f"{values[0]}–{values[-1]}" if contiguous else ", ".join(map(str, values))
 
 
+# the fields looked up in a variant's store
+STORED = ("kind", "measure", "layer", "head")
+
+
 def _problem(data: StudyData, selection: Selection, field: str, stores=("a",)) -> str | None:
     """Why the study cannot show ``selection``'s ``field``, or None when it can.
 
-    Kind, layer and head are looked up in the stores of the variants named by ``stores``.
+    Kind, measure, layer and head are looked up in the stores of the variants named by ``stores``.
     """
     value = getattr(selection, field)
-    if field in ("a", "b"):
-        if value not in data.variants:
-            return f"Unknown variant {show(value)}; this study has: {', '.join(data.variants)}."
-    elif field == "example":
-        if value not in data.example_ids:
-            return f"Unknown example {show(value)}: it is not in the probe set."
-    elif field in ("kind", "layer", "head"):
+    if field in CHOICES and value not in CHOICES[field]:
+        return f"Unknown {NAMES[field]} {show(value)}; choose one of: {', '.join(CHOICES[field])}."
+    if field in ("a", "b") and value not in data.variants:
+        return f"Unknown variant {show(value)}; this study has: {', '.join(data.variants)}."
+    if field == "example" and value not in data.example_ids:
+        return f"Unknown example {show(value)}: it is not in the probe set."
+    if field in STORED:
         for variant in dict.fromkeys(getattr(selection, s) for s in stores):
             problem = _store_problem(data.store(variant).meta, variant, field, value)
             if problem:
                 return problem
-    elif field in CHOICES and value not in CHOICES[field]:
-        return f"Unknown {NAMES[field]} {show(value)}; choose one of: {', '.join(CHOICES[field])}."
     return None
+
+
+def base_kinds(meta: dict) -> list[str]:
+    """The attention kinds of a store, without their norm-based twins."""
+    return [kind for kind in meta["kinds"] if base_kind(kind) == kind]
+
+
+def has_norms(meta: dict) -> bool:
+    return any(kind != base_kind(kind) for kind in meta["kinds"])
 
 
 def _store_problem(meta: dict, variant: str, field: str, value) -> str | None:
     if field == "kind":
-        if value in meta["kinds"]:
-            return None
-        return (
-            f"Variant {variant} has no {show(value)} attention; it has: {', '.join(meta['kinds'])}."
-        )
+        return _kind_problem(meta, variant, value)
+    if field == "measure":
+        return None if value == "weights" or has_norms(meta) else NO_NORMS.format(variant)
     if field == "head" and value == "mean":
         return None
     stored = meta[f"{field}s"]
@@ -198,15 +237,25 @@ def _store_problem(meta: dict, variant: str, field: str, value) -> str | None:
     )
 
 
-# variants first: kind, layer and head are looked up in their stores
-ORDER = ("tab", "a", "b", "example", "kind", "layer", "head", "metric", "scope")
+def _kind_problem(meta: dict, variant: str, value) -> str | None:
+    kinds = base_kinds(meta)
+    if value in kinds:
+        return None
+    if isinstance(value, str) and base_kind(value) in kinds:  # a norm kind, e.g. from a URL
+        base = base_kind(value)
+        return f"Attention kind {show(value)} is {base} with measure norms: choose those instead."
+    return f"Variant {variant} has no {show(value)} attention; it has: {', '.join(kinds)}."
+
+
+# variants first: kind, measure, layer and head are looked up in their stores
+ORDER = ("tab", "a", "b", "example", "kind", "measure", "layer", "head", "metric", "scope", "order")
 
 
 def validate(data: StudyData, selection: Selection, fields=ORDER, stores=("a",)) -> Selection:
     """``selection`` if the study holds the values of ``fields``, else BadSelection saying why.
 
-    ``stores`` names the variants whose stores must hold kind, layer and head (the views that
-    read B's maps pass ``("a", "b")``). Cheap: the variants, the probe ids and root metadata.
+    ``stores`` names the variants whose stores must hold kind, measure, layer and head (the
+    views that read B's maps pass ``("a", "b")``). Cheap: the variants, the probe ids and root metadata.
     """
     for field in ORDER:
         problem = _problem(data, selection, field, stores) if field in fields else None
@@ -224,8 +273,10 @@ def _default(data: StudyData, selection: Selection, field: str):
         return next(iter(same or [v for v in variants if v != a]), variants[0])
     if field == "example":
         return data.probe_set["id"].iloc[0]
-    if field in ("kind", "layer"):
-        return data.store(selection.a).meta[f"{field}s"][0]
+    if field == "kind":
+        return base_kinds(data.store(selection.a).meta)[0]
+    if field == "layer":
+        return data.store(selection.a).meta["layers"][0]
     return Selection.__dataclass_fields__[field].default
 
 
@@ -244,33 +295,39 @@ def resolve(data: StudyData, selection: Selection) -> tuple[Selection, list[str]
 
 
 def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
-    """(query tokens, key tokens) of one example for an attention kind."""
+    """(query tokens, key tokens) of one example for an attention kind (or its norm twin)."""
     encoder = meta["tokens"]
     decoder = meta.get("decoder", {}).get("tokens", encoder)
     return {
         "encoder": (encoder, encoder),
         "decoder": (decoder, decoder),
         "cross": (decoder, encoder),
-    }[kind]
+    }[base_kind(kind)]
 
 
 def head_map(
     data: StudyData, variant: str, selection: Selection
 ) -> tuple[np.ndarray, list[str], list[str]]:
-    """The [query, key] map shown for ``variant``: one head, or the mean over heads. Reads one chunk."""
+    """The [query, key] map shown for ``variant``: one head, or the mean over heads, of the
+    selection's kind and measure. Reads one chunk."""
     store = data.store(variant)
+    kind = selection.stored_kind
     li = store.meta["layers"].index(selection.layer)
     if selection.head == "mean":
-        values = store.attention(selection.example, selection.kind, layer=li).mean(axis=0)
+        values = store.attention(selection.example, kind, layer=li).mean(axis=0)
     else:
-        values = store.attention(
-            selection.example,
-            selection.kind,
-            layer=li,
-            head=store.meta["heads"].index(int(selection.head)),
-        )
+        head = store.meta["heads"].index(int(selection.head))
+        values = store.attention(selection.example, kind, layer=li, head=head)
     q, k = axis_tokens(store.example_meta(selection.example), selection.kind)
     return values, q, k
+
+
+def map_title(selection: Selection, kind: str | None = None) -> str:
+    """e.g. "encoder attention weights · layer 1 · head 2"."""
+    head = "mean over heads" if selection.head == "mean" else f"head {selection.head}"
+    return (
+        f"{kind or selection.kind} {selection.measure_names[0]} · layer {selection.layer} · {head}"
+    )
 
 
 def _pair(data: StudyData, selection: Selection):
@@ -280,16 +337,17 @@ def _pair(data: StudyData, selection: Selection):
 
 
 def compare_view(data: StudyData, selection: Selection) -> dict | go.Figure:
-    """A, B and B − A for one example, kind, layer and head (reads one chunk per variant)."""
+    """A, B and B − A for one example, kind, measure, layer and head (one chunk per variant)."""
     pair = _pair(data, selection)
     if pair is None:
         return figures.message_figure(
             f"{selection.a} and {selection.b} tokenize this example differently: no difference to show."
         )
     a, b, q, k = pair
-    head = "mean over heads" if selection.head == "mean" else f"head {selection.head}"
-    title = f"{selection.kind} attention · layer {selection.layer} · {head}"
-    return figures.compare_figure(a, b, q, k, (selection.a, selection.b), selection.log, title)
+    names = (selection.a, selection.b)
+    return figures.compare_figure(
+        a, b, q, k, names, selection.log, map_title(selection), selection.measure_names[1:]
+    )
 
 
 def compare_table(data: StudyData, selection: Selection) -> pd.DataFrame | None:
@@ -312,19 +370,51 @@ def compare_table(data: StudyData, selection: Selection) -> pd.DataFrame | None:
     )
 
 
+def _heads_rows(data: StudyData, selection: Selection) -> list[int]:
+    """The layers the heads view shows, one row each."""
+    return (
+        data.store(selection.a).meta["layers"] if selection.scope == "model" else [selection.layer]
+    )
+
+
+def head_order(data: StudyData, selection: Selection) -> HeadOrder:
+    """How the heads view lays out A's heads: natural, or by their match to the reference."""
+    rows, heads = _heads_rows(data, selection), data.store(selection.a).meta["heads"]
+    if selection.order != "matched":
+        return natural_order(rows, heads)
+    if data.reference_of(selection.a) == selection.a:
+        note = f"{selection.a} is its own reference: heads in their natural order."
+        return natural_order(rows, heads, note)
+    try:
+        comparison = data.table("attention_comparison")
+    except MissingArtifact:
+        note = "No attention comparison yet (run the analysis): heads in their natural order."
+        return natural_order(rows, heads, note)
+    return matched_order(comparison, selection.a, selection.stored_kind, rows, heads)
+
+
 def heads_view(data: StudyData, selection: Selection) -> go.Figure:
     """All heads of one layer, or the whole model as a layer x head grid, for variant A."""
     store = data.store(selection.a)
-    meta = store.meta
+    meta, kind = store.meta, selection.stored_kind
     if selection.scope == "model":
-        maps, rows = store.attention(selection.example, selection.kind), meta["layers"]
+        maps = store.attention(selection.example, kind)
     else:
         li = meta["layers"].index(selection.layer)
-        maps, rows = (
-            store.attention(selection.example, selection.kind, layer=li)[None],
-            [selection.layer],
-        )
-    return figures.heads_grid_figure(maps, rows, meta["heads"], meta["kv_group"])
+        maps = store.attention(selection.example, kind, layer=li)[None]
+    order = head_order(data, selection)
+    title = f"{selection.a}: {selection.kind} {selection.measure_names[0]}"
+    return figures.heads_grid_figure(
+        maps,
+        _heads_rows(data, selection),
+        meta["heads"],
+        meta["kv_group"],
+        columns=order.columns,
+        labels=order.labels,
+        title=title,
+        note=order.note,
+        value=selection.measure_names[2],
+    )
 
 
 def clicked_curve(click) -> int:
@@ -339,63 +429,130 @@ def clicked_curve(click) -> int:
 
 
 def clicked_head(data: StudyData, selection: Selection, curve: int) -> tuple[int, int]:
-    """(layer, head) of the ``curve``-th small heatmap of :func:`heads_view` (row-major)."""
-    meta = data.store(selection.a).meta
-    heads = meta["heads"]
-    rows = meta["layers"] if selection.scope == "model" else [selection.layer]
-    if not 0 <= curve < len(rows) * len(heads):
-        raise BadSelection(
-            f"No heatmap {curve} in the heads view: it has {len(rows) * len(heads)}."
-        )
-    return rows[curve // len(heads)], heads[curve % len(heads)]
+    """(layer, head) of the ``curve``-th small heatmap of :func:`heads_view` (row-major, in
+    the order the view lays the heads out)."""
+    columns = head_order(data, selection).columns
+    cells = [(layer, head) for layer, heads in columns.items() for head in heads]
+    if not 0 <= curve < len(cells):
+        raise BadSelection(f"No heatmap {curve} in the heads view: it has {len(cells)}.")
+    return cells[curve]
 
 
 def metrics_view(
     data: StudyData, selection: Selection
 ) -> tuple[go.Figure, go.Figure, go.Figure, list[dict]]:
     """Metric heatmaps (A, B, B − A), similarity to the reference per layer, the performance table."""
-    head_metrics = data.table("all_head_metrics")
-    kind = (
-        selection.kind
-        if selection.kind in set(head_metrics["kind"])
-        else head_metrics["kind"].iloc[0]
-    )
-    rows = head_metrics[head_metrics["kind"] == kind]
-
-    def grid(variant: str) -> pd.DataFrame:
-        return rows[rows["variant"] == variant].pivot_table(
-            index="layer", columns="head", values=selection.metric
-        )
-
-    grid_a, grid_b = grid(selection.a), grid(selection.b)
-    metric_fig = figures.metric_grid_figure(
-        grid_a.to_numpy(),
-        grid_b.reindex_like(grid_a).to_numpy(),
-        list(grid_a.index),
-        list(grid_a.columns),
-        (selection.a, selection.b),
-        selection.metric,
-    )
     return (
-        metric_fig,
+        metric_grid_view(data, selection),
         data.figure("similarity_figure"),  # as the analysis pipeline drew them
         data.figure("performance_figure"),
         data.table("performance").round(4).to_dict("records"),
     )
 
 
+def metric_grid_view(data: StudyData, selection: Selection) -> go.Figure:
+    """Layer x head grids of the selected metric for A, B and B − A, with B's significant
+    changes marked when A is B's reference."""
+    head_metrics = data.table("all_head_metrics")
+    kind = _metric_kind(head_metrics, selection)
+    rows = head_metrics[head_metrics["kind"] == kind]
+    missing = [v for v in (selection.a, selection.b) if not (rows["variant"] == v).any()]
+    if selection.measure == "norms" and missing:
+        return figures.message_figure(_no_norm_metrics(data, missing[0], selection.kind))
+    grid_a, ci_a = _metric_grid(rows, selection.a, selection.metric)
+    grid_b, ci_b = _metric_grid(rows, selection.b, selection.metric, like=grid_a)
+    marks, note = _significance(data, selection, kind)
+    return figures.metric_grid_figure(
+        grid_a.to_numpy(),
+        grid_b.to_numpy(),
+        list(grid_a.index),
+        list(grid_a.columns),
+        (selection.a, selection.b),
+        selection.metric,
+        title=f"{selection.metric.replace('_', ' ')} · {base_kind(kind)} {selection.measure_names[0]}",
+        marks=marks,
+        note=note,
+        intervals=(ci_a, ci_b),
+    )
+
+
+def _metric_kind(head_metrics: pd.DataFrame, selection: Selection) -> str:
+    """The kind of rows the metric grids show: the selection's, else the table's first."""
+    kinds = list(dict.fromkeys(head_metrics["kind"]))
+    if selection.stored_kind in kinds or selection.measure == "norms":
+        return selection.stored_kind
+    return next((k for k in kinds if base_kind(k) == k), kinds[0])
+
+
+def _no_norm_metrics(data: StudyData, variant: str, kind: str) -> str:
+    if not has_norms(data.store(variant).meta):
+        return NO_NORMS.format(variant)
+    return (
+        f"The head metrics have no norm-based {kind} rows for {variant}: "
+        "run `kedro run --pipeline=analysis` again."
+    )
+
+
+def _metric_grid(rows: pd.DataFrame, variant: str, metric: str, like=None):
+    """(layer x head grid of ``metric``, its 95% intervals [layer, head, 2] or None)."""
+    mine = rows[rows["variant"] == variant]
+
+    def grid(column: str) -> pd.DataFrame:
+        return mine.pivot_table(index="layer", columns="head", values=column, dropna=False)
+
+    values = grid(metric) if like is None else grid(metric).reindex_like(like)
+    bounds = [f"{metric}_ci_low", f"{metric}_ci_high"]
+    if not set(bounds) <= set(rows.columns):
+        return values, None
+    return values, np.stack([grid(b).reindex_like(values).to_numpy() for b in bounds], axis=-1)
+
+
+def _significance(data: StudyData, selection: Selection, kind: str):
+    """(B's significant heads against A, a note on what the marks mean); no marks (None)
+    unless A is B's reference: head_changes tests each variant against its reference only."""
+    reference = data.reference_of(selection.b)
+    if selection.b == reference:
+        return None, f"No significance marks: {selection.b} is a reference, not tested itself."
+    if selection.a != reference:
+        return None, (
+            f"No significance marks: head_changes tests {selection.b} against its reference "
+            f"{reference}; choose {reference} as A to see them."
+        )
+    try:
+        rows = tested(data.table("head_changes"), selection.b, reference, kind, selection.metric)
+    except MissingArtifact:
+        return None, "No head_changes yet (run the analysis): no significance marks."
+    if rows.empty:
+        return None, f"head_changes has no test of {selection.metric} for {selection.b}."
+    marks = significant_heads(rows)
+    return marks, (
+        f"× {len(marks)} of {len(rows)} heads where {selection.b} differs significantly from "
+        f"{reference} (paired test, Benjamini–Hochberg across heads)"
+    )
+
+
+def _rollout_kind(selection: Selection) -> str:
+    """Rollout needs self-attention: cross-attention stands for the encoder's."""
+    kind = "encoder" if selection.kind == "cross" else selection.kind
+    return replace(selection, kind=kind).stored_kind
+
+
 def rollout_view(data: StudyData, selection: Selection) -> go.Figure:
     """Token relevance after each layer for A and B (self-attention of the chosen kind)."""
-    kind = "encoder" if selection.kind == "cross" else selection.kind
-    causal = kind == "decoder"
+    kind = _rollout_kind(selection)
+    causal = base_kind(kind) == "decoder"
     rel = [
         token_relevance(data.store(v).attention(selection.example, kind), causal)
         for v in (selection.a, selection.b)
     ]
     tokens = axis_tokens(data.store(selection.a).example_meta(selection.example), kind)[1]
     same = rel[0].shape == rel[1].shape
+    title = (
+        f"Attention rollout (Abnar & Zuidema 2020) of {base_kind(kind)} {selection.measure_names[0]}: "
+        "relevance of each token to the summary position"
+    )
     return figures.rollout_figure(
-        rel[0], rel[1] if same else None, tokens, (selection.a, selection.b)
+        rel[0], rel[1] if same else None, tokens, (selection.a, selection.b), title
     )
 
 
@@ -405,15 +562,10 @@ def cross_view(data: StudyData, selection: Selection) -> go.Figure:
         return figures.message_figure(
             f"{selection.a} has no cross-attention (it is not an encoder-decoder model)."
         )
-    values, q, k = head_map(data, selection.a, replace(selection, kind="cross"))
-    head = "mean over heads" if selection.head == "mean" else f"head {selection.head}"
-    return figures.single_figure(
-        values,
-        q,
-        k,
-        f"{selection.a}: cross-attention · layer {selection.layer} · {head}",
-        selection.log,
-    )
+    cross = replace(selection, kind="cross")
+    values, q, k = head_map(data, selection.a, cross)
+    title = f"{selection.a}: {map_title(cross, 'cross')}"
+    return figures.single_figure(values, q, k, title, selection.log, selection.measure_names[1:])
 
 
 def example_options(data: StudyData, label: str | None = None) -> list[dict]:

@@ -29,7 +29,24 @@ from tests.conftest import PROJECT, free_port
 TOKENS = ["[CLS]", "not", "bad", "[SEP]"]
 
 
-def store(path, variant, seed, kinds=("encoder",)) -> AttentionStore:
+LAYERS, HEADS = (0, 1), (0, 1, 2, 3)
+# b's Hungarian match to its reference a: (kind, layer) -> the reference head of b's head h
+MATCHED = {
+    ("encoder", 0): [2, 0, 3, 1],
+    ("encoder", 1): [1, 0, 3, 2],
+    ("encoder_norm", 0): [3, 2, 1, 0],
+    ("encoder_norm", 1): [0, 1, 2, 3],
+}
+# head_changes of b against a: (kind, metric) -> its significant (layer, head)s
+SIGNIFICANT = {
+    ("encoder", "normalized_entropy"): {(0, 1), (1, 3)},
+    ("encoder", "entropy"): {(0, 0)},
+    ("encoder_norm", "normalized_entropy"): {(1, 0), (1, 2), (0, 3)},
+}
+
+
+def store(path, variant, seed, kinds=("encoder",), norms=True) -> AttentionStore:
+    """2 layers x 4 heads, examples e0..e2; with ``norms``, each kind's <kind>_norm maps too."""
     rng = np.random.default_rng(seed)
 
     def maps(q, k):
@@ -43,21 +60,79 @@ def store(path, variant, seed, kinds=("encoder",)) -> AttentionStore:
         if "cross" in kinds:
             meta["decoder"] = {"tokens": ["<s>", "pos"], "special_mask": [1, 0]}
             m |= {"decoder": maps(2, 2), "cross": maps(2, 4)}
+        if norms:
+            m |= {f"{kind}_norm": maps(*w.shape[2:]) for kind, w in m.items()}
         examples.append(ExampleAttention(meta, m))
+    stored = [*kinds, *(f"{kind}_norm" for kind in kinds if norms)]
     meta = {
         "variant": variant,
-        "kinds": list(kinds),
-        "layers": [0, 1],
-        "heads": [0, 1, 2, 3],
+        "kinds": stored,
+        "layers": list(LAYERS),
+        "heads": list(HEADS),
         "kv_group": [0, 0, 1, 1],
-        "causal": dict.fromkeys(kinds, False),
+        "causal": dict.fromkeys(stored, False),
+        "norms": norms,
     }
     write_store(str(path), AttentionStream(meta, examples), dtype="float32")
     return AttentionStore(str(path))
 
 
-def make_study(tmp_path) -> InMemoryStudy:
-    """Variants "a" (encoder) and "b" (encoder-decoder), 2 layers x 4 heads, examples e0..e2."""
+def _grid(**columns) -> list[dict]:
+    """One row per layer and head of the synthetic models, with ``columns``."""
+    return [{"layer": layer, "head": h, **columns} for layer in LAYERS for h in HEADS]
+
+
+def head_metrics() -> pd.DataFrame:
+    """Metric values that tell variant (b is a + 1) and kind (norms add 10) apart, with intervals."""
+    rows = pd.DataFrame(
+        [
+            row | {"variant": v, "kind": kind}
+            for v in ("a", "b")
+            for kind in ("encoder", "encoder_norm")
+            for row in _grid()
+        ]
+    )
+    value = (
+        rows["layer"] + rows["head"] + (rows["variant"] == "b") + 10 * (rows["kind"] != "encoder")
+    )
+    for metric, scale in (("normalized_entropy", 1.0), ("entropy", 2.0)):
+        rows[metric] = scale * value.astype(float)
+        rows[f"{metric}_ci_low"], rows[f"{metric}_ci_high"] = rows[metric] - 0.1, rows[metric] + 0.2
+    return rows
+
+
+def comparison() -> pd.DataFrame:
+    """attention_comparison: a against itself (identity), b against a (:data:`MATCHED`)."""
+    rows = []
+    for kind in ("encoder", "encoder_norm"):
+        for row in _grid():
+            own = {"variant": "a", "matched_head": float(row["head"]), "matched_similarity": 1.0}
+            matched = MATCHED[kind, row["layer"]][row["head"]]
+            b = {"variant": "b", "matched_head": float(matched)}
+            b["matched_similarity"] = 0.9 - 0.01 * row["head"]
+            for variant in (own | {"cosine_similarity": 1.0}, b | {"cosine_similarity": 0.5}):
+                rows.append(row | variant | {"kind": kind, "reference": "a"})
+    return pd.DataFrame(rows)
+
+
+def head_changes() -> pd.DataFrame:
+    """b against a: :data:`SIGNIFICANT` heads have q = 0.01, the others 0.5."""
+    rows = []
+    for (kind, metric), marked in SIGNIFICANT.items():
+        for row in _grid(variant="b", reference="a", kind=kind, metric=metric):
+            effect = row["layer"] + row["head"] / 10
+            significant = (row["layer"], row["head"]) in marked
+            rows.append(
+                row
+                | {"effect": effect, "ci_low": effect - 0.05, "ci_high": effect + 0.05}
+                | {"p": 0.5, "q": 0.01 if significant else 0.5, "significant": significant}
+            )
+    return pd.DataFrame(rows)
+
+
+def make_study(tmp_path, norms=("a", "b")) -> InMemoryStudy:
+    """Variants "a" (encoder) and "b" (encoder-decoder, a's variant), 2 layers x 4 heads,
+    examples e0..e2; the variants named in ``norms`` store norm-based maps too."""
     probes = pd.DataFrame(
         {
             "id": ["e0", "e1", "e2"],
@@ -67,22 +142,15 @@ def make_study(tmp_path) -> InMemoryStudy:
             "source": "test",
         }
     )
-    head_metrics = pd.DataFrame(
-        [
-            {
-                "variant": v,
-                "kind": "encoder",
-                "layer": layer,
-                "head": h,
-                "normalized_entropy": float(layer + h + (v == "b")),
-            }
-            for v in ("a", "b")
-            for layer in (0, 1)
-            for h in range(4)
-        ]
-    )
+
+    def stored(table: pd.DataFrame) -> pd.DataFrame:  # norm rows of the variants with norms
+        keep = (table["kind"] == "encoder") | table["variant"].isin(norms)
+        return table[keep].reset_index(drop=True)
+
     tables = {
-        "all_head_metrics": head_metrics,
+        "all_head_metrics": stored(head_metrics()),
+        "attention_comparison": stored(comparison()),
+        "head_changes": stored(head_changes()),
         "similarity_by_layer": pd.DataFrame(
             {
                 "variant": ["b", "b"],
@@ -98,15 +166,11 @@ def make_study(tmp_path) -> InMemoryStudy:
     }
     tables["similarity_figure"] = similarity_by_layer_figure(tables["similarity_by_layer"])
     tables["performance_figure"] = performance_figure(tables["performance"])
-    return InMemoryStudy(
-        {
-            "a": store(tmp_path / "a.zarr", "a", 0),
-            "b": store(tmp_path / "b.zarr", "b", 1, ("encoder", "decoder", "cross")),
-        },
-        probes,
-        tables,
-        reference="a",
-    )
+    stores = {
+        "a": store(tmp_path / "a.zarr", "a", 0, norms="a" in norms),
+        "b": store(tmp_path / "b.zarr", "b", 1, ("encoder", "decoder", "cross"), "b" in norms),
+    }
+    return InMemoryStudy(stores, probes, tables, reference="a")
 
 
 @pytest.fixture

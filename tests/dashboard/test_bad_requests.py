@@ -14,6 +14,7 @@ import pytest
 from dashboard.app import create_app
 from dashboard.endpoint import ENDPOINT, callback_body, response_value
 from dashboard.views import CONTROLS, Selection
+from tests.dashboard.conftest import make_study
 
 GOOD = Selection(a="a", b="b", example="e0", kind="encoder", layer=1, head="2")
 
@@ -22,6 +23,21 @@ BAD = {
     "unknown variant": ("variant-a", "nope", "Unknown variant 'nope'; this study has: a, b."),
     "unknown example": ("example", "e9", "Unknown example 'e9': it is not in the probe set."),
     "unknown kind": ("kind", "sideways", "Variant a has no 'sideways' attention; it has: encoder."),
+    "norm kind": (
+        "kind",
+        "encoder_norm",
+        "Attention kind 'encoder_norm' is encoder with measure norms: choose those instead.",
+    ),
+    "unknown measure": (
+        "measure",
+        "sideways",
+        "Unknown measure 'sideways'; choose one of: weights, norms.",
+    ),
+    "unknown head order": (
+        "head-order",
+        "sideways",
+        "Unknown head order 'sideways'; choose one of: natural, matched.",
+    ),
     "layer out of range": ("layer", 2, "Layer 2 is out of range: variant a has layers 0–1."),
     "negative layer": ("layer", -1, "Layer -1 is out of range: variant a has layers 0–1."),
     "head out of range": ("head", "4", "Head 4 is out of range: variant a has heads 0–3."),
@@ -29,6 +45,7 @@ BAD = {
     "non-numeric head": ("head", "abc", "Head must be a whole number or 'mean', got 'abc'."),
     "None": ("variant-b", None, "No variant B chosen."),
     "a list": ("example", ["e0"], "Example must be text, got a list."),
+    "a list of measures": ("measure", ["norms"], "Measure must be text, got a list."),
     "a dict": ("layer", {"layer": 1}, "Layer must be a whole number, got a dict."),
     "unknown tab": (
         "tabs",
@@ -38,14 +55,18 @@ BAD = {
 }
 # values of the wrong type or shape: every callback that reads the controls refuses them
 ANYWHERE = ["non-numeric layer", "non-numeric head", "None", "a list", "a dict", "unknown tab"]
+ANYWHERE += ["a list of measures"]
 # values checked against the study: each view checks those of the controls it shows
+KINDS = ["unknown kind", "norm kind", "unknown measure"]
 SHOWN = {
-    "compare": ["unknown variant", "unknown example", "unknown kind", "layer out of range"]
+    "compare": ["unknown variant", "unknown example", *KINDS, "layer out of range"]
     + ["negative layer", "head out of range"],
-    "heads": ["unknown variant", "unknown example", "unknown kind", "layer out of range"],
-    "metrics": ["unknown variant", "unknown kind"],
-    "rollout": ["unknown variant", "unknown example", "unknown kind"],
-    "cross": ["unknown variant", "unknown example", "layer out of range", "head out of range"],
+    "heads": ["unknown variant", "unknown example", *KINDS, "layer out of range"]
+    + ["unknown head order"],
+    "metrics": ["unknown variant", *KINDS],
+    "rollout": ["unknown variant", "unknown example", *KINDS],
+    "cross": ["unknown variant", "unknown example", "unknown measure", "layer out of range"]
+    + ["head out of range"],
 }
 GRAPHS = {
     "compare": ["compare-graph"],
@@ -115,10 +136,12 @@ def test_a_bad_value_is_a_message_in_the_views_figures(app, client, tab, bad):
         assert message(response.get_json(), graph) == BAD[bad][2]
 
 
-def test_good_values_render_every_view(app, client):
-    traces = {"compare": 3, "heads": 4, "metrics": 3, "rollout": 2, "cross": 1}
+@pytest.mark.parametrize("measure", ["weights", "norms"])
+def test_good_values_render_every_view(app, client, measure):
+    # metrics: A, B, B − A and the significance marks (A is B's reference)
+    traces = {"compare": 3, "heads": 4, "metrics": 4, "rollout": 2, "cross": 1}
     for tab, graphs in GRAPHS.items():
-        selection = replace(GOOD, tab=tab, a="b" if tab == "cross" else "a")
+        selection = replace(GOOD, tab=tab, a="b" if tab == "cross" else "a", measure=measure)
         response = post(app, client, f"{graphs[0]}.figure", inputs(selection))
         assert response.status_code == 200
         figure = response_value(response.get_json(), graphs[0], "figure")
@@ -126,10 +149,11 @@ def test_good_values_render_every_view(app, client):
 
 
 def test_a_view_ignores_values_it_does_not_show_and_closed_tabs_compute_nothing(app, client):
-    metrics = with_bad(inputs(replace(GOOD, tab="metrics")), "unknown example")
-    response = post(app, client, "metric-graph.figure", metrics)
-    assert response.status_code == 200
-    assert len(response_value(response.get_json(), "metric-graph", "figure")["data"]) == 3
+    for bad in ("unknown example", "unknown head order"):
+        metrics = with_bad(inputs(replace(GOOD, tab="metrics")), bad)
+        response = post(app, client, "metric-graph.figure", metrics)
+        assert response.status_code == 200
+        assert len(response_value(response.get_json(), "metric-graph", "figure")["data"]) == 4
     # the heads tab is open: compare sends no update, even for a bad value of its own
     heads = with_bad(inputs(replace(GOOD, tab="heads")), "head out of range")
     assert post(app, client, "compare-graph.figure", heads).get_json()["response"] == {}
@@ -262,3 +286,37 @@ def test_a_good_click_opens_the_head_in_compare(app, client):
         1,
         "3",
     )
+
+
+NO_NORMS = "Variant a has no norm-based maps; extract with attention_extraction.norms: true."
+
+
+@pytest.fixture
+def app_without_norms(tmp_path):
+    """Variant a stores weights only, b norms too."""
+    return create_app(data=make_study(tmp_path / "study", norms=("b",)))
+
+
+@pytest.mark.parametrize("tab", list(GRAPHS))
+def test_norms_of_a_variant_without_them_are_a_message(app_without_norms, tab):
+    client = app_without_norms.server.test_client()
+    selection = replace(GOOD, tab=tab, measure="norms")
+    response = post(app_without_norms, client, f"{GRAPHS[tab][0]}.figure", inputs(selection))
+    assert response.status_code == 200
+    for graph in GRAPHS[tab]:
+        assert message(response.get_json(), graph) == NO_NORMS
+
+
+def test_norms_in_the_url_of_a_variant_without_them_fall_back_to_weights(app_without_norms):
+    client = app_without_norms.server.test_client()
+    search = "?a=a&measure=norms&order=sideways"
+    values = inputs() | {"url.search": search}
+    response = post(app_without_norms, client, "url.search", values, ["url.search"])
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert notes(answer) == [
+        f"{NO_NORMS} Showing 'weights' instead.",
+        "Unknown head order 'sideways'; choose one of: natural, matched. Showing 'natural' instead.",
+    ]
+    assert response_value(answer, "measure", "value") == "weights"
+    assert response_value(answer, "head-order", "value") == "natural"

@@ -117,6 +117,19 @@ def test_a_difference_cell_equals_b_minus_a_read_from_the_stores(server, page, t
     assert np.allclose(diff, b - a, atol=1e-6)
 
 
+def test_the_norms_switch_shows_the_norm_maps_of_the_stores(server, page, test_env_run):
+    open_page(page, server + "?a=base&b=lora&layer=1&head=3")
+    wait_for_title(page, "encoder attention weights · layer 1 · head 3")
+    page.check("#measure input[value='norms']")
+    fig = wait_for_title(page, "encoder norm-based attention ‖αf(x)‖ · layer 1 · head 3")
+    page.wait_for_function("() => window.location.search.includes('measure=norms')", timeout=10000)
+    example = page.evaluate("() => new URLSearchParams(window.location.search).get('example')")
+    for panel, variant in enumerate(("base", "lora")):
+        store = AttentionStore(str(test_env_run / f"07_model_output/{variant}/attention.zarr.zip"))
+        norms = store.attention(example, "encoder_norm", layer=1, head=3)
+        assert np.allclose(np.array(fig["data"][panel]["z"], dtype=float), norms, atol=1e-6)
+
+
 def test_the_url_round_trips(server, page):
     open_page(page, server + "?a=lora&b=gqa4_lora&layer=2&head=3")
     wait_for_title(page, "layer 2 · head 3")

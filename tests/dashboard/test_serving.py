@@ -80,6 +80,7 @@ def test_waitress_serves_the_app_and_answers_a_bad_value_with_a_message(tmp_path
                 **dict.fromkeys(["variant-b.value", "example.value", "kind.value"], "x"),
                 **{"layer.value": 0, "head.value": "mean", "log.value": []},
                 **{"metric.value": "entropy", "scope.value": "layer"},
+                **{"measure.value": "weights", "head-order.value": "natural"},
             },
         )
         request = urllib.request.Request(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from attention_lab.analysis.rollout import token_relevance
 from dashboard.figures import unique_labels
 from dashboard.views import (
+    BadSelection,
     Selection,
     clicked_head,
     compare_table,
@@ -17,8 +21,9 @@ from dashboard.views import (
     metrics_view,
     resolve,
     rollout_view,
+    validate,
 )
-from tests.dashboard.conftest import TOKENS
+from tests.dashboard.conftest import HEADS, LAYERS, MATCHED, SIGNIFICANT, TOKENS, make_study
 
 
 def test_difference_cell_equals_b_minus_a_from_the_stores(study):
@@ -66,8 +71,10 @@ def test_url_round_trip():
         kind="decoder",
         layer=3,
         head="5",
+        measure="norms",
         log=True,
         scope="model",
+        order="matched",
     )
     again, notes = Selection.from_query(selection.to_query())
     assert again == selection and notes == []
@@ -157,7 +164,16 @@ def test_controls_round_trip_and_a_bad_value_is_named():
     from dashboard.views import CONTROLS, BadSelection
 
     selection = Selection(
-        tab="heads", a="x", b="y", example="e1", kind="encoder", layer=3, head="2", log=True
+        tab="heads",
+        a="x",
+        b="y",
+        example="e1",
+        kind="encoder",
+        measure="norms",
+        layer=3,
+        head="2",
+        log=True,
+        order="matched",
     )
     values = selection.control_values()
     assert len(values) == len(CONTROLS) and values[list(CONTROLS).index("log")] == ["log"]
@@ -167,6 +183,8 @@ def test_controls_round_trip_and_a_bad_value_is_named():
         ("head", "abc", "Head must be a whole number or 'mean', got 'abc'."),
         ("metric", ["entropy"], "Metric must be text, got a list."),
         ("log", {"log": 1}, "Log scale must be on or off, got a dict."),
+        ("measure", None, "No measure chosen."),
+        ("head-order", 3, "Head order must be text, got 3."),
     ]:
         broken = [bad if c == control else v for c, v in zip(CONTROLS, values, strict=True)]
         with pytest.raises(BadSelection) as problem:
@@ -175,8 +193,6 @@ def test_controls_round_trip_and_a_bad_value_is_named():
 
 
 def test_only_the_open_tab_renders_and_only_on_its_own_controls(study):
-    from dataclasses import replace
-
     from dash import no_update
 
     from dashboard.callbacks import _view
@@ -195,7 +211,8 @@ def test_only_the_open_tab_renders_and_only_on_its_own_controls(study):
 
     app, rendered = RecordingApp(), []
     _view(app, study, "heads", ["figure"])(lambda s: rendered.append(s) or "figure")
-    assert "metric" not in app.listened and {"tabs", "scope", "layer"} <= set(app.listened)
+    assert "metric" not in app.listened
+    assert {"tabs", "scope", "layer", "measure", "head-order"} <= set(app.listened)
     assert sorted(app.read) == sorted(CONTROLS)  # every control is still read
 
     def values(selection):
@@ -224,3 +241,166 @@ def test_analysis_tables_are_read_again_when_their_file_changes(tmp_path):
     assert data.table("performance") is data.table("performance")  # unchanged: cached
     pd.DataFrame({"variant": ["a", "b"], "accuracy": [0.5, 0.75]}).to_parquet(table)
     assert data.table("performance")["accuracy"].tolist() == [0.5, 0.75]
+
+
+# --- the weights/norms switch -------------------------------------------------------------
+
+NORMS = Selection(a="a", b="b", example="e1", kind="encoder", measure="norms", layer=1, head="2")
+
+
+def test_norms_compare_shows_the_norm_maps_of_the_stores(study):
+    fig = compare_view(study, NORMS)
+    a = study.store("a").attention("e1", "encoder_norm", layer=1, head=2)
+    b = study.store("b").attention("e1", "encoder_norm", layer=1, head=2)
+    assert np.allclose(fig["data"][0]["z"], a) and np.allclose(fig["data"][1]["z"], b)
+    assert np.allclose(fig["data"][2]["z"], b - a)
+    weights = study.store("a").attention("e1", "encoder", layer=1, head=2)
+    assert not np.allclose(a, weights)  # the synthetic norms differ from the weights
+    assert fig["layout"]["title"]["text"].startswith("encoder norm-based attention")
+    assert fig["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "‖αf‖"
+    assert "norm share" in fig["data"][0]["hovertemplate"]
+    assert np.allclose(compare_table(study, NORMS)["b_minus_a"], (b - a).ravel())
+    weights_fig = compare_view(study, replace(NORMS, measure="weights"))
+    assert weights_fig["layout"]["title"]["text"].startswith("encoder attention weights")
+
+
+def test_norms_heads_rollout_and_cross_read_the_norm_kinds(study):
+    heads = heads_view(study, replace(NORMS, scope="model"))
+    norms = study.store("a").attention("e1", "encoder_norm")  # [layers, heads, q, k]
+    assert all(np.allclose(t.z, norms[i // 4, i % 4]) for i, t in enumerate(heads.data))
+    assert "norm-based" in heads.layout.title.text
+    rollout = rollout_view(study, NORMS)
+    for trace, variant in zip(rollout.data, "ab", strict=True):
+        maps = study.store(variant).attention("e1", "encoder_norm")
+        assert np.allclose(trace.z, token_relevance(maps, False))
+    assert "norm-based" in rollout.layout.title.text
+    cross = cross_view(study, replace(NORMS, a="b"))
+    expected = study.store("b").attention("e1", "cross_norm", layer=1, head=2)
+    np.testing.assert_allclose(np.asarray(cross["data"][0]["z"], dtype=float), expected, atol=1e-6)
+    assert (
+        cross["layout"]["title"]["text"]
+        == "b: cross norm-based attention ‖αf(x)‖ · layer 1 · head 2"
+    )
+
+
+def test_norms_metrics_show_the_norm_rows_with_their_intervals(study):
+    fig = metrics_view(study, NORMS)[0]
+    table = study._tables["all_head_metrics"]
+    rows = table[(table["variant"] == "a") & (table["kind"] == "encoder_norm")]
+    grid = rows.pivot_table(index="layer", columns="head", values="normalized_entropy")
+    assert np.allclose(fig.data[0].z, grid.to_numpy())  # 10 above the weights' values
+    low = rows.pivot_table(index="layer", columns="head", values="normalized_entropy_ci_low")
+    assert np.allclose(np.asarray(fig.data[0].customdata)[..., 0], low.to_numpy())
+    assert "encoder norm-based" in fig.layout.title.text
+
+
+def test_a_variant_without_norm_maps_is_named(tmp_path):
+    study = make_study(tmp_path, norms=("a",))  # b has weights only
+    message = "Variant b has no norm-based maps; extract with attention_extraction.norms: true."
+    with pytest.raises(BadSelection, match=message):
+        validate(study, NORMS, stores=("a", "b"))
+    assert validate(study, NORMS) == NORMS  # A's own maps are there
+    metric_fig, similarity, *_ = metrics_view(study, NORMS)  # B's metrics say why they are absent
+    assert metric_fig.layout.annotations[0].text == message
+    assert similarity is study._tables["similarity_figure"]
+    with pytest.raises(BadSelection, match="is encoder with measure norms"):
+        validate(study, replace(NORMS, kind="encoder_norm"))
+
+
+# --- heads ordered by their match to the reference -----------------------------------------
+
+
+def shown_heads(fig) -> list[tuple[int, int]]:
+    """(layer, head) of each small heatmap, from its title "l1 h2 kv1 →0"."""
+    titles = [a.text.split() for a in fig.layout.annotations if a.text.startswith("l")]
+    return [(int(t[0][1:]), int(t[1][1:])) for t in titles]
+
+
+@pytest.mark.parametrize("measure", ["weights", "norms"])
+def test_heads_in_matched_order_follow_the_hungarian_match(study, measure):
+    selection = Selection(
+        a="b", example="e0", kind="encoder", measure=measure, scope="model", order="matched"
+    )
+    fig = heads_view(study, selection)
+    kind = selection.stored_kind
+    comparison = study._tables["attention_comparison"]
+    rows = comparison[(comparison["variant"] == "b") & (comparison["kind"] == kind)]
+    expected = [
+        (layer, int(h))
+        for layer in LAYERS
+        for h in rows[rows["layer"] == layer].sort_values("matched_head")["head"]
+    ]
+    assert shown_heads(fig) == expected
+    # column j shows the head matched to reference head j
+    assert [MATCHED[kind, layer][h] for layer, h in expected] == [*HEADS] * len(LAYERS)
+    maps = study.store("b").attention("e0", kind)
+    for trace, (layer, head) in zip(fig.data, expected, strict=True):
+        assert np.allclose(trace.z, maps[layer, head])
+        matched = MATCHED[kind, layer][head]
+        assert f"matched to a head {matched}" in trace.hovertemplate
+        assert f"cosine with it {0.9 - 0.01 * head:.3f}" in trace.hovertemplate
+        assert "with a head" in trace.hovertemplate and "0.500" in trace.hovertemplate
+    assert fig.layout.annotations[0].text.endswith("→0")
+    assert "Hungarian match to a" in fig.layout.title.text
+    # a click opens the head shown there, not the one of the natural order
+    assert [clicked_head(study, selection, n) for n in range(8)] == expected
+
+
+def test_heads_keep_their_natural_order_with_a_note_when_there_is_no_match(study):
+    own = Selection(a="a", example="e0", kind="encoder", layer=1, order="matched")
+    fig = heads_view(study, own)
+    assert shown_heads(fig) == [(1, h) for h in HEADS]
+    assert "a is its own reference: heads in their natural order." in fig.layout.title.text
+    del study._tables["attention_comparison"]
+    fig = heads_view(study, replace(own, a="b"))
+    assert shown_heads(fig) == [(1, h) for h in HEADS]
+    assert "No attention comparison yet" in fig.layout.title.text
+    assert clicked_head(study, replace(own, a="b"), 2) == (1, 2)
+
+
+# --- significant heads on the metric difference ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "measure", "metric"),
+    [
+        ("encoder", "weights", "normalized_entropy"),
+        ("encoder", "weights", "entropy"),
+        ("encoder", "norms", "normalized_entropy"),
+    ],
+)
+def test_significant_heads_of_head_changes_are_marked_on_the_difference(
+    study, kind, measure, metric
+):
+    selection = Selection(a="a", b="b", kind=kind, measure=measure, metric=metric)
+    fig = metrics_view(study, selection)[0]
+    marks = fig.data[3]
+    assert marks.type == "scatter" and marks.xaxis == fig.data[2].xaxis
+    stored = selection.stored_kind
+    assert set(zip(marks.y, marks.x, strict=True)) == SIGNIFICANT[stored, metric]
+    changes = study._tables["head_changes"]
+    for layer, head, (effect, low, high, q) in zip(marks.y, marks.x, marks.customdata, strict=True):
+        row = changes[
+            (changes["kind"] == stored)
+            & (changes["metric"] == metric)
+            & (changes["layer"] == layer)
+            & (changes["head"] == head)
+        ].iloc[0]
+        assert (effect, low, high, q) == (row.effect, row.ci_low, row.ci_high, row.q)
+    assert "differs significantly from a" in fig.layout.title.text
+
+
+def test_significance_marks_only_when_a_is_bs_reference(study):
+    swapped = metrics_view(study, Selection(a="b", b="a", kind="encoder"))[0]
+    assert [t.type for t in swapped.data] == ["heatmap"] * 3
+    assert "No significance marks: a is a reference, not tested itself." in (
+        swapped.layout.title.text
+    )
+    same = metrics_view(study, Selection(a="b", b="b", kind="encoder"))[0]
+    assert len(same.data) == 3
+    assert "No significance marks: head_changes tests b against its reference a" in (
+        same.layout.title.text
+    )
+    del study._tables["head_changes"]
+    missing = metrics_view(study, Selection(a="a", b="b", kind="encoder"))[0]
+    assert len(missing.data) == 3 and "No head_changes yet" in missing.layout.title.text
