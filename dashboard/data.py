@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from attention_lab.datasets.store import AttentionStore
-from attention_lab.variants import references, study_reference
+from attention_lab.variants import exported, references, study_reference
 
 PROJECT = Path(__file__).resolve().parents[1]
 COMMANDS = {
@@ -87,7 +87,7 @@ class StudyData:
                 f"unknown variant {variant!r}; this study has {', '.join(self.variants)}"
             )
         try:
-            return self.catalog.load(f"{variant}.attention")
+            return self.catalog.load(exported(variant, "attention"))
         except Exception as exc:
             raise MissingArtifact(
                 f"The attention store of {variant!r}", COMMANDS["attention"], self.env
@@ -124,7 +124,7 @@ class StudyData:
         """Raise :class:`MissingArtifact` unless the probe set and every store exist (cheap checks)."""
         self.probe_set  # noqa: B018 - loads and caches
         for variant in self.variants:
-            if not self.catalog.exists(f"{variant}.attention"):
+            if not self.catalog.exists(exported(variant, "attention")):
                 raise MissingArtifact(
                     f"The attention store of {variant!r}", COMMANDS["attention"], self.env
                 )

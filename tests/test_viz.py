@@ -60,6 +60,7 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
         "fine_tuning",
         "attention_extraction",
         "analysis",
+        "study",
         "__default__",
     }
     namespaces = {n["name"] for n in graph["nodes"] if n["type"] == "modularPipeline"}
@@ -70,8 +71,8 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
         "probe_set",
         "lora.model",
         "lora.metrics",
-        "lora.attention",
-        "lora.head_metrics",
+        "lora__attention",
+        "lora__head_metrics",
         "attention_comparison",
         "performance",
         "similarity_figure",
@@ -79,7 +80,7 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
     ):
         assert name in datasets, name
     assert datasets["similarity_figure"]["dataset_type"].endswith("plotly.json_dataset.JSONDataset")
-    assert datasets["lora.attention"]["layer"] == "model_output"
+    assert datasets["lora__attention"]["layer"] == "model_output"
     assert details["performance"]["preview_type"] == "TablePreview"
     assert details["performance"]["preview"]["columns"][0] == "variant"
     assert details["similarity_figure"]["preview_type"] == "PlotlyPreview"

@@ -30,7 +30,7 @@ def _parameters() -> dict:
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register ingestion, fine_tuning, attention_extraction, analysis and ``__default__``."""
+    """Register ingestion, fine_tuning, attention_extraction, analysis, study and ``__default__``."""
     params = _parameters()
     variants = list(params.get("variants") or {})
     pipelines = {
@@ -40,4 +40,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         "analysis": analysis.create_pipeline(references=references(params)),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    # after every variant's job (`kedro run --namespaces=<v>`): what reads several variants
+    pipelines["study"] = pipelines["analysis"].only_nodes_with_tags("study")
     return pipelines

@@ -249,3 +249,10 @@ def references(params: dict[str, Any]) -> dict[str, str]:
     if reference in variants:
         first_of[model(reference)] = reference
     return {name: first_of[model(name)] for name in variants}
+
+
+def exported(variant: str, name: str) -> str:
+    """The catalog name of a variant's dataset that the study-level step (or another variant)
+    reads: ``lora__attention``. Undotted, because Kedro reserves ``lora.x`` for what stays
+    inside the ``lora`` namespace; so one variant's job never needs another's namespace."""
+    return f"{variant}__{name}"

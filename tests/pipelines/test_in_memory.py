@@ -67,7 +67,7 @@ def catalog(tmp_path_factory) -> DataCatalog:
             f"params:variants.{v}": MemoryDataset(spec),
             f"{v}.variant_name": MemoryDataset(v),
             f"{v}.model": ModelDirectoryDataset(str(root / v / "model")),
-            f"{v}.attention": AttentionStoreDataset(str(root / v / "attention.zarr.zip")),
+            f"{v}__attention": AttentionStoreDataset(str(root / v / "attention.zarr.zip")),
         }
     return DataCatalog(datasets)
 
@@ -92,7 +92,7 @@ def test_fine_tuning_pipeline(catalog, fine_tuned):
 
 def test_attention_extraction_pipeline(catalog, extracted):
     for v in VARIANTS:
-        store = catalog.load(f"{v}.attention")
+        store = catalog.load(f"{v}__attention")
         assert len(store) == 3 and store.meta["variant"] == v
         maps = store.attention(0, "encoder")  # [L, H, T, T]
         np.testing.assert_allclose(maps.sum(-1), 1.0, atol=2e-3)

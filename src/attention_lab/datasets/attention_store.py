@@ -1,4 +1,4 @@
-"""``{variant}.attention``: the Kedro dataset over the attention store."""
+"""``{variant}__attention``: the Kedro dataset over the attention store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from attention_lab.datasets.store import AttentionStore, AttentionStream, write_
 
 
 class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
-    """Kedro dataset for ``{variant}.attention``: saves an :class:`AttentionStream`, loads an :class:`AttentionStore`."""
+    """Kedro dataset for ``{variant}__attention``: saves an :class:`AttentionStream`, loads an :class:`AttentionStore`."""
 
     def __init__(
         self,

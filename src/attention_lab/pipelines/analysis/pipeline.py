@@ -27,6 +27,7 @@ from attention_lab.analysis.tables import (
     summarise_variant,
 )
 from attention_lab.pipelines.analysis.nodes import compute_head_importance, compute_pruning_curve
+from attention_lab.variants import exported
 
 
 def variant_template() -> Pipeline:
@@ -43,18 +44,6 @@ def variant_template() -> Pipeline:
                 ["example_head_metrics", "params:analysis"],
                 "head_metrics",
                 name="summarise_head_metrics",
-            ),
-            node(
-                head_changes,
-                ["example_head_metrics", "reference_example_head_metrics", "params:analysis"],
-                "head_changes",
-                name="test_head_changes",
-            ),
-            node(
-                compare_to_reference,
-                ["attention", "reference_attention", "params:analysis"],
-                "comparison",
-                name="compare_to_reference",
             ),
             node(
                 compute_head_importance,
@@ -75,29 +64,70 @@ def variant_template() -> Pipeline:
     )
 
 
+# what each variant's job hands to the study-level step
+EXPORTS = (
+    "attention",
+    "example_head_metrics",
+    "head_metrics",
+    "head_importance",
+    "pruning_curve",
+    "summary",
+)
+
+
+def variant_pipeline(variant: str) -> Pipeline:
+    """One variant's analysis; it reads nothing of any other variant."""
+    return pipeline(
+        variant_template(),
+        namespace=variant,
+        inputs={"corpus": "corpus", "attention": exported(variant, "attention")},
+        outputs={name: exported(variant, name) for name in EXPORTS if name != "attention"},
+        parameters={"params:analysis"},
+    )
+
+
+def comparison_pipeline(variant: str, reference: str) -> Pipeline:
+    """Study level: ``variant`` against its reference, maps and per-example metrics."""
+    return pipeline(
+        [
+            node(
+                compare_to_reference,
+                [
+                    exported(variant, "attention"),
+                    exported(reference, "attention"),
+                    "params:analysis",
+                ],
+                exported(variant, "comparison"),
+                name=f"compare_{variant}_to_reference",
+            ),
+            node(
+                head_changes,
+                [
+                    exported(variant, "example_head_metrics"),
+                    exported(reference, "example_head_metrics"),
+                    "params:analysis",
+                ],
+                exported(variant, "head_changes"),
+                name=f"test_head_changes_of_{variant}",
+            ),
+        ]
+    )
+
+
 def create_pipeline(references: dict[str, str] | None = None) -> Pipeline:
     """``references`` maps each variant to the variant it is compared with (its model's own
     reference, see :func:`attention_lab.variants.references`), in study order."""
     variants = list(references or {})
     if not variants:
         return Pipeline([])
-    per_variant = sum(
-        (
-            pipeline(
-                variant_template(),
-                namespace=v,
-                inputs={
-                    "corpus": "corpus",
-                    "reference_attention": f"{references[v]}.attention",
-                    "reference_example_head_metrics": f"{references[v]}.example_head_metrics",
-                },
-                parameters={"params:analysis"},
-            )
-            for v in variants
-        ),
-        Pipeline([]),
-    )
-    return per_variant + study_pipeline(variants)
+    per_variant = sum((variant_pipeline(v) for v in variants), Pipeline([]))
+    return per_variant + study_level(references)
+
+
+def study_level(references: dict[str, str]) -> Pipeline:
+    """Everything that reads more than one variant: comparisons, study tables, figures."""
+    comparisons = sum((comparison_pipeline(v, r) for v, r in references.items()), Pipeline([]))
+    return pipeline(comparisons + study_pipeline(list(references)), tags="study")
 
 
 def study_pipeline(variants: list[str]) -> Pipeline:
@@ -106,31 +136,31 @@ def study_pipeline(variants: list[str]) -> Pipeline:
         [
             node(
                 combine_comparisons,
-                [f"{v}.comparison" for v in variants],
+                [exported(v, "comparison") for v in variants],
                 ["attention_comparison", "similarity_by_layer", "similarity_by_kv_group"],
                 name="combine_comparisons",
             ),
             node(
                 concat_tables,
-                [f"{v}.head_metrics" for v in variants],
+                [exported(v, "head_metrics") for v in variants],
                 "all_head_metrics",
                 name="combine_head_metrics",
             ),
             node(
                 concat_tables,
-                [f"{v}.head_importance" for v in variants],
+                [exported(v, "head_importance") for v in variants],
                 "head_importance",
                 name="combine_head_importance",
             ),
             node(
                 concat_tables,
-                [f"{v}.head_changes" for v in variants],
+                [exported(v, "head_changes") for v in variants],
                 "head_changes",
                 name="combine_head_changes",
             ),
             node(
                 concat_tables,
-                [f"{v}.pruning_curve" for v in variants],
+                [exported(v, "pruning_curve") for v in variants],
                 "pruning_curves",
                 name="combine_pruning_curves",
             ),
@@ -142,7 +172,11 @@ def study_pipeline(variants: list[str]) -> Pipeline:
             ),
             node(
                 build_performance_table,
-                ["similarity_by_layer", "attention_sinks", *[f"{v}.summary" for v in variants]],
+                [
+                    "similarity_by_layer",
+                    "attention_sinks",
+                    *[exported(v, "summary") for v in variants],
+                ],
                 "performance",
                 name="build_performance_table",
             ),

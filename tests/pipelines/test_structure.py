@@ -1,0 +1,60 @@
+"""The study's pipeline graph: one job per variant, and a study-level step after them."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import yaml
+
+from attention_lab.pipelines.analysis.pipeline import create_pipeline as analysis
+from attention_lab.pipelines.attention_extraction.pipeline import create_pipeline as extraction
+from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
+from attention_lab.variants import references
+from tests.conftest import PROJECT
+
+
+@pytest.fixture(scope="module")
+def study():
+    params = yaml.safe_load((PROJECT / "conf/base/parameters_fine_tuning.yml").read_text())
+    refs = references(params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Kedro's warning about dots in dataset names fails here
+        whole = (
+            fine_tuning(variants=list(refs))
+            + extraction(variants=list(refs))
+            + analysis(references=refs)
+        )
+    return whole, refs
+
+
+def test_a_variants_job_needs_nothing_from_another_variant(study):
+    whole, refs = study
+    for v in refs:
+        job = whole.only_nodes_with_namespaces([v])
+        outside = {name for name in job.inputs() if not name.startswith("params:")}
+        assert outside == {"corpus", "probe_set", f"{v}.variant_name"}, v
+
+
+def test_the_study_step_holds_every_node_that_reads_two_variants(study):
+    whole, refs = study
+    step = whole.only_nodes_with_tags("study")
+    assert not any(node.namespace for node in step.nodes)
+    for node in whole.nodes:
+        variants = {name.split("__")[0] for name in node.inputs if "__" in name}
+        if len(variants) > 1:
+            assert "study" in node.tags, node.name
+    # what the step reads from the variants' jobs is exactly what they export
+    exports = {name for name in step.inputs() if "__" in name}
+    assert exports == {
+        f"{v}__{name}"
+        for v in refs
+        for name in (
+            "attention",
+            "example_head_metrics",
+            "head_metrics",
+            "head_importance",
+            "pruning_curve",
+            "summary",
+        )
+    }
