@@ -7,7 +7,15 @@ from typing import Any
 import fsspec
 from kedro.io import AbstractDataset
 
-from attention_lab.datasets.store import AttentionStore, AttentionStream, write_store
+from attention_lab.datasets.store import (
+    AttentionStore,
+    AttentionStream,
+    ShardedStore,
+    open_store,
+    shard_path,
+    shard_paths,
+    write_store,
+)
 
 
 class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
@@ -34,10 +42,18 @@ class AttentionStoreDataset(AbstractDataset[AttentionStream, AttentionStore]):
 
     def _exists(self) -> bool:
         fs, inner = fsspec.core.url_to_fs(self._path)
-        return fs.isfile(inner)
+        return fs.isfile(inner) or bool(shard_paths(self._path))
 
-    def load(self) -> AttentionStore:
-        return AttentionStore(self._path)
+    def load(self) -> AttentionStore | ShardedStore:
+        """The whole store, or its shards read as one (see ``attention_extraction.shard``)."""
+        return open_store(self._path)
 
     def save(self, data: AttentionStream) -> None:
-        write_store(self._path, data, self._dtype, self._compact, self._sparse_mass)
+        shard = data.meta.get("shard")
+        path = shard_path(self._path, shard["index"], shard["count"]) if shard else self._path
+        write_store(path, data, self._dtype, self._compact, self._sparse_mass)
+        # what this write replaces: the whole store for a shard, the shards for a whole store
+        fs, _ = fsspec.core.url_to_fs(self._path)
+        for stale in [self._path] if shard else shard_paths(self._path):
+            if fs.exists(stale):
+                fs.rm(stale)

@@ -27,6 +27,14 @@ class ExtractionOptions:
     max_length: int = 128
     precision_bits: int | None = 11  # None: exact maps
     norms: bool = False  # also store norm-based attention (Kobayashi et al., 2020) per kind
+    shard: tuple[int, int] | None = None  # (index, count): this job's share of the probe set
+
+    def shard_rows(self, n: int) -> range:
+        """The probe-set rows of this shard: a contiguous block, shard 0 first."""
+        if self.shard is None:
+            return range(n)
+        index, count = self.shard
+        return range(index * n // count, (index + 1) * n // count)
 
     def kinds(self, shape: ModelShape) -> list[str]:
         """The stored map kinds: the model's own, then their ``_norm`` kinds when asked."""
@@ -56,6 +64,7 @@ class ExtractionOptions:
         if not isinstance(norms, bool):
             raise ConfigError(f"attention_extraction.norms: expected true or false, got {norms!r}.")
         return cls(
+            shard=_shard(params.get("shard")),
             norms=norms,
             layers=layers,
             heads=heads,
@@ -66,3 +75,17 @@ class ExtractionOptions:
             max_length=int(params.get("max_length", 128)),
             precision_bits=bits,
         )
+
+
+def _shard(raw: Any) -> tuple[int, int] | None:
+    if raw is None:
+        return None
+    ok = isinstance(raw, dict) and set(raw) == {"index", "count"}
+    index, count = (raw.get("index"), raw.get("count")) if ok else (None, None)
+    if not ok or not all(isinstance(v, int) and not isinstance(v, bool) for v in (index, count)):
+        raise ConfigError(
+            f"attention_extraction.shard: {raw!r}; expected {{index: i, count: n}} with integers."
+        )
+    if not 0 <= index < count:
+        raise ConfigError(f"attention_extraction.shard: index {index} must be in 0..{count - 1}.")
+    return index, count

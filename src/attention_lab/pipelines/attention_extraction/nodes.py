@@ -36,6 +36,10 @@ def extract_attention(
     opts = ExtractionOptions.parse(params, shape)
     side = padding_side(model, tokenizer, shape)
     meta = store_metadata(model, shape, model_artifact.info, opts, side)
+    if opts.shard is not None:  # this job's block of the probe set; the reader joins them
+        rows = opts.shard_rows(len(probe_set))
+        probe_set = probe_set.iloc[rows.start : rows.stop]
+        meta["shard"] = {"index": opts.shard[0], "count": opts.shard[1], "start": rows.start}
     logger.info(
         "Extracting %s attention of %s for %d probe examples (padding on the %s)",
         "/".join(shape.kinds),
