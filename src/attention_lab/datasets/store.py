@@ -86,7 +86,7 @@ class LayerMaps:
     meta: dict[str, Any]
     position: int
     kind: str
-    layer: int  # index among the stored layers, 0..num_layers-1
+    layer: int | None  # index among the stored layers; None: every layer, maps [L, H, Tq, Tk]
     maps: np.ndarray
 
 
@@ -163,7 +163,6 @@ class AttentionStoreWriter:
         self.num_layers = int(meta.get("num_layers") or len(meta.get("layers") or [])) or None
         self._ids: dict[int, str] = {}
         self._layers_written: dict[tuple[int, str], int] = {}  # (position, kind) -> layers
-        self._kind_layers: dict[str, int] = {}  # kind -> its layers, where not num_layers
         self._codec = numcodecs.Zstd(level=_ZSTD_LEVEL)
         self._queue: queue.Queue = queue.Queue()
         self._queued = threading.Condition()  # bounds the bytes waiting to be written
@@ -186,8 +185,9 @@ class AttentionStoreWriter:
                 self._queued_bytes -= piece.maps.nbytes
                 self._queued.notify_all()
 
-    def _chunk(self, key: str, chunk_index: int, array: np.ndarray) -> tuple[str, bytes]:
-        name = ".".join([str(chunk_index), *["0"] * array.ndim])  # [1, ...] chunk of layer l
+    def _chunk(self, key: str, layer: int | None, array: np.ndarray) -> tuple[str, bytes]:
+        # chunk "l.0.0.0" of a layer-chunked array; "0.0.0.0" of a single-chunk array
+        name = ".".join(["0"] * array.ndim if layer is None else [str(layer), *["0"] * array.ndim])
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
         return f"{key}/{name}", self._codec.encode(data.tobytes())
 
@@ -196,14 +196,24 @@ class AttentionStoreWriter:
             raise ValueError(f"unknown attention kind {piece.kind!r}; allowed: {KINDS}")
         key = f"examples/{piece.position}.{piece.kind}"
         first = (piece.position, piece.kind) not in self._layers_written
-        self._layers_written[piece.position, piece.kind] = (
-            self._layers_written.get((piece.position, piece.kind), 0) + 1
-        )
-        heads, n_query, n_key = piece.maps.shape
+        if piece.layer is not None:  # whole examples are complete by construction
+            self._layers_written[piece.position, piece.kind] = (
+                self._layers_written.get((piece.position, piece.kind), 0) + 1
+            )
+        n_query, n_key = piece.maps.shape[-2:]
         attributes = {**piece.meta, "query_length": n_query, "key_length": n_key}
         files: dict[str, bytes] = {}
         if self.sparse_mass is not None:
-            self._sparse_layer(files, key, piece, attributes if first else None)
+            layers = (
+                [piece]
+                if piece.layer is not None
+                else [
+                    LayerMaps(piece.meta, piece.position, piece.kind, i, maps)
+                    for i, maps in enumerate(piece.maps)
+                ]
+            )
+            for i, layer in enumerate(layers):
+                self._sparse_layer(files, key, layer, attributes if first and i == 0 else None)
         else:
             triangle = bool(self.meta.get("causal", {}).get(piece.kind)) and n_query == n_key
             attributes["layout"] = "lower_triangle" if triangle else "dense"
@@ -222,14 +232,19 @@ class AttentionStoreWriter:
         self._pipe(files)
 
     def _layers_of(self, kind: str) -> int:
-        layers = self._kind_layers.get(kind, self.num_layers)
+        layers = self.num_layers
         if layers is None:
             raise ValueError("store metadata needs num_layers (or layers) to stream single layers")
         return layers
 
     def _dense_array(self, files, key, kind, layer, values, attributes, first) -> None:
-        """Layer ``layer`` of a [layers, ...] array chunked one layer at a time."""
-        if first:
+        """Layer ``layer`` of a [layers, ...] array chunked one layer at a time, or (``layer``
+        None) the whole [layers, ...] array as one chunk."""
+        if first and layer is None:
+            files[f"{key}/zarr.json"] = _array_metadata(
+                values.shape, values.shape, values.dtype, attributes
+            )
+        elif first:
             shape = (self._layers_of(kind), *values.shape)
             chunk = (1, *values.shape)
             files[f"{key}/zarr.json"] = _array_metadata(shape, chunk, values.dtype, attributes)
@@ -276,10 +291,8 @@ class AttentionStoreWriter:
             index = len(self._ids) if item.position is None else item.position
             if index in self._ids:
                 raise ValueError(f"two examples claim position {index} in the store")
-            for kind, maps in item.maps.items():
-                self._kind_layers[kind] = len(maps)  # stacks of an encoder-decoder may differ
-                for layer, layer_maps in enumerate(maps):
-                    self.add(LayerMaps(item.meta, index, kind, layer, layer_maps))
+            for kind, maps in item.maps.items():  # one chunk per kind: fewest files, fastest
+                self.add(LayerMaps(item.meta, index, kind, None, maps))
             return
         if self._error is not None:
             raise self._error

@@ -17,7 +17,7 @@ from attention_lab.datasets.store import ExampleAttention, LayerMaps
 from attention_lab.extraction.maps import cut, stack_batch
 from attention_lab.extraction.norms import recording_norms
 from attention_lab.extraction.options import ExtractionOptions
-from attention_lab.extraction.streaming import stream_batch
+from attention_lab.extraction.streaming import should_stream, stream_batch
 from attention_lab.kinds import NORM_SUFFIX, base_kind
 from attention_lab.models.shape import ModelShape
 from attention_lab.tasks import Task
@@ -123,7 +123,6 @@ def iter_attention(
         [len(x) for x in enc["input_ids"]], kind="stable"
     )  # little padding per batch
     special = set(tokenizer.all_special_ids)
-    streams = task.streams_layers and len(shape.kinds) == 1
     bar = tqdm(total=len(order), desc="extract attention", unit="ex")
     for start in range(0, len(order), opts.batch_size):
         rows = order[start : start + opts.batch_size]
@@ -140,7 +139,7 @@ def iter_attention(
             }
             for row in rows
         ]
-        if streams:  # each layer to the store as soon as it exists
+        if should_stream(task, shape.kinds, batch, opts):  # each layer as soon as it exists
             yield from stream_batch(model, batch, metas, [int(r) for r in rows], opts)
         else:
             yield from _whole_batch(

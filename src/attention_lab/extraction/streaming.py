@@ -4,8 +4,9 @@
 ends: 30 layers × 9 heads × 2,048² × 4 bytes ≈ 4.5 GB for one SmolLM2 example. Here the
 attention function's observer hands each layer over as it is computed; the forward pass runs
 on a worker thread that waits while one layer is still being consumed, so at most a layer or
-two are alive at any time. Single-stack models (encoders, decoders) stream; an
-encoder-decoder's decoder tokens exist only after generation, so it keeps the whole-pass path.
+two are alive at any time. Single-stack models (encoders, decoders) stream when a batch's
+maps would exceed :data:`STREAM_ABOVE_BYTES`; an encoder-decoder's decoder tokens exist only
+after generation, so it keeps the whole-pass path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ from attention_lab.kinds import NORM_SUFFIX
 from attention_lab.tasks.base import mask_positions, with_positions
 
 _DONE = object()
+# a batch streams when every layer's maps together would take more than this
+STREAM_ABOVE_BYTES = 256 * 2**20
+
+
+def should_stream(task, kinds: tuple[str, ...], batch, opts: ExtractionOptions) -> bool:
+    """Stream single-stack batches whose maps, all layers held at once, exceed the budget;
+    smaller batches are faster through one pass with ``output_attentions``."""
+    if not task.streams_layers or len(kinds) != 1:
+        return False
+    size, length = batch["input_ids"].shape
+    maps = (1 + opts.norms) * len(opts.layers) * len(opts.heads) * size * length**2
+    return maps * 4 > STREAM_ABOVE_BYTES  # float32 weights
 
 
 class _Stopped(Exception):
