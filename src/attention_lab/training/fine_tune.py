@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import tempfile
 import time
@@ -36,6 +37,11 @@ def peak_memory_mb() -> float:
 def label_names(corpus: pd.DataFrame) -> list[str]:
     """Label names in label order, from the corpus contract."""
     return list(corpus.drop_duplicates("label").sort_values("label")["label_name"])
+
+
+def distributed() -> bool:
+    """Whether this process is one of several (``torchrun`` sets ``WORLD_SIZE``)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def fast_bfloat16() -> bool:
@@ -76,6 +82,8 @@ def training_arguments(
         logging_steps=max(1, n_train // t.batch_size // 4),
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),
+        # several processes (torchrun): gloo between CPUs, nccl (the default) between GPUs
+        ddp_backend="gloo" if distributed() and not torch.cuda.is_available() else None,
     )
 
 

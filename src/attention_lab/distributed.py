@@ -1,0 +1,76 @@
+"""Train one variant with several processes, then hand its outputs to the usual job.
+
+    torchrun --nproc_per_node=2 -m attention_lab.distributed --variant lora [--env ENV]
+    kedro run --namespaces=lora --from-nodes=lora.extract_attention   # the rest of its job
+
+Every process trains: distributed data parallel through transformers' ``Trainer`` (gloo on
+CPUs, nccl on GPUs). Each process takes ``batch_size / N`` examples per step, so the global
+batch and the number of optimizer steps are those of a single process; only the order in
+which examples are drawn differs. Rank 0 alone evaluates and writes ``{variant}.model`` and
+``{variant}.metrics`` through the catalog; the other ranks write nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from attention_lab.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def per_process(spec, processes: int):
+    """``spec`` with each process's share of the batch; the global batch is unchanged."""
+    batch = spec.training.batch_size
+    if batch % processes:
+        raise ConfigError(
+            f"variants.{spec.name}.training.batch_size {batch} does not divide among {processes} "
+            f"processes; use a multiple of {processes}."
+        )
+    return replace(spec, training=replace(spec.training, batch_size=batch // processes))
+
+
+def train_variant(variant: str, env: str | None) -> None:
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from attention_lab.pipelines.fine_tuning.nodes import evaluate
+    from attention_lab.training.fine_tune import fine_tune_variant
+    from attention_lab.variants import parse_variant
+
+    rank, processes = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    bootstrap_project(PROJECT)
+    with KedroSession.create(project_path=PROJECT, env=env) as session:
+        context = session.load_context()
+        params, catalog = context.params, context.catalog
+        if variant not in (params.get("variants") or {}):
+            raise ConfigError(f"--variant {variant!r} is not a variant of this study.")
+        spec = parse_variant(variant, params["variants"][variant], params.get("study") or {})
+        corpus = catalog.load("corpus")
+        trained, log = fine_tune_variant(per_process(spec, processes), corpus)
+        if rank != 0:
+            logger.info("rank %d of %d: trained; rank 0 writes the outputs", rank, processes)
+            return
+        catalog.save(f"{variant}.model", trained)
+        metrics = evaluate(catalog.load(f"{variant}.model"), corpus, log | {"processes": processes})
+        catalog.save(f"{variant}.metrics", metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--env", default=None)
+    args = parser.parse_args(argv)
+    from attention_lab.hooks import install_excepthook
+
+    install_excepthook()
+    train_variant(args.variant, args.env)
+
+
+if __name__ == "__main__":
+    main()
