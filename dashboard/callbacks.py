@@ -32,6 +32,7 @@ from dashboard.views import (
     rollout_view,
     validate,
 )
+from dashboard.zoom import zoom_region
 
 STATES = [State(c, "value") for c in CONTROLS]
 # a bad value, or something a view cannot show (a missing artifact, two models' maps)
@@ -47,11 +48,11 @@ def _message(problem: Exception) -> str:
 
 # the Selection fields each tab's figures depend on; other controls are read, not listened to
 DEPENDS = {
-    "compare": ("a", "b", "example", "kind", "measure", "layer", "head", "log"),
-    "heads": ("a", "example", "kind", "measure", "layer", "scope", "order"),
+    "compare": ("a", "b", "example", "kind", "measure", "layer", "head", "log", "pool", "region"),
+    "heads": ("a", "example", "kind", "measure", "layer", "scope", "order", "pool"),
     "metrics": ("a", "b", "kind", "measure", "metric"),
     "rollout": ("a", "b", "example", "kind", "measure"),
-    "cross": ("a", "example", "measure", "layer", "head", "log"),
+    "cross": ("a", "example", "measure", "layer", "head", "log", "pool", "region"),
 }
 # the views that read B's maps too: its store must hold the kind, layer and head as well
 STORES = {"compare": ("a", "b"), "rollout": ("a", "b")}
@@ -107,6 +108,8 @@ def register(app: Dash, data: StudyData) -> None:
         lambda s: rollout_view(data, s)
     )
     _view(app, data, "cross", [Output("cross-graph", "figure")])(lambda s: cross_view(data, s))
+    register_zoom(app, data, "compare-graph", "compare")
+    register_zoom(app, data, "cross-graph", "cross", kind="cross")
 
 
 def register_url(app: Dash, data: StudyData) -> None:
@@ -167,8 +170,17 @@ def register_compare(app: Dash, data: StudyData) -> None:
             return no_update, figures.message_figure(_message(problem))
         if table is None:  # the figure already says why there is no difference
             return no_update, no_update
-        name = f"attention_{s.example}_{s.stored_kind}_l{s.layer}_h{s.head}_{s.a}_vs_{s.b}.csv"
-        return dcc.send_data_frame(table.to_csv, name, index=False), no_update
+        return dcc.send_data_frame(table.to_csv, _csv_name(s, table), index=False), no_update
+
+
+def _csv_name(s: Selection, table) -> str:
+    """e.g. attention_e0_encoder_l1_h2_a_vs_b.csv; a zoom and blocks add "_0-64_0-64_max13"."""
+    parts = [f"attention_{s.example}_{s.stored_kind}_l{s.layer}_h{s.head}_{s.a}_vs_{s.b}"]
+    if s.region:
+        parts.append(s.region.replace(":", "-").replace(",", "_"))
+    if table.attrs.get("blocks"):
+        parts.append(table.attrs["blocks"])
+    return "_".join(parts) + ".csv"
 
 
 def register_heads(app: Dash, data: StudyData) -> None:
@@ -218,3 +230,26 @@ def register_metrics(app: Dash, data: StudyData) -> None:
                 style={"background": "#fff3cd", "padding": "8px"},
             )
             return empty, empty, empty, [], message
+
+
+def register_zoom(app: Dash, data: StudyData, graph: str, tab: str, kind: str | None = None):
+    """Zooming ``graph``'s map sets the zoom control, so the view redraws that region: at full
+    resolution once it fits the pixel budget, with token labels once they fit; a double-click
+    shows the whole map again. A bad zoom value is a message in the graph."""
+
+    @app.callback(
+        Output(CONTROL_OF["region"], "value", allow_duplicate=True),
+        Output(graph, "figure", allow_duplicate=True),
+        Input(graph, "relayoutData"),
+        STATES,
+        prevent_initial_call=True,
+    )
+    def zoom(relayout, *values):
+        try:
+            selection = _selection(data, values, tab)
+            region = zoom_region(data, selection, relayout, kind)
+        except PROBLEMS as problem:
+            return no_update, figures.message_figure(_message(problem))
+        if region is None or region == selection.region:
+            return no_update, no_update
+        return region, no_update

@@ -2,32 +2,59 @@
 
 from __future__ import annotations
 
+import base64
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.blocks import LABEL_LIMIT, unique_labels
+
 LOG_FLOOR = 1e-4  # log scale shows log10(max(w, 1e-4))
 SEQUENTIAL, DIVERGING = "Blues", "RdBu_r"
+# Up to this many cells a heatmap's values go as JSON lists; more go as base64 float32, which
+# plotly.js reads as a typed array: 5.3 bytes a value instead of about 20.
+LIST_CELLS = 64 * 64
+MAX_TICKS = 20  # labelled rows where the hover labels differ from the tick labels
+TALL = 640  # the height of a map figure whose rows are not labelled one by one
 
 
 def _colour(values: np.ndarray, log: bool) -> np.ndarray:
     return np.log10(np.maximum(values, LOG_FLOOR)) if log else values
 
 
-def unique_labels(tokens: list[str]) -> list[str]:
-    """Tokens as distinct category labels: a repeat gets invisible zero-width spaces appended."""
-    seen: dict[str, int] = {}
-    out = []
-    for tok in tokens:
-        out.append(tok + "\u200b" * seen.get(tok, 0))
-        seen[tok] = seen.get(tok, 0) + 1
-    return out
+def _array(values: np.ndarray):
+    """A heatmap's values as plotly.js reads them: a list, or a typed array spec when large."""
+    if values.size <= LIST_CELLS:
+        return values.tolist()
+    data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+    shape = ", ".join(map(str, values.shape))
+    return {"dtype": "f4", "bdata": base64.b64encode(data).decode(), "shape": shape}
+
+
+def as_array(values) -> np.ndarray:
+    """A heatmap's values back as an array, from :func:`_array`'s list or typed array spec."""
+    if isinstance(values, dict):
+        flat = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return flat.reshape([int(n) for n in values["shape"].split(",")])
+    return np.asarray(values, dtype=float)
 
 
 def _heatmap(
-    values: np.ndarray, q_labels, k_labels, axis: str, coloraxis: str, label: str, log: bool
+    values: np.ndarray,
+    q_labels,
+    k_labels,
+    axis: str,
+    coloraxis: str,
+    label: str,
+    log: bool,
+    words: tuple[str, str] = ("query", "key"),
 ) -> dict:
-    """A [query, key] heatmap trace as a plain dict (plotly's validation costs more than the data)."""
+    """A [query, key] heatmap trace as a plain dict (plotly's validation costs more than the data).
+
+    ``words`` name a row and a column in the hover ("queries", "keys" for blocks).
+    """
     trace = {
         "type": "heatmap",
         "x": k_labels,
@@ -35,13 +62,24 @@ def _heatmap(
         "xaxis": f"x{axis}",
         "yaxis": f"y{axis}",
         "coloraxis": coloraxis,
-        "z": _colour(values, log).tolist(),
-        "hovertemplate": f"query %{{y}}<br>key %{{x}}<br>{label} %{{z:.4f}}<extra></extra>",
+        "z": _array(_colour(values, log)),
+        "hovertemplate": f"{words[0]} %{{y}}<br>{words[1]} %{{x}}<br>{label} %{{z:.4f}}<extra></extra>",
     }
     if log:  # colours are log10; hover shows the raw weight
-        trace["customdata"] = values.tolist()
+        trace["customdata"] = _array(values)
         trace["hovertemplate"] = trace["hovertemplate"].replace("%{z:.4f}", "%{customdata:.4f}")
     return trace
+
+
+def _height(rows: int, least: int) -> int:
+    """Room for one labelled row each (as small maps always had), else :data:`TALL`."""
+    return max(least, 18 * rows + 160) if rows <= LABEL_LIMIT else TALL
+
+
+def _row_ticks(hover: list[str], shown: list[str]) -> dict:
+    """y-axis ticks that show ``shown`` for rows whose hover labels are ``hover``."""
+    step = 1 if len(hover) <= LABEL_LIMIT else math.ceil(len(hover) / MAX_TICKS)
+    return {"tickmode": "array", "tickvals": hover[::step], "ticktext": shown[::step]}
 
 
 def compare_figure(
@@ -53,29 +91,52 @@ def compare_figure(
     log: bool = False,
     title: str = "",
     value: tuple[str, str] = ("weight", "w"),
+    **drawn,
 ) -> dict:
     """A, B and B - A side by side; A and B share one colour scale, the difference is diverging.
 
-    ``value`` names what the maps hold, in a hover and on the colour bar.
-    Returned as a plain figure dict: this is the dashboard's hot path.
+    ``value`` names what the maps hold, in a hover and on the colour bar. Maps drawn as blocks
+    or zoomed pass ``drawn`` (see :func:`_drawn`): B − A as drawn, a note under the title, the
+    hover's words, each panel's row labels. Returned as a plain figure dict: the hot path.
     """
     q, k = unique_labels(q_tokens), unique_labels(k_tokens)
-    diff = b - a
+    opts = _drawn(q, **drawn)
+    diff = b - a if opts["diff"] is None else opts["diff"]
     domains = ((0.0, 0.27), (0.35, 0.62), (0.72, 0.99))
     layout = {
-        "title": {"text": title},
-        "height": max(360, 18 * len(q) + 160),
+        "title": {"text": _with_note(title, opts["note"])},
+        "height": _height(len(q), 360),
         "margin": {"t": 70, "l": 90, "r": 20, "b": 90},
         **_compare_colours(float(max(a.max(), b.max(), 1e-6)), diff, log, value[1]),
         "annotations": _panel_titles((names[0], names[1], f"{names[1]} − {names[0]}"), domains),
         **_panel_axes(domains),
     }
+    rows, words = opts["rows"], opts["words"]
+    if rows[0] != q:
+        layout["yaxis"] |= _row_ticks(rows[0], q)
     data = [
-        _heatmap(a, q, k, "", "coloraxis", value[0], log),
-        _heatmap(b, q, k, "2", "coloraxis", value[0], log),
-        _heatmap(diff, q, k, "3", "coloraxis2", "B − A", False),
+        _heatmap(a, rows[0], k, "", "coloraxis", value[0], log, words),
+        _heatmap(b, rows[1], k, "2", "coloraxis", value[0], log, words),
+        _heatmap(diff, rows[2], k, "3", "coloraxis2", opts["diff_label"], False, words),
     ]
     return {"data": data, "layout": layout}
+
+
+def _drawn(
+    q: list[str],
+    diff: np.ndarray | None = None,
+    note: str = "",
+    words: tuple[str, str] = ("query", "key"),
+    rows: tuple[list[str], ...] | None = None,
+    diff_label: str = "B − A",
+) -> dict:
+    """The options of a map drawn as blocks or zoomed; the defaults draw it as it is.
+
+    ``rows``: each panel's row labels for the hover (they add a sparse store's left-out
+    weight), ``q`` by default; the axis still shows ``q``.
+    """
+    rows = rows or (q, q, q)
+    return {"diff": diff, "note": note, "words": words, "rows": rows, "diff_label": diff_label}
 
 
 def _compare_colours(hi: float, diff: np.ndarray, log: bool, symbol: str) -> dict:
@@ -145,15 +206,17 @@ def single_figure(
     title: str,
     log: bool = False,
     value: tuple[str, str] = ("weight", "w"),
+    **drawn,
 ) -> dict:
-    """One map, e.g. cross-attention [decoder tokens, encoder tokens]."""
+    """One map, e.g. cross-attention [decoder tokens, encoder tokens]; ``drawn`` as for
+    :func:`compare_figure` (``diff`` aside)."""
     hi = float(max(values.max(), 1e-6))
-    trace = _heatmap(
-        values, unique_labels(q_tokens), unique_labels(k_tokens), "", "coloraxis", value[0], log
-    )
+    q, k = unique_labels(q_tokens), unique_labels(k_tokens)
+    opts = _drawn(q, **drawn)
+    trace = _heatmap(values, opts["rows"][0], k, "", "coloraxis", value[0], log, opts["words"])
     layout = {
-        "title": {"text": title},
-        "height": max(320, 18 * len(q_tokens) + 160),
+        "title": {"text": _with_note(title, opts["note"])},
+        "height": _height(len(q), 320),
         "coloraxis": {
             "colorscale": SEQUENTIAL,
             "cmin": np.log10(LOG_FLOOR) if log else 0.0,
@@ -163,6 +226,8 @@ def single_figure(
         "xaxis": {"tickangle": -60, "type": "category"},
         "yaxis": {"autorange": "reversed", "type": "category"},
     }
+    if opts["rows"][0] != q:
+        layout["yaxis"] |= _row_ticks(opts["rows"][0], q)
     return {"data": [trace], "layout": layout}
 
 
@@ -196,12 +261,14 @@ def heads_grid_figure(
     title: str = "",
     note: str = "",
     value: str = "w",
+    axes: tuple[list[str], list[str]] | None = None,
 ) -> go.Figure:
     """Small multiples: maps [rows, heads, T, T] in stored head order. Titles mark key/value
     groups; click one to open it.
 
     ``columns`` lays out each row's heads (row -> head ids, left to right; default: stored
-    order); ``labels`` adds to a head's title and hover ((row, head) -> (suffix, line)).
+    order); ``labels`` adds to a head's title and hover ((row, head) -> (suffix, line));
+    ``axes`` labels the cells of maps drawn as blocks (query ranges, key ranges).
     """
     shared = len(set(kv_group)) < len(kv_group)
     cells = _head_cells(rows, heads, kv_group, columns, labels or {}, row_label, shared)
@@ -214,13 +281,7 @@ def heads_grid_figure(
     )
     hi = float(maps.max())
     for n, cell in enumerate(cells):
-        trace = go.Heatmap(
-            z=maps[cell["row"], cell["column"]],
-            zmin=0,
-            zmax=hi,
-            coloraxis="coloraxis",
-            hovertemplate=f"{cell['hover']}<br>{value} %{{z:.3f}}<extra></extra>",
-        )
+        trace = _grid_heatmap(maps[cell["row"], cell["column"]], hi, cell["hover"], value, axes)
         fig.add_trace(trace, row=n // len(heads) + 1, col=n % len(heads) + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False, autorange="reversed")
@@ -233,6 +294,20 @@ def heads_grid_figure(
         title=_heads_title(title, note, shared),
     )
     return fig
+
+
+def _grid_heatmap(values: np.ndarray, hi: float, hover: str, value: str, axes) -> go.Heatmap:
+    """One small map of the heads grid; ``axes`` (row labels, column labels) for blocks."""
+    where = "<br>queries %{y}<br>keys %{x}" if axes else ""
+    return go.Heatmap(
+        z=values,
+        x=axes[1] if axes else None,
+        y=axes[0] if axes else None,
+        zmin=0,
+        zmax=hi,
+        coloraxis="coloraxis",
+        hovertemplate=f"{hover}{where}<br>{value} %{{z:.3f}}<extra></extra>",
+    )
 
 
 def _heads_title(title: str, note: str, shared: bool) -> str:

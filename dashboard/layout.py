@@ -17,6 +17,7 @@ GRAPH_CONFIG = {
 MEASURE_CHOICES = {"weights": "weights", "norms": "norms"}  # the titles say ‖αf(x)‖
 SCOPE_CHOICES = {"layer": "one layer", "model": "whole model"}
 ORDER_CHOICES = {"natural": "natural", "matched": "by match"}  # to the reference heads
+POOL_CHOICES = {"max": "max", "mean": "mean"}  # how a block of tokens becomes one cell
 ID = {field: control for control, field in CONTROLS.items()}  # Selection field -> component id
 BOX = {"display": "inline-block", "marginRight": "14px", "verticalAlign": "top"}
 
@@ -75,7 +76,7 @@ def controls(data: StudyData, selection: Selection) -> html.Div:
 
 
 def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
-    """Which variants and which probe example."""
+    """Which variants, which probe example, and which part of its maps (the zoom)."""
     variants = [{"label": v, "value": v} for v in data.variants]
     return [
         _labelled("Variant A", dcc.Dropdown(variants, selection.a, id=ID["a"], clearable=False)),
@@ -100,6 +101,18 @@ def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
                 searchable=True,
             ),
             "460px",
+        ),
+        _labelled(
+            "Zoom: queries, keys",
+            dcc.Input(
+                id=ID["region"],
+                value=selection.region,
+                type="text",
+                debounce=True,
+                placeholder="all, or drag on a map",
+                style={"width": "100%", "height": "34px", "boxSizing": "border-box"},
+            ),
+            "190px",
         ),
     ]
 
@@ -135,7 +148,7 @@ def _map_pickers(meta: dict, selection: Selection) -> list[html.Div]:
 
 
 def _view_options(selection: Selection) -> list[html.Div]:
-    """Log scale, the heads view's scope and order, the metric."""
+    """Log scale, the pooling of long maps, the heads view's scope and order, the metric."""
     return [
         _labelled(
             "Scale",
@@ -144,6 +157,7 @@ def _view_options(selection: Selection) -> list[html.Div]:
             ),
             "70px",
         ),
+        _radio("Blocks", POOL_CHOICES, selection.pool, "pool", "110px"),
         _radio("Heads view", SCOPE_CHOICES, selection.scope, "scope", "220px"),
         _radio("Heads order", ORDER_CHOICES, selection.order, "order", "140px"),
         _labelled(

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from attention_lab.analysis.metrics import METRICS
 from attention_lab.analysis.rollout import token_relevance
 from attention_lab.kinds import NORM_SUFFIX, base_kind
-from dashboard import figures
+from dashboard import blocks, figures, maps
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.heads import HeadOrder, matched_order, natural_order, significant_heads, tested
 
@@ -32,6 +32,8 @@ CONTROLS = {
     "metric": "metric",
     "scope": "scope",
     "head-order": "order",
+    "pooling": "pool",
+    "zoom": "region",
 }
 
 
@@ -49,6 +51,8 @@ NAMES = {
     "metric": "metric",
     "scope": "heads view",
     "order": "head order",
+    "pool": "pooling",
+    "region": "zoom",
 }
 CHOICES = {
     "tab": TABS,
@@ -56,6 +60,7 @@ CHOICES = {
     "metric": METRICS,
     "scope": ("layer", "model"),
     "order": ("natural", "matched"),
+    "pool": blocks.POOLS,
 }
 # measure -> (how a title names it, the value's name in a hover, on a colour bar)
 MEASURES = {
@@ -87,6 +92,8 @@ class Selection:
     metric: str = "normalized_entropy"
     scope: str = "layer"  # heads tab: "layer" (one layer) or "model" (layer x head grid)
     order: str = "natural"  # heads tab: "natural", or "matched" to the reference's heads
+    pool: str = "max"  # a map larger than the pixel budget: "max" or "mean" over token blocks
+    region: str = ""  # zoom: "q0:q1,k0:k1", query and key tokens q0..q1 - 1, k0..k1 - 1; "": all
 
     @property
     def stored_kind(self) -> str:
@@ -150,6 +157,8 @@ def parse(field: str, value):
     """A control's or the URL's value as the type of Selection's ``field``, else BadSelection."""
     if field == "log":
         return _parse_log(value)
+    if field == "region":
+        return _parse_region(value)
     if value is None or value == "":
         raise BadSelection(f"No {NAMES[field]} chosen.")
     if field in ("layer", "head"):
@@ -182,6 +191,25 @@ def _parse_log(value) -> bool:
     if isinstance(value, list) and all(v == "log" for v in value):
         return bool(value)
     raise BadSelection(f"{_named('log')} must be on or off, got {show(value)}.")
+
+
+def _parse_region(value) -> str:
+    """The zoom as "q0:q1,k0:k1", or "" (None, "") for the whole map."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadSelection(f"{_named('region')} must be text, got {show(value)}.")
+    try:
+        region = blocks.parse_region(value.strip())
+    except ValueError as problem:
+        if str(problem) == "empty":
+            raise BadSelection(
+                f"Zoom {show(value)} is empty: each first token must come before its end."
+            ) from None
+        raise BadSelection(
+            f"Zoom must be 'first:end,first:end' (query tokens, then key tokens), got {show(value)}."
+        ) from None
+    return "" if region is None else "{}:{},{}:{}".format(*region)
 
 
 def _span(values: list[int]) -> str:
@@ -249,6 +277,7 @@ def _kind_problem(meta: dict, variant: str, value) -> str | None:
 
 # variants first: kind, measure, layer and head are looked up in their stores
 ORDER = ("tab", "a", "b", "example", "kind", "measure", "layer", "head", "metric", "scope", "order")
+ORDER += ("pool", "region")
 
 
 def validate(data: StudyData, selection: Selection, fields=ORDER, stores=("a",)) -> Selection:
@@ -305,19 +334,22 @@ def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
     }[base_kind(kind)]
 
 
+def _indices(store, selection: Selection) -> tuple[int, int | str]:
+    """The stored layer index and head index (or "mean") of the selection."""
+    li = store.meta["layers"].index(selection.layer)
+    head = "mean" if selection.head == "mean" else store.meta["heads"].index(int(selection.head))
+    return li, head
+
+
 def head_map(
     data: StudyData, variant: str, selection: Selection
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """The [query, key] map shown for ``variant``: one head, or the mean over heads, of the
-    selection's kind and measure. Reads one chunk."""
+    selection's kind and measure. Reads one chunk, or none when the map is cached."""
     store = data.store(variant)
-    kind = selection.stored_kind
-    li = store.meta["layers"].index(selection.layer)
-    if selection.head == "mean":
-        values = store.attention(selection.example, kind, layer=li).mean(axis=0)
-    else:
-        head = store.meta["heads"].index(int(selection.head))
-        values = store.attention(selection.example, kind, layer=li, head=head)
+    values = maps.head_map(
+        store, selection.example, selection.stored_kind, *_indices(store, selection)
+    )
     q, k = axis_tokens(store.example_meta(selection.example), selection.kind)
     return values, q, k
 
@@ -330,44 +362,112 @@ def map_title(selection: Selection, kind: str | None = None) -> str:
     )
 
 
+def sparse_note(data: StudyData, variants) -> str:
+    """What a figure says when a variant's store keeps only the top mass of each row."""
+    masses = {v: data.store(v).meta.get("sparse_mass") for v in dict.fromkeys(variants)}
+    sparse = {v: m for v, m in masses.items() if m is not None}
+    if not sparse:
+        return ""
+    kept = {v: f"each row keeps {m * 100:g}% of its mass" for v, m in sparse.items()}
+    if len(set(kept.values())) == 1 and len(sparse) == len(masses):
+        return f"sparse: {next(iter(kept.values()))}; the rest shows as 0"
+    return "; ".join(f"{v} is sparse: {text}" for v, text in kept.items()) + "; the rest shows as 0"
+
+
+def _left_out(data: StudyData, variant: str, selection: Selection, view: blocks.Drawn, rows):
+    """Row labels with the weight a sparse store left out of each row (the most of a block's
+    rows); ``rows`` as they are for a dense store."""
+    store = data.store(variant)
+    dropped = maps.dropped_rows(
+        store, selection.example, selection.stored_kind, *_indices(store, selection)
+    )
+    if dropped is None:
+        return rows
+    shares = blocks.pool_1d(dropped, view.rows, "max")
+    up_to = "≤ " if view.rows.block > 1 else ""
+    return [f"{row} · left out {up_to}{share:.1%}" for row, share in zip(rows, shares, strict=True)]
+
+
+def _drawing(data: StudyData, selection: Selection, view: blocks.Drawn, q, k, variants):
+    """(row labels, column labels, value names, figure options) of maps drawn as ``view``."""
+    rows, columns = blocks.labels(view.rows, q), blocks.labels(view.cols, k)
+    notes = [blocks.note(view), sparse_note(data, variants)]
+    options = {"note": " · ".join(n for n in notes if n)}
+    value = selection.measure_names[1:]
+    if view.pooled:
+        value = (f"{view.how} {value[0]}", value[1])
+        options["words"] = ("queries", "keys")
+        options["diff_label"] = "B − A, largest change" if view.how == "max" else "B − A, mean"
+    labelled = tuple(_left_out(data, v, selection, view, rows) for v in variants)
+    if labelled != (rows,) * len(variants):
+        options["rows"] = (*labelled, rows)[:3]
+    return rows, columns, value, options
+
+
 def _pair(data: StudyData, selection: Selection):
-    a, q, k = head_map(data, selection.a, selection)
-    b, q_b, k_b = head_map(data, selection.b, selection)
+    """A's and B's maps (read at the same time) and their tokens; None when the tokens differ."""
+    stores = data.store(selection.a), data.store(selection.b)
+    example, kind = selection.example, selection.stored_kind
+    a, b = maps.head_maps(*[(s, example, kind, *_indices(s, selection)) for s in stores])
+    q, k = axis_tokens(stores[0].example_meta(example), selection.kind)
+    q_b, k_b = axis_tokens(stores[1].example_meta(example), selection.kind)
     return (a, b, q, k) if (q, k) == (q_b, k_b) else None
 
 
 def compare_view(data: StudyData, selection: Selection) -> dict | go.Figure:
-    """A, B and B − A for one example, kind, measure, layer and head (one chunk per variant)."""
+    """A, B and B − A for one example, kind, measure, layer and head (one chunk per variant),
+    drawn as blocks when larger than the pixel budget, zoomed into the selection's region."""
     pair = _pair(data, selection)
     if pair is None:
         return figures.message_figure(
             f"{selection.a} and {selection.b} tokenize this example differently: no difference to show."
         )
     a, b, q, k = pair
-    names = (selection.a, selection.b)
+    view = blocks.drawn(a.shape, selection.region, selection.pool)
+    variants = (selection.a, selection.b)
+    rows, columns, value, options = _drawing(data, selection, view, q, k, variants)
     return figures.compare_figure(
-        a, b, q, k, names, selection.log, map_title(selection), selection.measure_names[1:]
+        view.cells(a),
+        view.cells(b),
+        rows,
+        columns,
+        variants,
+        selection.log,
+        map_title(selection),
+        value,
+        diff=view.difference(a, b),
+        **options,
     )
 
 
 def compare_table(data: StudyData, selection: Selection) -> pd.DataFrame | None:
-    """The matrices of the compare view as a long table (the CSV export)."""
+    """The cells the compare view draws as a long table (the CSV export): every token pair, or
+    the zoomed region's, or (``attrs["blocks"]`` says how) each block's first tokens and range."""
     pair = _pair(data, selection)
     if pair is None:
         return None
     a, b, q, k = pair
-    qi, ki = (x.ravel() for x in np.indices(a.shape))
-    return pd.DataFrame(
+    view = blocks.drawn(a.shape, selection.region, selection.pool)
+    cells = view.cells(a), view.cells(b), view.difference(a, b)
+    qi, ki = (x.ravel() for x in np.indices(cells[0].shape))
+    table = pd.DataFrame(
         {
-            "query_index": qi,
-            "query_token": np.asarray(q)[qi],
-            "key_index": ki,
-            "key_token": np.asarray(k)[ki],
-            selection.a: a.ravel(),
-            selection.b: b.ravel(),
-            f"{selection.b}_minus_{selection.a}": (b - a).ravel(),
+            "query_index": view.rows.firsts()[qi],
+            "query_token": np.asarray(_table_tokens(view.rows, q))[qi],
+            "key_index": view.cols.firsts()[ki],
+            "key_token": np.asarray(_table_tokens(view.cols, k))[ki],
+            selection.a: cells[0].ravel(),
+            selection.b: cells[1].ravel(),
+            f"{selection.b}_minus_{selection.a}": cells[2].ravel(),
         }
     )
+    table.attrs["blocks"] = f"{view.how}{view.rows.block}" if view.pooled else ""
+    return table
+
+
+def _table_tokens(axis: blocks.Axis, tokens: list[str]) -> list[str]:
+    """Each cell's token, or a block's token range."""
+    return tokens[axis.start : axis.stop] if axis.block == 1 else blocks.labels(axis, tokens)
 
 
 def _heads_rows(data: StudyData, selection: Selection) -> list[int]:
@@ -394,26 +494,41 @@ def head_order(data: StudyData, selection: Selection) -> HeadOrder:
 
 
 def heads_view(data: StudyData, selection: Selection) -> go.Figure:
-    """All heads of one layer, or the whole model as a layer x head grid, for variant A."""
+    """All heads of one layer, or the whole model as a layer x head grid, for variant A; maps
+    larger than a small panel's budget are drawn as blocks, pooled head by head."""
     store = data.store(selection.a)
-    meta, kind = store.meta, selection.stored_kind
-    if selection.scope == "model":
-        maps = store.attention(selection.example, kind)
-    else:
-        li = meta["layers"].index(selection.layer)
-        maps = store.attention(selection.example, kind, layer=li)[None]
+    rows = _heads_rows(data, selection)
+    q, k = axis_tokens(store.example_meta(selection.example), selection.kind)
+    view = blocks.drawn((len(q), len(k)), "", selection.pool, blocks.GRID_CELLS)
     order = head_order(data, selection)
-    title = f"{selection.a}: {selection.kind} {selection.measure_names[0]}"
+    notes = [order.note, blocks.note(view, hint=False), sparse_note(data, [selection.a])]
+    value = selection.measure_names[2]
     return figures.heads_grid_figure(
-        maps,
-        _heads_rows(data, selection),
-        meta["heads"],
-        meta["kv_group"],
+        _head_grids(store, selection, rows, view),
+        rows,
+        store.meta["heads"],
+        store.meta["kv_group"],
         columns=order.columns,
         labels=order.labels,
-        title=title,
-        note=order.note,
-        value=selection.measure_names[2],
+        title=f"{selection.a}: {selection.kind} {selection.measure_names[0]}",
+        note=" · ".join(n for n in notes if n),
+        value=f"{view.how} {value}" if view.pooled else value,
+        axes=(blocks.labels(view.rows, q), blocks.labels(view.cols, k)) if view.pooled else None,
+    )
+
+
+def _head_grids(store, selection: Selection, layers: list[int], view: blocks.Drawn):
+    """[layers, heads, rows, columns] cells of A's maps. Long maps are read a layer at a time
+    and pooled head by head: the whole model's maps are never held."""
+    kind, example = selection.stored_kind, selection.example
+    indices = [store.meta["layers"].index(layer) for layer in layers]
+    if not view.pooled and len(indices) > 1:  # short maps: one read (one chunk per example)
+        return store.attention(example, kind)[indices]
+    return np.stack(
+        [
+            np.stack([view.cells(m) for m in store.attention(example, kind, layer=li)])
+            for li in indices
+        ]
     )
 
 
@@ -564,8 +679,11 @@ def cross_view(data: StudyData, selection: Selection) -> go.Figure:
         )
     cross = replace(selection, kind="cross")
     values, q, k = head_map(data, selection.a, cross)
+    view = blocks.drawn(values.shape, selection.region, selection.pool)
+    rows, columns, value, options = _drawing(data, cross, view, q, k, (selection.a,))
     title = f"{selection.a}: {map_title(cross, 'cross')}"
-    return figures.single_figure(values, q, k, title, selection.log, selection.measure_names[1:])
+    cells = view.cells(values)
+    return figures.single_figure(cells, rows, columns, title, selection.log, value, **options)
 
 
 def example_options(data: StudyData, label: str | None = None) -> list[dict]:

@@ -21,6 +21,7 @@ from attention_lab.datasets.store import (
     AttentionStore,
     AttentionStream,
     ExampleAttention,
+    LayerMaps,
     write_store,
 )
 from dashboard.data import InMemoryStudy
@@ -176,6 +177,67 @@ def make_study(tmp_path, norms=("a", "b")) -> InMemoryStudy:
 @pytest.fixture
 def study(tmp_path) -> InMemoryStudy:
     return make_study(tmp_path)
+
+
+# Long causal inputs: 389 tokens are drawn in blocks of 3 (the last one of 2) in a compare
+# panel and of 7 (the last of 4) in a heads-grid panel.
+LONG = 389
+LONG_TOKENS = [f"w{i % 40}" for i in range(LONG)]  # repeats, as real text has
+
+
+def causal_maps(rng, length: int) -> np.ndarray:
+    """[layers, heads, T, T] peaky causal rows (a few keys hold most of each row)."""
+    w = np.tril(np.exp(3 * rng.standard_normal((len(LAYERS), len(HEADS), length, length))))
+    return (w / w.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def long_store(path, variant, seed, sparse_mass=None, length=LONG) -> AttentionStore:
+    """A decoder-only store of examples e0, e1 of ``length`` tokens, written a layer at a time
+    as extraction streams long inputs; sparse with ``sparse_mass``."""
+    rng = np.random.default_rng(seed)
+    meta = {"tokens": LONG_TOKENS[:length], "special_mask": [0] * length}
+    examples = [
+        LayerMaps({"id": f"e{i}", **meta}, i, "decoder", layer, maps)
+        for i in range(2)
+        for layer, maps in enumerate(causal_maps(rng, length))
+    ]
+    meta = {
+        "variant": variant,
+        "kinds": ["decoder"],
+        "layers": list(LAYERS),
+        "num_layers": len(LAYERS),
+        "heads": list(HEADS),
+        "kv_group": [0, 0, 1, 1],
+        "causal": {"decoder": True},
+    }
+    write_store(str(path), AttentionStream(meta, examples), "float32", sparse_mass=sparse_mass)
+    return AttentionStore(str(path))
+
+
+def make_long_study(tmp_path) -> InMemoryStudy:
+    """Variants "a" and "b" (dense) and "s", "t" (sparse: each row keeps 90% of its mass) of
+    one decoder model, examples e0 and e1 of :data:`LONG` tokens."""
+    probes = pd.DataFrame(
+        {
+            "id": ["e0", "e1"],
+            "text": ["long", "longer"],
+            "label": [0, 1],
+            "label_name": ["x", "y"],
+            "source": "test",
+        }
+    )
+    stores = {
+        "a": long_store(tmp_path / "a.zarr.zip", "a", 0),
+        "b": long_store(tmp_path / "b.zarr.zip", "b", 1),
+        "s": long_store(tmp_path / "s.zarr.zip", "s", 2, sparse_mass=0.9),
+        "t": long_store(tmp_path / "t.zarr.zip", "t", 3, sparse_mass=0.9),
+    }
+    return InMemoryStudy(stores, probes, reference="a")
+
+
+@pytest.fixture(scope="module")
+def long_study(tmp_path_factory) -> InMemoryStudy:
+    return make_long_study(tmp_path_factory.mktemp("long"))
 
 
 def start_dashboard(*args: str) -> tuple[subprocess.Popen, str]:

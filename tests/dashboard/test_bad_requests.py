@@ -52,21 +52,33 @@ BAD = {
         "bogus",
         "Unknown tab 'bogus'; choose one of: compare, heads, metrics, rollout, cross.",
     ),
+    "unknown pooling": ("pooling", "median", "Unknown pooling 'median'; choose one of: max, mean."),
+    "bad zoom": (
+        "zoom",
+        "1-4,0-2",
+        "Zoom must be 'first:end,first:end' (query tokens, then key tokens), got '1-4,0-2'.",
+    ),
+    "empty zoom": (
+        "zoom",
+        "3:3,0:2",
+        "Zoom '3:3,0:2' is empty: each first token must come before its end.",
+    ),
+    "zoom not text": ("zoom", 7, "Zoom must be text, got 7."),
 }
 # values of the wrong type or shape: every callback that reads the controls refuses them
 ANYWHERE = ["non-numeric layer", "non-numeric head", "None", "a list", "a dict", "unknown tab"]
-ANYWHERE += ["a list of measures"]
+ANYWHERE += ["a list of measures", "bad zoom", "empty zoom", "zoom not text"]
 # values checked against the study: each view checks those of the controls it shows
 KINDS = ["unknown kind", "norm kind", "unknown measure"]
 SHOWN = {
     "compare": ["unknown variant", "unknown example", *KINDS, "layer out of range"]
-    + ["negative layer", "head out of range"],
+    + ["negative layer", "head out of range", "unknown pooling"],
     "heads": ["unknown variant", "unknown example", *KINDS, "layer out of range"]
-    + ["unknown head order"],
+    + ["unknown head order", "unknown pooling"],
     "metrics": ["unknown variant", *KINDS],
     "rollout": ["unknown variant", "unknown example", *KINDS],
     "cross": ["unknown variant", "unknown example", "unknown measure", "layer out of range"]
-    + ["head out of range"],
+    + ["head out of range", "unknown pooling"],
 }
 GRAPHS = {
     "compare": ["compare-graph"],
@@ -102,6 +114,8 @@ def inputs(selection: Selection = GOOD, **bad) -> dict:
         "label-filter.value": None,
         "export-csv.n_clicks": 1,
         "heads-graph.clickData": {"points": [{"curveNumber": 3}]},
+        "compare-graph.relayoutData": None,
+        "cross-graph.relayoutData": None,
     }
 
 
@@ -320,3 +334,78 @@ def test_norms_in_the_url_of_a_variant_without_them_fall_back_to_weights(app_wit
     ]
     assert response_value(answer, "measure", "value") == "weights"
     assert response_value(answer, "head-order", "value") == "natural"
+
+
+def zoom(app, client, relayout, selection: Selection = GOOD, graph: str = "compare-graph"):
+    """POST a relayout of ``graph`` (what Plotly sends after a drag or a double-click)."""
+    key = next(k for k in app.callback_map if "zoom.value@" in k and f"{graph}.figure@" in k)
+    values = inputs(selection) | {f"{graph}.relayoutData": relayout}
+    body = callback_body(app, key, values, [f"{graph}.relayoutData"])
+    return client.post(ENDPOINT, json=body)
+
+
+@pytest.mark.parametrize(
+    ("relayout", "text"),
+    [
+        ("zoom", "Not a zoom of the map: got 'zoom'."),
+        ([1, 2], "Not a zoom of the map: got a list."),
+        (
+            {"xaxis.range[0]": "abc", "xaxis.range[1]": 2},
+            "The zoom's xaxis.range[0] must be a number, got 'abc'.",
+        ),
+        (
+            {"yaxis2.range[0]": True, "yaxis2.range[1]": 2},
+            "The zoom's yaxis2.range[0] must be a number, got True.",
+        ),
+        ({"xaxis.range[0]": 1}, "The zoom of xaxis needs both ends of its range."),
+        ({"xaxis.range": [1]}, "The zoom's xaxis.range must be two numbers, got a list."),
+        ({"xaxis.range": "0,3"}, "The zoom's xaxis.range must be two numbers, got '0,3'."),
+        ({"xaxis.autorange": 7}, "The zoom's xaxis.autorange must be true, got 7."),
+        (
+            {"xaxis.range[0]": float("nan"), "xaxis.range[1]": 2},
+            "The zoom's xaxis.range[0] must be a number, got nan.",
+        ),
+        (
+            {"xaxis.range[0]": 1e9, "xaxis.range[1]": 2e9},
+            "The zoomed range holds none of the map's cells; double-click for the whole map.",
+        ),
+    ],
+)
+def test_a_bad_zoom_is_a_message_in_the_graph(app, client, relayout, text):
+    response = zoom(app, client, relayout)
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert message(answer, "compare-graph") == text and "zoom" not in answer["response"]
+
+
+def test_a_zoom_sets_the_zoom_control_and_a_double_click_clears_it(app, client):
+    box = {
+        "xaxis.range[0]": 0.6,
+        "xaxis.range[1]": 2.4,
+        "yaxis.range[0]": 3.5,
+        "yaxis.range[1]": 1.5,
+    }
+    answer = zoom(app, client, box).get_json()
+    assert response_value(answer, "zoom", "value") == "2:4,1:3"  # tokens of the cells covered
+    zoomed = replace(GOOD, region="2:4,1:3")
+    reset = {"xaxis.autorange": True, "yaxis.autorange": True}
+    assert response_value(zoom(app, client, reset, zoomed).get_json(), "zoom", "value") == ""
+    for unchanged in ({"autosize": True}, None, reset):  # nothing to do: no update
+        assert zoom(app, client, unchanged).get_json()["response"] == {}
+    cross = replace(GOOD, a="b", tab="cross")  # cross maps are [decoder, encoder]
+    answer = zoom(app, client, {"xaxis.range": [2.5, 3.5]}, cross, "cross-graph").get_json()
+    assert response_value(answer, "zoom", "value") == "0:2,3:4"
+
+
+def test_the_zoom_and_pooling_in_the_url_round_trip(app, client):
+    search = "?a=a&b=b&pool=mean&region=1:3,0:2"
+    answer = post(app, client, "url.search", inputs() | {"url.search": search}, ["url.search"])
+    assert response_value(answer.get_json(), "pooling", "value") == "mean"
+    assert response_value(answer.get_json(), "zoom", "value") == "1:3,0:2"
+    bad = "?pool=median&region=9"
+    answer = post(app, client, "url.search", inputs() | {"url.search": bad}, ["url.search"])
+    assert notes(answer.get_json()) == [
+        "Zoom must be 'first:end,first:end' (query tokens, then key tokens), got '9'. "
+        "The URL's value is ignored.",
+        "Unknown pooling 'median'; choose one of: max, mean. Showing 'max' instead.",
+    ]

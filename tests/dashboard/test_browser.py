@@ -58,8 +58,8 @@ def figure(page, graph: str = "compare-graph"):
 
 
 def choose(page, dropdown: str, option: str) -> None:
-    page.click(f"#{dropdown}")
-    page.get_by_role("option", name=option, exact=True).click()
+    page.click(f"#{dropdown}")  # the open dropdown's options, not a radio's of the same name
+    page.get_by_role("dialog").get_by_role("option", name=option, exact=True).click()
 
 
 def wait_for_title(page, text: str) -> dict:
@@ -181,6 +181,37 @@ def test_csv_export_of_the_matrices_shown(server, page):
     assert len(rows) == n * n
     cell = rows[n + 1]  # query 1, key 1
     assert float(cell["base"]) == pytest.approx(fig["data"][0]["z"][1][1], abs=1e-6)
+
+
+def test_dragging_on_a_map_zooms_into_it_and_a_double_click_shows_all(server, page, test_env_run):
+    open_page(page, server + "?a=base&b=lora&layer=1&head=2")
+    wait_for_title(page, "layer 1 · head 2")
+    box = page.locator("#compare-graph .nsewdrag").first.bounding_box()
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + 0.2 * w, y + 0.3 * h)
+    page.mouse.down()
+    page.mouse.move(x + 0.6 * w, y + 0.7 * h, steps=10)
+    page.mouse.up()
+    fig = wait_for_title(page, "double-click for the whole map")
+    page.wait_for_function("() => window.location.search.includes('region=')", timeout=10000)
+    search = page.evaluate("() => Object.fromEntries(new URLSearchParams(window.location.search))")
+    q0, q1, k0, k1 = (int(n) for part in search["region"].split(",") for n in part.split(":"))
+    store = AttentionStore(str(test_env_run / "07_model_output/base/attention.zarr.zip"))
+    tokens = store.example_meta(search["example"])["tokens"]
+    assert 0 < q0 < q1 <= len(tokens) and 0 < k0 < k1 <= len(tokens)  # a part of the map
+    a = store.attention(search["example"], "encoder", layer=1, head=2)
+    assert np.allclose(np.array(fig["data"][0]["z"], dtype=float), a[q0:q1, k0:k1], atol=1e-6)
+    shown = page.evaluate(
+        "() => document.querySelector('#compare-graph .js-plotly-plot').data[0].y"
+    )
+    assert [t.replace("\u200b", "") for t in shown] == tokens[q0:q1]  # token labels
+    page.mouse.dblclick(x + 0.5 * w, y + 0.5 * h)
+    page.wait_for_function(
+        "() => !document.querySelector('#compare-graph .js-plotly-plot').layout.title.text"
+        ".includes('queries')",
+        timeout=30000,
+    )
+    assert len(figure(page)["data"][0]["z"]) == len(tokens)  # the whole map again
 
 
 def test_unknown_variant_in_the_url_is_explained(server, page):

@@ -81,6 +81,7 @@ def test_waitress_serves_the_app_and_answers_a_bad_value_with_a_message(tmp_path
                 **{"layer.value": 0, "head.value": "mean", "log.value": []},
                 **{"metric.value": "entropy", "scope.value": "layer"},
                 **{"measure.value": "weights", "head-order.value": "natural"},
+                **{"pooling.value": "max", "zoom.value": ""},
             },
         )
         request = urllib.request.Request(

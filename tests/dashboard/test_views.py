@@ -75,6 +75,8 @@ def test_url_round_trip():
         log=True,
         scope="model",
         order="matched",
+        pool="mean",
+        region="10:20,0:64",
     )
     again, notes = Selection.from_query(selection.to_query())
     assert again == selection and notes == []
@@ -174,6 +176,8 @@ def test_controls_round_trip_and_a_bad_value_is_named():
         head="2",
         log=True,
         order="matched",
+        pool="mean",
+        region="1:2,0:3",
     )
     values = selection.control_values()
     assert len(values) == len(CONTROLS) and values[list(CONTROLS).index("log")] == ["log"]
@@ -185,6 +189,8 @@ def test_controls_round_trip_and_a_bad_value_is_named():
         ("log", {"log": 1}, "Log scale must be on or off, got a dict."),
         ("measure", None, "No measure chosen."),
         ("head-order", 3, "Head order must be text, got 3."),
+        ("pooling", None, "No pooling chosen."),
+        ("zoom", ["1:2,0:3"], "Zoom must be text, got a list."),
     ]:
         broken = [bad if c == control else v for c, v in zip(CONTROLS, values, strict=True)]
         with pytest.raises(BadSelection) as problem:
