@@ -52,24 +52,25 @@ def layer_head_grids(
             col=i % cols + 1,
         )
         if marks is not None:
-            marked = rows_of[rows_of[marks].astype(bool)]
-            fig.add_trace(
-                go.Scatter(
-                    x=marked["head"],
-                    y=marked["layer"],
-                    mode="markers",
-                    marker={"symbol": "x-thin", "size": 9, "line": {"width": 2, "color": "black"}},
-                    name=marks,
-                    showlegend=i == 0,
-                    hoverinfo="skip",
-                ),
-                row=i // cols + 1,
-                col=i % cols + 1,
-            )
+            fig.add_trace(_marks(rows_of, marks, i == 0), row=i // cols + 1, col=i % cols + 1)
     fig.update_layout(title=title, coloraxis={"colorscale": colorscale}, height=320 * rows + 80)
     fig.update_xaxes(title_text="head", dtick=1 if table["head"].nunique() <= 12 else None)
     fig.update_yaxes(title_text="layer", autorange="reversed")
     return fig
+
+
+def _marks(table: pd.DataFrame, column: str, legend: bool) -> go.Scatter:
+    """× on the (head, layer) cells where ``column`` is true."""
+    marked = table[table[column].astype(bool)]
+    return go.Scatter(
+        x=marked["head"],
+        y=marked["layer"],
+        mode="markers",
+        marker={"symbol": "x-thin", "size": 9, "line": {"width": 2, "color": "black"}},
+        name=column,
+        showlegend=legend,
+        hoverinfo="skip",
+    )
 
 
 def head_metric_heatmaps(

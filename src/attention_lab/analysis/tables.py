@@ -143,46 +143,52 @@ def compare_to_reference(
             "re-run `kedro run --pipeline=attention_extraction` so both use the same probe_set."
         )
     stats = statistics_settings(params or {})
-    resamples, seed = stats["resamples"], stats["seed"]
-    tables = []
-    for kind in [k for k in store.kinds if k in reference.kinds]:
-        cos, jsd = [], []  # per example: [L, H]
-        cross = 0.0  # running sum of [L, H, H] head-by-head cosines
-        causal = bool(store.meta["causal"].get(kind, False))
-        for eid in tqdm(shared, desc=f"compare {store.meta['variant']}/{kind}", leave=False):
-            a, b = store.attention(eid, kind), reference.attention(eid, kind)
-            if a.shape != b.shape:  # different tokenizers or stored heads: not comparable
-                continue
-            cos.append(cosine_similarity(a, b))
-            jsd.append(jensen_shannon(a, b, causal))
-            cross = cross + cross_head_cosine(a, b)
-        if cos:
-            mean_cross = cross / len(cos)  # [L, H, H]
-            matched = match_heads(mean_cross)  # [L, H]
-            cos_n, jsd_n = np.stack(cos), np.stack(jsd)  # [N, L, H]
-            low, high = bootstrap_interval(cos_n, resamples, seed)
-            layer_low, layer_high = bootstrap_interval(cos_n.mean(axis=-1), resamples, seed)
-            heads = cos_n.shape[-1]
-            values = {
-                "cosine_similarity": cos_n.mean(axis=0),
-                "cosine_ci_low": low,
-                "cosine_ci_high": high,
-                "layer_cosine_ci_low": np.repeat(layer_low[:, None], heads, axis=1),
-                "layer_cosine_ci_high": np.repeat(layer_high[:, None], heads, axis=1),
-                "js_divergence": jsd_n.mean(axis=0),
-                # Hungarian match of each head to a reference head (indices into stored heads)
-                "matched_head": np.asarray(store.meta["heads"])[matched],
-                "matched_similarity": np.take_along_axis(mean_cross, matched[..., None], -1)[
-                    ..., 0
-                ],
-            }
-            table = _long_table(store, kind, values)
-            tables.append(table.assign(reference=reference.meta["variant"], n_examples=len(cos)))
+    tables = [
+        table
+        for kind in store.kinds
+        if kind in reference.kinds
+        and (table := _compare_kind(store, reference, kind, shared, stats)) is not None
+    ]
     if not tables:
         raise DataError(
             f"{store.meta['variant']}: no example has the same shape as in the reference; compare variants of one base model."
         )
     return pd.concat(tables, ignore_index=True)
+
+
+def _compare_kind(store, reference, kind: str, shared: list[str], stats) -> pd.DataFrame | None:
+    """One kind's per-head comparison (None when no example has the reference's shape)."""
+    cos, jsd = [], []  # per example: [L, H]
+    cross = 0.0  # running sum of [L, H, H] head-by-head cosines
+    causal = bool(store.meta["causal"].get(kind, False))
+    for eid in tqdm(shared, desc=f"compare {store.meta['variant']}/{kind}", leave=False):
+        a, b = store.attention(eid, kind), reference.attention(eid, kind)
+        if a.shape != b.shape:  # different tokenizers or stored heads: not comparable
+            continue
+        cos.append(cosine_similarity(a, b))
+        jsd.append(jensen_shannon(a, b, causal))
+        cross = cross + cross_head_cosine(a, b)
+    if not cos:
+        return None
+    mean_cross = cross / len(cos)  # [L, H, H]
+    matched = match_heads(mean_cross)  # [L, H]
+    cos_n = np.stack(cos)  # [N, L, H]
+    low, high = bootstrap_interval(cos_n, stats["resamples"], stats["seed"])
+    layer_low, layer_high = bootstrap_interval(cos_n.mean(-1), stats["resamples"], stats["seed"])
+    heads = cos_n.shape[-1]
+    values = {
+        "cosine_similarity": cos_n.mean(axis=0),
+        "cosine_ci_low": low,
+        "cosine_ci_high": high,
+        "layer_cosine_ci_low": np.repeat(layer_low[:, None], heads, axis=1),
+        "layer_cosine_ci_high": np.repeat(layer_high[:, None], heads, axis=1),
+        "js_divergence": np.stack(jsd).mean(axis=0),
+        # Hungarian match of each head to a reference head (indices into stored heads)
+        "matched_head": np.asarray(store.meta["heads"])[matched],
+        "matched_similarity": np.take_along_axis(mean_cross, matched[..., None], -1)[..., 0],
+    }
+    table = _long_table(store, kind, values)
+    return table.assign(reference=reference.meta["variant"], n_examples=len(cos))
 
 
 def combine_comparisons(

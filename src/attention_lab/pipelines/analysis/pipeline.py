@@ -130,6 +130,15 @@ def study_level(references: dict[str, str]) -> Pipeline:
     return pipeline(comparisons + study_pipeline(list(references)), tags="study")
 
 
+# per-variant tables stacked into study tables: exported name -> study table
+STACKED = {
+    "head_metrics": "all_head_metrics",
+    "head_importance": "head_importance",
+    "head_changes": "head_changes",
+    "pruning_curve": "pruning_curves",
+}
+
+
 def study_pipeline(variants: list[str]) -> Pipeline:
     """Study-wide tables, figures and the report, over every variant's outputs."""
     tables = pipeline(
@@ -140,29 +149,14 @@ def study_pipeline(variants: list[str]) -> Pipeline:
                 ["attention_comparison", "similarity_by_layer", "similarity_by_kv_group"],
                 name="combine_comparisons",
             ),
-            node(
-                concat_tables,
-                [exported(v, "head_metrics") for v in variants],
-                "all_head_metrics",
-                name="combine_head_metrics",
-            ),
-            node(
-                concat_tables,
-                [exported(v, "head_importance") for v in variants],
-                "head_importance",
-                name="combine_head_importance",
-            ),
-            node(
-                concat_tables,
-                [exported(v, "head_changes") for v in variants],
-                "head_changes",
-                name="combine_head_changes",
-            ),
-            node(
-                concat_tables,
-                [exported(v, "pruning_curve") for v in variants],
-                "pruning_curves",
-                name="combine_pruning_curves",
+            *(
+                node(
+                    concat_tables,
+                    [exported(v, name) for v in variants],
+                    combined,
+                    name=f"combine_{name}",
+                )
+                for name, combined in STACKED.items()
             ),
             node(
                 attention_sinks,
