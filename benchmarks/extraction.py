@@ -5,7 +5,8 @@
 (c) ours: the extraction node streaming into the attention store (float16, zstd).
 
 Targets: (c) <= 1.25x (a); (c) >= 1.5x faster than (b); bytes(c) <= 30% of bytes(b);
-peak RSS with 10x the probe examples grows < 10% (each size measured in a fresh process).
+peak RSS with 10x the probe examples (the same texts repeated, so the longest batch is the
+same) grows < 10% (each size measured in a fresh process).
 
     python benchmarks/extraction.py [--examples 256]
 """
@@ -60,10 +61,17 @@ def ours(artifact, probes, out: Path) -> None:
     write_store(str(out), extract_attention(artifact, probes, PARAMS))
 
 
-def child(n: int, folder: Path) -> None:
-    """Measure peak RSS of one extraction of ``n`` examples in this (fresh) process."""
+def child(n: int, small: int, folder: Path) -> None:
+    """Measure peak RSS of one extraction of ``n`` examples in this (fresh) process: the
+    ``small`` probe texts repeated, so the longest batch is the same at every size and only
+    what accumulates can make the peak grow."""
+    import pandas as pd
+
     artifact = saved_minilm(folder / "model")
-    ours(artifact, probe_frame(n), folder / f"rss-{n}.zarr.zip")
+    base = probe_frame(small)
+    probes = pd.concat([base] * (n // small), ignore_index=True)
+    probes["id"] = [f"b{i}" for i in range(len(probes))]
+    ours(artifact, probes, folder / f"rss-{n}.zarr.zip")
     print(json.dumps({"n": n, "rss_mb": peak_rss_mb()}))
 
 
@@ -75,7 +83,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.folder)
+        return child(args.child, args.rss_small, args.folder)
 
     torch.manual_seed(0)
     work = Path(tempfile.mkdtemp(prefix="bench-extraction-"))
@@ -89,8 +97,9 @@ def main() -> None:
         ours_s = timed(lambda: ours(artifact, probes, work / "ours.zarr.zip"))
         naive_bytes, ours_bytes = du(work / "naive"), du(work / "ours.zarr.zip")
         script = Path(__file__).resolve()
-        small = run_child(script, "--child", str(args.rss_small), "--folder", str(work))
-        large = run_child(script, "--child", str(10 * args.rss_small), "--folder", str(work))
+        sizes = ("--rss-small", str(args.rss_small), "--folder", str(work))
+        small = run_child(script, "--child", str(args.rss_small), *sizes)
+        large = run_child(script, "--child", str(10 * args.rss_small), *sizes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -145,7 +145,7 @@ class AttentionStoreWriter:
         dtype: str = "float16",
         compact: bool = False,
         sparse_mass: float | None = None,
-        queue_bytes: int = 256 * 2**20,
+        queue_bytes: int = 64 * 2**20,
     ):
         if dtype not in ("float16", "float32"):
             raise ValueError(f"dtype: {dtype!r}; allowed: float16, float32.")
@@ -164,8 +164,9 @@ class AttentionStoreWriter:
         self._ids: dict[int, str] = {}
         self._layers_written: dict[tuple[int, str], int] = {}  # (position, kind) -> layers
         self._codec = numcodecs.Zstd(level=_ZSTD_LEVEL)
-        self._queue: queue.Queue = queue.Queue()
-        self._queued = threading.Condition()  # bounds the bytes waiting to be written
+        # bounds what waits to be written: 16 pieces, and 64 MB for long inputs' large layers
+        self._queue: queue.Queue = queue.Queue(maxsize=16)
+        self._queued = threading.Condition()
         self._queued_bytes, self._queue_budget = 0, queue_bytes
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -217,9 +218,8 @@ class AttentionStoreWriter:
         else:
             triangle = bool(self.meta.get("causal", {}).get(piece.kind)) and n_query == n_key
             attributes["layout"] = "lower_triangle" if triangle else "dense"
-            values = piece.maps.astype(np.float32, copy=False)
             if self.compact:
-                codes, scale = quantize_rows(values)
+                codes, scale = quantize_rows(piece.maps.astype(np.float32, copy=False))
                 self._dense_array(
                     files, f"{key}_scale", piece.kind, piece.layer, scale, None, first
                 )

@@ -28,16 +28,9 @@ def stack_batch(per_layer: tuple[torch.Tensor, ...], opts: ExtractionOptions) ->
     torch's threads, at no loss (it halves what the store writer has to touch). Rounding runs
     over whole rows, padding included: padded keys hold zero weight and stay zero.
     """
-    maps = torch.stack(per_layer, dim=1)  # (B, L, H, Tq, Tk)
-    if not opts.all_layers:
-        maps = maps.index_select(1, torch.tensor(opts.layers, device=maps.device))
-    if not opts.all_heads:
-        maps = maps.index_select(2, torch.tensor(opts.heads, device=maps.device))
-    if opts.precision_bits is not None:
-        maps = round_rows_to_grid(maps.float(), opts.precision_bits)
-        if opts.precision_bits <= 11:
-            maps = maps.half()
-    return maps.cpu().numpy()
+    layers = range(len(per_layer)) if opts.all_layers else opts.layers
+    # one layer at a time: the rounding's float32 temporaries stay one layer large
+    return np.stack([select_and_round(per_layer[i], opts) for i in layers], axis=1)
 
 
 def cut(maps: np.ndarray, queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
