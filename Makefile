@@ -59,3 +59,5 @@ bench: setup
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/analysis.py
 	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/dashboard_load.py
+	$(BIN)/python benchmarks/long_context.py

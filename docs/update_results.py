@@ -37,10 +37,11 @@ def results_section(env: str | None) -> str:
         catalog = session.load_context().catalog
         performance = catalog.load("performance")
         similarity = catalog.load("similarity_by_layer")
-    shown = [c for c in (*SUMMARY_COLUMNS, "mean_entropy", "mean_similarity_to_reference")]
+    extra = ("mean_entropy", "sink_rate", "mean_similarity_to_reference")
+    shown = [c for c in (*SUMMARY_COLUMNS, *extra)]
     perf = performance[[c for c in shown if c in performance and c not in HIDDEN]].copy()
     perf["trainable_parameters"] = perf["trainable_parameters"].map("{:,}".format)
-    for column in ("accuracy", "macro_f1", "eval_loss", "perplexity", "mean_entropy"):
+    for column in ("accuracy", "macro_f1", "eval_loss", "perplexity", "mean_entropy", "sink_rate"):
         if column in perf:
             perf[column] = perf[column].map("{:.3f}".format)
     perf["mean_similarity_to_reference"] = perf["mean_similarity_to_reference"].map("{:.3f}".format)

@@ -260,7 +260,11 @@ def build_performance_table(
     table = pd.DataFrame(summaries)
     weights = sinks[sinks["kind"].isin(SELF_KINDS)].groupby("variant")
     table["sink_rate"] = table["variant"].map(weights["sink_heads"].sum() / weights["heads"].sum())
-    by_variant = similarity_by_layer.groupby("variant")
+    # the attention weights' similarity (norm-based maps are in similarity_by_layer)
+    of_weights = similarity_by_layer[
+        similarity_by_layer["kind"].map(base_kind) == similarity_by_layer["kind"]
+    ]
+    by_variant = of_weights.groupby("variant")
     table["mean_similarity_to_reference"] = table["variant"].map(
         by_variant["cosine_similarity"].mean()
     )
