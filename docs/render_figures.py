@@ -13,7 +13,15 @@ import tempfile
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
-FIGURES = ("head_metrics_figure", "similarity_figure", "performance_figure", "importance_figure")
+FIGURES = (
+    "head_metrics_figure",
+    "similarity_figure",
+    "performance_figure",
+    "importance_figure",
+    "head_changes_figure",
+    "pruning_figure",
+    "sinks_figure",
+)
 
 
 def main() -> None:
