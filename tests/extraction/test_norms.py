@@ -31,7 +31,8 @@ def llama_values(model, hidden: torch.Tensor, layer: int) -> tuple[torch.Tensor,
 
 
 def by_hand(model, ids: list[int], values_of) -> np.ndarray:
-    """[L, H, T, T] row-normalised ‖α_ij v_j^h W_O^h‖ from the unpatched eager model."""
+    """[L, H, T, T] row-normalised ‖α_ij v_j^h W_O^h‖ from the unpatched eager model, in float64."""
+    model = model.double()
     with torch.no_grad():
         out = model(torch.tensor([ids]), output_attentions=True, output_hidden_states=True)
         maps = []
