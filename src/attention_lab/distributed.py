@@ -1,7 +1,7 @@
 """Train one variant with several processes, then hand its outputs to the usual job.
 
     torchrun --nproc_per_node=2 -m attention_lab.distributed --variant lora [--env ENV]
-    kedro run --namespaces=lora --from-nodes=lora.extract_attention   # the rest of its job
+    kedro run --namespaces=lora --from-nodes=lora.extract_attention,lora.compute_head_importance
 
 Every process trains: distributed data parallel through transformers' ``Trainer`` (gloo on
 CPUs, nccl on GPUs). Each process takes ``batch_size / N`` examples per step, so the global

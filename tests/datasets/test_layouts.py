@@ -16,6 +16,7 @@ from attention_lab.datasets.store import (
     LayerMaps,
     write_store,
 )
+from attention_lab.errors import ArtifactError
 
 
 def causal_maps(rng, n: int, layers: int = 3, heads: int = 2) -> np.ndarray:
@@ -73,7 +74,7 @@ def test_an_example_missing_a_layer_is_not_published(tmp_path):
     m = causal_maps(rng, 4)
     pieces = [LayerMaps(example_meta(0, 4), 0, "decoder", layer, m[layer]) for layer in (0, 1)]
     path = tmp_path / "s.zarr.zip"
-    with pytest.raises(ValueError, match="missing layers"):
+    with pytest.raises(ArtifactError, match="would miss layers"):
         write_store(str(path), AttentionStream(meta(3, True), pieces))
     assert not path.exists() and not list(tmp_path.iterdir())
 

@@ -73,3 +73,13 @@ def test_missing_or_mixed_shards_are_refused(artifact, tmp_path):
 def test_a_wrong_shard_setting_is_refused(artifact, shard):
     with pytest.raises(ConfigError, match="attention_extraction.shard"):
         extract_attention(artifact, PROBES, PARAMS | {"shard": shard})
+
+
+def test_shards_of_different_runs_are_refused(artifact, tmp_path):
+    path = str(tmp_path / "attention.zarr.zip")
+    dataset = AttentionStoreDataset(path)
+    dataset.save(extract_attention(artifact, PROBES, PARAMS | {"shard": {"index": 0, "count": 2}}))
+    other = PARAMS | {"layers": [0, 1], "shard": {"index": 1, "count": 2}}  # another extraction
+    dataset.save(extract_attention(artifact, PROBES, other))
+    with pytest.raises(ArtifactError, match="come from different runs"):
+        open_store(path)

@@ -142,15 +142,19 @@ def head_changes_figure(
 ) -> go.Figure:
     """The change of ``metric`` against the reference per layer and head; × marks the heads
     whose change is significant after Benjamini–Hochberg."""
-    data = head_changes[
-        (head_changes["metric"] == metric) & head_changes["kind"].isin(["encoder", "decoder"])
-    ]
+    kinds = [k for k in ("encoder", "decoder") if k in set(head_changes["kind"])]
+    # one kind per figure: an encoder-decoder's encoder and decoder heads share (layer, head)
+    data = (
+        head_changes[(head_changes["metric"] == metric) & (head_changes["kind"] == kinds[0])]
+        if kinds
+        else head_changes.iloc[:0]
+    )
     if data.empty:
         return go.Figure().update_layout(title=f"Head changes: no {metric} to compare")
     return layer_head_grids(
         data,
         "effect",
-        f"Change of {metric.replace('_', ' ')} against the reference (variant − reference); "
+        f"Change of {kinds[0]} {metric.replace('_', ' ')} against the reference (variant − reference); "
         "× significant at the study's FDR",
         "RdBu_r",
         marks="significant",

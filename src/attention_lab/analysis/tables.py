@@ -142,6 +142,13 @@ def compare_to_reference(
             f"{store.meta['variant']} and the reference {reference.meta['variant']} share no probe examples; "
             "re-run `kedro run --pipeline=attention_extraction` so both use the same probe_set."
         )
+    for key in ("layers", "heads"):  # maps are compared position by position
+        if store.meta.get(key) != reference.meta.get(key):
+            raise DataError(
+                f"{store.meta['variant']} stores {key} {store.meta.get(key)} but the reference "
+                f"{reference.meta['variant']} stores {reference.meta.get(key)}; extract both "
+                "with the same attention_extraction.layers and heads."
+            )
     stats = statistics_settings(params or {})
     tables = [
         table
@@ -184,7 +191,7 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats) -> pd.D
         "layer_cosine_ci_high": np.repeat(layer_high[:, None], heads, axis=1),
         "js_divergence": np.stack(jsd).mean(axis=0),
         # Hungarian match of each head to a reference head (indices into stored heads)
-        "matched_head": np.asarray(store.meta["heads"])[matched],
+        "matched_head": np.asarray(reference.meta["heads"])[matched],
         "matched_similarity": np.take_along_axis(mean_cross, matched[..., None], -1)[..., 0],
     }
     table = _long_table(store, kind, values)

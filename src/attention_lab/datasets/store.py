@@ -309,14 +309,20 @@ class AttentionStoreWriter:
         if self._error is not None:
             raise self._error
         if sorted(self._ids) != list(range(len(self._ids))):
-            raise ValueError("store positions must cover 0..n-1 without gaps")
+            raise ArtifactError(
+                f"The attention store {self.path} would have gaps between its examples; "
+                "nothing was kept. Rerun the extraction."
+            )
         missing = {
             (position, kind): n
             for (position, kind), n in self._layers_written.items()
             if n != self._layers_of(kind)
         }
         if missing:
-            raise ValueError(f"examples with missing layers (position, kind -> layers): {missing}")
+            raise ArtifactError(
+                f"The attention store {self.path} would miss layers of some examples "
+                f"(position, kind -> layers written: {missing}); nothing was kept. Rerun the extraction."
+            )
         self._pipe({"examples/zarr.json": _group_metadata({})})
         attrs = {
             **self.meta,
@@ -358,21 +364,31 @@ def write_store(
     sparse_mass: float | None = None,
 ) -> int:
     """Consume ``stream`` into a store at ``path``; returns the number of examples written."""
-    writer = AttentionStoreWriter(path, stream.meta, dtype, compact, sparse_mass)
+    writer = None
     try:
+        writer = AttentionStoreWriter(path, stream.meta, dtype, compact, sparse_mass)
         for example in stream.examples:
             writer.add(example)
         writer.close()
     except OSError as exc:  # a full disk, a lost mount, no permission
-        writer.abort()
+        _stop(writer, stream)
         raise ArtifactError(
             f"Could not write the attention store {path}: {exc.strerror or exc}. Nothing was "
             "kept; free space or point data_root in globals.yml at a writable place, then rerun."
         ) from exc
     except BaseException:
-        writer.abort()
+        _stop(writer, stream)
         raise
     return len(writer.ids)
+
+
+def _stop(writer: AttentionStoreWriter | None, stream: AttentionStream) -> None:
+    """Remove the partial file, and stop the producer (a streaming forward pass) too."""
+    if writer is not None:
+        writer.abort()
+    close = getattr(stream.examples, "close", None)  # a generator: runs its finally blocks
+    if close is not None:
+        close()
 
 
 class AttentionStore:
@@ -512,6 +528,12 @@ class ShardedStore:
                 f"Attention store shards beside {paths[0]} are not one complete set "
                 f"(found shards {', '.join(found)}). {hint}"
             )
+        fingerprints = {json.dumps(_fingerprint(s.meta), sort_keys=True) for s in stores}
+        if len(fingerprints) != 1:
+            raise ArtifactError(
+                f"Attention store shards beside {paths[0]} come from different runs (model, "
+                f"variant, mechanism, layers, heads or probe set differ). {hint}"
+            )
         self.shards = sorted(stores, key=lambda s: s.meta["shard"]["index"])
         self.example_ids = [eid for store in self.shards for eid in store.example_ids]
         if len(set(self.example_ids)) != len(self.example_ids):
@@ -554,6 +576,12 @@ class ShardedStore:
     def dropped_mass(self, example, kind=None):
         store, local = self._locate(example)
         return store.dropped_mass(local, kind)
+
+
+def _fingerprint(meta: dict[str, Any]) -> dict[str, Any]:
+    """What every shard of one extraction shares: the model and what was extracted."""
+    keys = ("variant", "model_id", "mechanism", "kinds", "layers", "heads", "padding_side")
+    return {**{k: meta.get(k) for k in keys}, "probes": (meta.get("shard") or {}).get("probes")}
 
 
 def open_store(path: str) -> AttentionStore | ShardedStore:

@@ -90,8 +90,10 @@ def stream_batch(
                 continue
         raise _Stopped
 
-    worker = threading.Thread(
-        target=_forward, args=(model, batch, layer_observer(model, opts, hand_over), handed, stop)
+    worker = threading.Thread(  # a daemon: an abandoned pass never keeps the process alive
+        target=_forward,
+        args=(model, batch, layer_observer(model, opts, hand_over), handed, stop),
+        daemon=True,
     )
     worker.start()
     try:

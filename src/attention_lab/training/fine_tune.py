@@ -223,7 +223,10 @@ def fine_tune_variant(
     log = {
         "train_seconds": round(seconds, 2),
         "train_steps": steps,
-        "train_examples_per_second": round(steps * spec.training.batch_size / seconds, 2)
+        # every process's examples (torchrun: the batch here is one process's share)
+        "train_examples_per_second": round(
+            steps * spec.training.batch_size * int(os.environ.get("WORLD_SIZE", "1")) / seconds, 2
+        )
         if seconds
         else None,
         "trainable_parameters": trainable,

@@ -37,9 +37,14 @@ def extract_attention(
     side = padding_side(model, tokenizer, shape)
     meta = store_metadata(model, shape, model_artifact.info, opts, side)
     if opts.shard is not None:  # this job's block of the probe set; the reader joins them
-        rows = opts.shard_rows(len(probe_set))
+        total, rows = len(probe_set), opts.shard_rows(len(probe_set))
         probe_set = probe_set.iloc[rows.start : rows.stop]
-        meta["shard"] = {"index": opts.shard[0], "count": opts.shard[1], "start": rows.start}
+        meta["shard"] = {
+            "index": opts.shard[0],
+            "count": opts.shard[1],
+            "start": rows.start,
+            "probes": total,  # the whole set's size: shards of one run agree on it
+        }
     logger.info(
         "Extracting %s attention of %s for %d probe examples (padding on the %s)",
         "/".join(shape.kinds),
