@@ -40,7 +40,7 @@ from attention_lab.datasets.store import AttentionStore  # noqa: E402
 from dashboard.__main__ import serve  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.data import InMemoryStudy  # noqa: E402
-from dashboard.endpoint import ENDPOINT, callback_body  # noqa: E402
+from dashboard.endpoint import ENDPOINT, callback_body, wait_until_answers  # noqa: E402
 from dashboard.views import CONTROLS, Selection  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("dashboard_benchmark", HERE / "dashboard.py")
@@ -109,13 +109,8 @@ def start_server(work: Path, threads: int, log) -> tuple[subprocess.Popen, str]:
         [*command, "--threads", str(threads)], stdout=log, stderr=log, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url + "/", timeout=2).close()
-            return proc, url
-        except OSError:
-            time.sleep(0.3)
+    if wait_until_answers(url + "/", proc, 120):
+        return proc, url
     stop_server(proc)
     raise RuntimeError(f"the dashboard did not answer on {url}; see its log")
 

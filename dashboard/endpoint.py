@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+import urllib.request
+
 from dash import Dash
 from dash._utils import split_callback_id
 
@@ -29,6 +33,18 @@ def callback_body(app: Dash, output: str, values: dict, changed: list[str] | Non
         "state": values_of(spec["state"]),
         "changedPropIds": changed or [f"{inputs[0]['id']}.{inputs[0]['property']}"],
     }
+
+
+def wait_until_answers(url: str, proc: subprocess.Popen, seconds: float) -> bool:
+    """Poll ``url`` until the server ``proc`` answers (True), exits or ``seconds`` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 def response_value(answer: dict, component: str, prop: str):

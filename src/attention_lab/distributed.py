@@ -41,9 +41,10 @@ def train_variant(variant: str, env: str | None) -> None:
 
     from attention_lab.pipelines.fine_tuning.nodes import evaluate
     from attention_lab.training.fine_tune import fine_tune_variant
+    from attention_lab.training.fine_tune import processes as training_processes
     from attention_lab.variants import parse_variant
 
-    rank, processes = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, processes = int(os.environ.get("RANK", 0)), training_processes()
     bootstrap_project(PROJECT)
     with KedroSession.create(project_path=PROJECT, env=env) as session:
         context = session.load_context()

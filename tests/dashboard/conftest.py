@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import pandas as pd
@@ -25,6 +23,7 @@ from attention_lab.datasets.store import (
     write_store,
 )
 from dashboard.data import InMemoryStudy
+from dashboard.endpoint import wait_until_answers
 from tests.conftest import PROJECT, free_port
 
 TOKENS = ["[CLS]", "not", "bad", "[SEP]"]
@@ -251,15 +250,10 @@ def start_dashboard(*args: str) -> tuple[subprocess.Popen, str]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-2000:])
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
+    if wait_until_answers(url, proc, 90):
+        return proc, url
+    if proc.poll() is not None:
+        raise RuntimeError(proc.stderr.read().decode()[-2000:])
     stop(proc)
     raise TimeoutError(f"dashboard did not answer on {url}")
 

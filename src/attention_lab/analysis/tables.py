@@ -56,24 +56,23 @@ def example_head_metrics(store: AttentionStore) -> pd.DataFrame:
 
     Cross-attention gets the position-free metrics only (the others are NaN).
     """
-    tables = []
-    for kind in store.kinds:
-        causal = bool(store.meta["causal"].get(kind, False))
-        base = base_kind(kind)  # encoder_norm reads as encoder
-        values = {name: [] for name in METRICS}  # name -> per example [L, H]
-        for i in tqdm(
-            range(len(store)), desc=f"head metrics {store.meta['variant']}/{kind}", leave=False
-        ):
-            meta = store.example_meta(i)
+    values = {kind: {name: [] for name in METRICS} for kind in store.kinds}  # per example [L, H]
+    for i in tqdm(range(len(store)), desc=f"head metrics {store.meta['variant']}", leave=False):
+        meta = store.example_meta(i)  # read once, for every kind
+        for kind in store.kinds:
+            base = base_kind(kind)  # encoder_norm reads as encoder
             # keys of decoder self-attention are decoder tokens; cross-attention keys are encoder tokens
             tokens = meta["decoder"] if base == "decoder" and "decoder" in meta else meta
+            causal = bool(store.meta["causal"].get(kind, False))
             example = head_metrics(
                 store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal
             )
             for name in METRICS:
                 nan = base == "cross" and name in POSITIONAL
-                values[name].append(np.full_like(example[name], np.nan) if nan else example[name])
-        tables.append(_per_example_table(store, kind, values))
+                values[kind][name].append(
+                    np.full_like(example[name], np.nan) if nan else example[name]
+                )
+    tables = [_per_example_table(store, kind, values[kind]) for kind in store.kinds]
     return pd.concat(tables, ignore_index=True)
 
 

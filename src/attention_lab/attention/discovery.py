@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from attention_lab.attention.interface import IMPLEMENTATION, OBSERVER_ATTR
+from attention_lab.attention.interface import IMPLEMENTATION, observing
 from attention_lab.kinds import ATTENTION_KINDS as KINDS
 
 _ENCODER_LEN, _DECODER_LEN = 6, 4  # different, so cross-attention shows itself
@@ -96,15 +96,8 @@ def probing(model: nn.Module, implementation: str = IMPLEMENTATION) -> Iterator[
 
 def run_probe(model: nn.Module, observer, length: int = _ENCODER_LEN) -> None:
     """One tiny forward pass through our implementation, with ``observer`` seeing every call."""
-    modules = list(model.modules())
-    for module in modules:
-        setattr(module, OBSERVER_ATTR, observer)
-    try:
-        with probing(model):
-            model(**probe_inputs(model, length=length))
-    finally:
-        for module in modules:
-            setattr(module, OBSERVER_ATTR, None)
+    with observing(model.modules(), observer), probing(model):
+        model(**probe_inputs(model, length=length))
 
 
 def discover(model: nn.Module) -> list[AttentionLayer]:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -117,6 +118,19 @@ def attention_lab_fast_forward(
     key, value, attention_mask = _transform(module, query, key, value, attention_mask)
     output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     return _gated(module, output), None
+
+
+@contextmanager
+def observing(modules: Iterable[nn.Module], observer) -> Iterator[None]:
+    """Within the block, each of ``modules`` hands every attention call to ``observer``."""
+    modules = list(modules)
+    for module in modules:
+        setattr(module, OBSERVER_ATTR, observer)
+    try:
+        yield
+    finally:
+        for module in modules:
+            setattr(module, OBSERVER_ATTR, None)
 
 
 def register() -> None:

@@ -544,6 +544,7 @@ class ShardedStore:
         self._where = {
             eid: (store, i) for store in self.shards for i, eid in enumerate(store.example_ids)
         }
+        self._index = {eid: i for i, eid in enumerate(self.example_ids)}
 
     def __len__(self) -> int:
         return len(self.example_ids)
@@ -563,7 +564,7 @@ class ShardedStore:
 
     def index_of(self, example: int | str) -> int:
         store, local = self._locate(example)
-        return self.example_ids.index(store.example_ids[local])
+        return self._index[store.example_ids[local]]
 
     def example_meta(self, example: int | str) -> dict[str, Any]:
         store, local = self._locate(example)

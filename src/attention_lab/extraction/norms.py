@@ -20,7 +20,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from attention_lab.attention.discovery import AttentionLayer, discover, run_probe
-from attention_lab.attention.interface import OBSERVER_ATTR
+from attention_lab.attention.interface import observing
 from attention_lab.errors import ConfigError
 
 
@@ -103,13 +103,15 @@ def norm_map(weights: torch.Tensor, value: torch.Tensor, grams: torch.Tensor) ->
 
 
 @contextmanager
-def recording_norms(model: nn.Module) -> Iterator[dict[str, dict[int, torch.Tensor]]]:
+def recording_norms(
+    model: nn.Module, grams: dict[int, torch.Tensor]
+) -> Iterator[dict[str, dict[int, torch.Tensor]]]:
     """While active, every attention call of ``model`` records its norm map.
 
-    Yields ``{kind: {layer index: (B, H, Tq, Tk)}}``; a layer called several times (a
-    generate loop before the final pass) keeps its last call.
+    ``grams``: :func:`output_projections` of the model, found once per extraction. Yields
+    ``{kind: {layer index: (B, H, Tq, Tk)}}``; a layer called several times (a generate loop
+    before the final pass) keeps its last call.
     """
-    grams = output_projections(model)
     layers = {id(layer.module): layer for layer in discover(model)}
     maps: dict[str, dict[int, torch.Tensor]] = {}
 
@@ -120,11 +122,5 @@ def recording_norms(model: nn.Module) -> Iterator[dict[str, dict[int, torch.Tens
                 weights, value, grams[id(module)]
             )
 
-    modules = [layer.module for layer in layers.values()]
-    for module in modules:
-        setattr(module, OBSERVER_ATTR, observe)
-    try:
+    with observing((layer.module for layer in layers.values()), observe):
         yield maps
-    finally:
-        for module in modules:
-            setattr(module, OBSERVER_ATTR, None)

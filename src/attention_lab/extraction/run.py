@@ -15,7 +15,7 @@ from attention_lab import __version__
 from attention_lab.attention.apply import spec_from_config
 from attention_lab.datasets.store import ExampleAttention, LayerMaps
 from attention_lab.extraction.maps import cut, stack_batch
-from attention_lab.extraction.norms import recording_norms
+from attention_lab.extraction.norms import output_projections, recording_norms
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.streaming import should_stream, stream_batch
 from attention_lab.kinds import NORM_SUFFIX, base_kind
@@ -73,18 +73,18 @@ def _tokens(tokenizer, ids: list[int], special: list[int]) -> dict[str, Any]:
 
 
 @contextmanager
-def recording(model, norms: bool):
-    """:func:`recording_norms` when ``norms``, else nothing (yields None)."""
-    if not norms:
+def recording(model, grams: dict | None):
+    """:func:`recording_norms` given the output projections' ``grams``, else nothing."""
+    if grams is None:
         yield None
         return
-    with recording_norms(model) as maps:
+    with recording_norms(model, grams) as maps:
         yield maps
 
 
-def _whole_batch(model, tokenizer, task, batch, metas, rows, shape, opts, special):
+def _whole_batch(model, tokenizer, task, batch, metas, rows, shape, opts, special, grams):
     """One batch through ``task.attention_batch`` (every layer at once), example by example."""
-    with torch.inference_mode(), recording(model, opts.norms) as norms:
+    with torch.inference_mode(), recording(model, grams) as norms:
         result = task.attention_batch(model, tokenizer, batch, shape.kinds)
         for kind, layers in (norms or {}).items():  # the layers' norm maps, in layer order
             result.maps[f"{kind}{NORM_SUFFIX}"] = tuple(layers[i] for i in sorted(layers))
@@ -123,6 +123,7 @@ def iter_attention(
         [len(x) for x in enc["input_ids"]], kind="stable"
     )  # little padding per batch
     special = set(tokenizer.all_special_ids)
+    grams = output_projections(model) if opts.norms else None  # one probe pass, not one per batch
     bar = tqdm(total=len(order), desc="extract attention", unit="ex")
     for start in range(0, len(order), opts.batch_size):
         rows = order[start : start + opts.batch_size]
@@ -140,10 +141,10 @@ def iter_attention(
             for row in rows
         ]
         if should_stream(task, shape.kinds, batch, opts):  # each layer as soon as it exists
-            yield from stream_batch(model, batch, metas, [int(r) for r in rows], opts)
+            yield from stream_batch(model, batch, metas, [int(r) for r in rows], opts, grams)
         else:
             yield from _whole_batch(
-                model, tokenizer, task, batch, metas, rows, shape, opts, special
+                model, tokenizer, task, batch, metas, rows, shape, opts, special, grams
             )
         bar.update(len(rows))
     bar.close()

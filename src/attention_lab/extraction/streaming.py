@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from attention_lab.attention.discovery import discover
-from attention_lab.attention.interface import OBSERVER_ATTR
+from attention_lab.attention.interface import observing
 from attention_lab.datasets.store import LayerMaps
 from attention_lab.extraction.maps import cut, select_and_round
-from attention_lab.extraction.norms import norm_map, output_projections
+from attention_lab.extraction.norms import norm_map
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.kinds import NORM_SUFFIX
 from attention_lab.tasks.base import mask_positions, with_positions
@@ -48,12 +48,12 @@ class _Stopped(Exception):
     """Raised inside the forward pass when the consumer has gone away."""
 
 
-def layer_observer(model: nn.Module, opts: ExtractionOptions, hand_over):
+def layer_observer(model: nn.Module, opts: ExtractionOptions, hand_over, grams=None):
     """An observer that rounds each wanted layer's maps and calls ``hand_over(kind, stored
-    layer, maps (B, H, Tq, Tk) numpy)`` for the weights and, with ``opts.norms``, the norms."""
+    layer, maps (B, H, Tq, Tk) numpy)`` for the weights and, given the output projections'
+    ``grams`` (``opts.norms``), the norms."""
     layers = {id(layer.module): layer for layer in discover(model)}
     stored = {index: position for position, index in enumerate(opts.layers)}
-    grams = output_projections(model) if opts.norms else {}
 
     def observe(module, query, key, value, mask, weights, output):
         layer = layers.get(id(module))
@@ -75,8 +75,10 @@ def stream_batch(
     metas: list[dict[str, Any]],
     rows: list[int],
     opts: ExtractionOptions,
+    grams: dict | None = None,
 ) -> Iterator[LayerMaps]:
-    """One padded batch of a single-stack model, as each example's layers one by one."""
+    """One padded batch of a single-stack model, as each example's layers one by one
+    (``grams``: the output projections, for norm maps)."""
     positions = [p.cpu().numpy() for p in mask_positions(batch["attention_mask"])]
     handed: queue.Queue = queue.Queue(maxsize=1)  # the forward pass waits for the consumer
     stop = threading.Event()
@@ -92,7 +94,7 @@ def stream_batch(
 
     worker = threading.Thread(  # a daemon: an abandoned pass never keeps the process alive
         target=_forward,
-        args=(model, batch, layer_observer(model, opts, hand_over), handed, stop),
+        args=(model, batch, layer_observer(model, opts, hand_over, grams), handed, stop),
         daemon=True,
     )
     worker.start()
@@ -111,20 +113,15 @@ def stream_batch(
 
 def _forward(model, batch, observer, handed: queue.Queue, stop: threading.Event) -> None:
     """The forward pass with ``observer`` on every attention layer; then _DONE or the error."""
-    modules = [layer.module for layer in discover(model)]
-    for module in modules:
-        setattr(module, OBSERVER_ATTR, observer)
     try:
-        with torch.inference_mode():
+        modules = [layer.module for layer in discover(model)]
+        with observing(modules, observer), torch.inference_mode():
             model(**with_positions(model, batch))  # no output_attentions: nothing is kept
         outcome = _DONE
     except _Stopped:
         return
     except BaseException as exc:  # handed to the consumer, which raises it
         outcome = exc
-    finally:
-        for module in modules:
-            setattr(module, OBSERVER_ATTR, None)
     while not stop.is_set():
         try:
             handed.put(outcome, timeout=0.1)

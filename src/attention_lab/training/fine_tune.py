@@ -39,9 +39,9 @@ def label_names(corpus: pd.DataFrame) -> list[str]:
     return list(corpus.drop_duplicates("label").sort_values("label")["label_name"])
 
 
-def distributed() -> bool:
-    """Whether this process is one of several (``torchrun`` sets ``WORLD_SIZE``)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+def processes() -> int:
+    """How many processes train together (``torchrun`` sets ``WORLD_SIZE``); 1 alone."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def fast_bfloat16() -> bool:
@@ -83,7 +83,7 @@ def training_arguments(
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),
         # several processes (torchrun): gloo between CPUs, nccl (the default) between GPUs
-        ddp_backend="gloo" if distributed() and not torch.cuda.is_available() else None,
+        ddp_backend="gloo" if processes() > 1 and not torch.cuda.is_available() else None,
     )
 
 
@@ -225,7 +225,7 @@ def fine_tune_variant(
         "train_steps": steps,
         # every process's examples (torchrun: the batch here is one process's share)
         "train_examples_per_second": round(
-            steps * spec.training.batch_size * int(os.environ.get("WORLD_SIZE", "1")) / seconds, 2
+            steps * spec.training.batch_size * processes() / seconds, 2
         )
         if seconds
         else None,
