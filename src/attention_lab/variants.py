@@ -21,6 +21,7 @@ TASKS = ("classification", "causal_lm", "seq2seq")
 PRECISIONS = ("auto", "bf16", "fp32")
 DEFAULT_MODEL = "minilm"
 VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid Kedro namespace
+RESERVED_NAMES = ("ingestion", "study")  # the namespaces of the jobs before and after variants
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,10 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
     if not VARIANT_NAME.match(name):
         raise ConfigError(
             f"{where}: variant names must start with a letter and use letters, digits and '_'."
+        )
+    if name in RESERVED_NAMES:
+        raise ConfigError(
+            f"{where}: {name!r} is the namespace of a study-wide job; rename the variant."
         )
     merged = _merge(study.get("defaults") or {}, raw or {})
     _check_keys(merged, where)

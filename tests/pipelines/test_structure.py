@@ -39,7 +39,7 @@ def test_a_variants_job_needs_nothing_from_another_variant(study):
 def test_the_study_step_holds_every_node_that_reads_two_variants(study):
     whole, refs = study
     step = whole.only_nodes_with_tags("study")
-    assert not any(node.namespace for node in step.nodes)
+    assert {node.namespace for node in step.nodes} == {"study"}
     for node in whole.nodes:
         variants = {name.split("__")[0] for name in node.inputs if "__" in name}
         if len(variants) > 1:
@@ -58,3 +58,20 @@ def test_the_study_step_holds_every_node_that_reads_two_variants(study):
             "summary",
         )
     }
+
+
+def test_jobs_are_ingestion_then_one_per_variant_then_the_study(study):
+    """What kedro-airflow's ``--group-by namespace`` makes into tasks, and their order."""
+    from attention_lab.pipelines.ingestion.pipeline import create_pipeline as ingestion
+
+    whole, refs = study
+    ingest = ingestion()
+    assert {node.namespace for node in ingest.nodes} == {"ingestion"}
+    assert {"corpus", "probe_set"} <= ingest.all_outputs()  # names kept: no prefix
+    groups = {g.name: g for g in (ingest + whole).group_nodes_by("namespace")}
+    assert set(groups) == {"ingestion", "study", *refs}
+    assert all(g.type == "namespace" for g in groups.values())
+    assert groups["ingestion"].dependencies == []
+    for v in refs:
+        assert groups[v].dependencies == ["ingestion"], v
+    assert set(groups["study"].dependencies) == set(refs)

@@ -127,7 +127,14 @@ def create_pipeline(references: dict[str, str] | None = None) -> Pipeline:
 def study_level(references: dict[str, str]) -> Pipeline:
     """Everything that reads more than one variant: comparisons, study tables, figures."""
     comparisons = sum((comparison_pipeline(v, r) for v, r in references.items()), Pipeline([]))
-    return pipeline(comparisons + study_pipeline(list(references)), tags="study")
+    # one namespace, so that the step is one job (`--namespaces=study`) and one Airflow task;
+    # its datasets keep their names
+    return pipeline(
+        comparisons + study_pipeline(list(references)),
+        tags="study",
+        namespace="study",
+        prefix_datasets_with_namespace=False,
+    )
 
 
 # per-variant tables stacked into study tables: exported name -> study table

@@ -1,4 +1,7 @@
-"""Ingestion: source -> clean corpus with splits -> probe set."""
+"""Ingestion: source -> clean corpus with splits -> probe set.
+
+Its nodes share the namespace ``ingestion`` (their datasets keep their names), so it is one
+job: ``kedro run --namespaces=ingestion``, one Airflow task."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -32,5 +35,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "probe_set",
                 name="build_probe_set",
             ),
-        ]
+        ],
+        namespace="ingestion",
+        prefix_datasets_with_namespace=False,
     )
