@@ -96,7 +96,11 @@ def test_the_dag_runs_each_job_once_in_order_and_equals_kedro_run(
     upstream = json.loads(
         airflow("python", "-c", UPSTREAM, str(tmp_path / "dags"), DAG_ID).strip().splitlines()[-1]
     )
-    assert upstream == {"ingestion": [], **dict.fromkeys(variants, ["ingestion"]), "study": variants}
+    assert upstream == {
+        "ingestion": [],
+        **dict.fromkeys(variants, ["ingestion"]),
+        "study": variants,
+    }
 
     log = airflow("airflow", "dags", "test", DAG_ID)
     ended = re.findall(r"\[DAG TEST\] end task task_id=([\w-]+)", log)
