@@ -1,5 +1,7 @@
 """One exception family, so a user sees one clear message instead of a traceback."""
 
+from kedro.io.core import DatasetError
+
 
 class AttentionLabError(Exception):
     """Base class: the message names what is wrong and how to fix it."""
@@ -13,5 +15,7 @@ class DataError(AttentionLabError, ValueError):
     """Input data is missing, malformed or empty."""
 
 
-class ArtifactError(AttentionLabError, FileNotFoundError):
-    """A catalogued artifact is missing, incomplete or from an incompatible version."""
+class ArtifactError(AttentionLabError, DatasetError):
+    """A catalogued artifact is missing, incomplete, from an incompatible version, or could
+    not be written. A Kedro ``DatasetError``, so that Kedro's dataset wrappers pass it on
+    as it is instead of rewording it."""

@@ -11,6 +11,7 @@ from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from attention_lab.errors import AttentionLabError, ConfigError
+from attention_lab.models import zoo
 from attention_lab.variants import parse_study
 
 logger = logging.getLogger(__name__)
@@ -19,28 +20,50 @@ logger = logging.getLogger(__name__)
 class ConfigHooks:
     def __init__(self) -> None:
         self._data_root: str | None = None
+        self._storage: dict = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:
         install_excepthook()
-        try:
-            self._data_root = context.config_loader["globals"].get("data_root")
-        except MissingConfigException:
-            self._data_root = None
+        globals_ = _config(context.config_loader, "globals")
+        self._data_root = globals_.get("data_root")
+        self._storage = storage_options(context.config_loader, globals_.get("storage_credentials"))
+        remote = self._data_root and "://" in self._data_root
+        zoo.share_cache(f"{self._data_root}/06_models/zoo" if remote else None, self._storage)
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         params = catalog.load("parameters")
         specs = parse_study(params)  # raises ConfigError naming variant, key and allowed values
         if self._data_root:
-            check_writable(self._data_root)
+            check_writable(self._data_root, self._storage)
         logger.info("Study: %d variant(s): %s", len(specs), ", ".join(specs))
 
 
-def check_writable(data_root: str) -> None:
+def _config(loader, name: str) -> dict:
+    try:
+        return dict(loader[name] or {})
+    except MissingConfigException:
+        return {}
+
+
+def storage_options(loader, name: str | None) -> dict:
+    """The credentials.yml entry ``name`` (globals' ``storage_credentials``) that opens data_root."""
+    if not name:
+        return {}
+    credentials = _config(loader, "credentials")
+    if name not in credentials:
+        raise ConfigError(
+            f"globals.storage_credentials: {name!r} is not in credentials.yml; add it to "
+            "conf/local/credentials.yml (or your env's), see docs/scale-out.md."
+        )
+    return dict(credentials[name])
+
+
+def check_writable(data_root: str, storage: dict | None = None) -> None:
     """Write and remove a small file under ``data_root``, so a read-only or missing place
     stops the run before any work, with one message."""
-    fs, root = fsspec.core.url_to_fs(data_root)
+    fs, root = fsspec.core.url_to_fs(data_root, **(storage or {}))
     probe = f"{root.rstrip('/')}/.attention-lab-write-check-{uuid.uuid4().hex[:8]}"
     try:
         fs.makedirs(root, exist_ok=True)
@@ -50,7 +73,8 @@ def check_writable(data_root: str) -> None:
     except OSError as exc:
         raise ConfigError(
             f"data_root {data_root!r} cannot be written ({exc.strerror or exc}). Point data_root "
-            "in conf/<env>/globals.yml at a writable folder or URL, or fix its permissions."
+            "in conf/<env>/globals.yml at a writable folder or URL, fix its permissions, or "
+            "check storage_credentials."
         ) from exc
 
 

@@ -103,3 +103,13 @@ def test_an_unwritable_data_root_stops_the_run_before_any_work(tmp_path):
             FullDisk.capacity = before
     check_writable(str(tmp_path / "fine"))  # a writable place passes and keeps no probe file
     assert list((tmp_path / "fine").iterdir()) == []
+
+
+def test_storage_credentials_must_name_an_entry_of_credentials_yml():
+    from attention_lab.hooks import storage_options
+
+    loader = {"credentials": {"study_storage": {"key": "k", "secret": "s"}}}
+    assert storage_options(loader, "study_storage") == {"key": "k", "secret": "s"}
+    assert storage_options(loader, None) == {}
+    with pytest.raises(ConfigError, match="storage_credentials: 'typo' is not in credentials.yml"):
+        storage_options(loader, "typo")

@@ -36,3 +36,31 @@ def test_hub_id_while_offline_names_the_network(monkeypatch):
 def test_unknown_task():
     with pytest.raises(ConfigError, match="unknown task 'ner'"):
         load_model("minilm", "ner")
+
+
+def test_a_converted_model_is_shared_through_object_storage(tmp_path):
+    """One machine publishes its float32 copy under data_root; another downloads it whole, and
+    a copy whose config.json (written last) is missing is not taken."""
+    import fsspec
+
+    from attention_lab.models import zoo
+
+    converted = tmp_path / "here" / "gemma3-270m"
+    (converted / "sub").mkdir(parents=True)
+    files = {"config.json": b"{}", "model.safetensors": b"weights", "sub/tokenizer.json": b"t"}
+    for name, data in files.items():
+        (converted / name).write_bytes(data)
+    shared = f"memory://zoo-{tmp_path.name}"
+    try:
+        zoo.share_cache(shared)
+        zoo._publish_shared("gemma3-270m", converted)
+        there = tmp_path / "there" / "gemma3-270m"
+        assert zoo._fetch_shared("gemma3-270m", there)
+        assert {
+            p.relative_to(there).as_posix(): p.read_bytes() for p in there.rglob("*") if p.is_file()
+        } == files
+        fsspec.filesystem("memory").rm(f"zoo-{tmp_path.name}/gemma3-270m/config.json")
+        assert not zoo._fetch_shared("gemma3-270m", tmp_path / "elsewhere" / "gemma3-270m")
+        assert not (tmp_path / "elsewhere").exists() or not any((tmp_path / "elsewhere").iterdir())
+    finally:
+        zoo.share_cache(None)

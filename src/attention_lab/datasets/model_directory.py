@@ -11,12 +11,14 @@ import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io import AbstractDataset
+from kedro.io import AbstractVersionedDataset
+from kedro.io.core import DatasetError, Version
 
 from attention_lab.attention.mechanisms import MechanismSpec
+from attention_lab.datasets.location import Location
 from attention_lab.errors import ArtifactError
 
 INFO_FILE = "attention_lab.json"
@@ -75,51 +77,120 @@ class ModelArtifact:
         return model.to(device or default_device()).eval(), tokenizer
 
 
-class ModelDirectoryDataset(AbstractDataset[TrainedModel, ModelArtifact]):
-    """Saves a :class:`TrainedModel` atomically (temp folder, then rename); loads a :class:`ModelArtifact`."""
+class ModelDirectoryDataset(AbstractVersionedDataset[TrainedModel, ModelArtifact]):
+    """Saves a :class:`TrainedModel` whole or not at all; loads a :class:`ModelArtifact`.
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None):
-        self._path = Path(path)
+    ``path`` is a local folder or an fsspec URL (``credentials`` and ``fs_args`` open it).
+    Locally the folder is written beside its place and renamed into it; on object storage
+    the files are uploaded with ``attention_lab.json`` last, so a folder without it is
+    unfinished and is neither loaded nor counted as existing. A remote model is downloaded
+    once per process to a local folder, since ``from_pretrained`` reads local files.
+    ``versioned: true`` in the catalog keeps every run's model.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._where = Location.of(path, version, credentials, fs_args)
         self.metadata = metadata
+        fs = self._where.fs
+        super().__init__(
+            self._where.path,
+            version,
+            exists_function=lambda folder: fs.isfile(f"{folder}/{INFO_FILE}"),
+            glob_function=fs.glob,
+        )
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
+        return {"path": self._where.url(), "version": self._version}
 
     def _exists(self) -> bool:
-        return (self._path / INFO_FILE).is_file()
+        try:
+            folder = self._get_load_path()
+        except DatasetError:  # versioned, and no version written yet
+            return False
+        return self._where.fs.isfile(f"{folder}/{INFO_FILE}")
 
     def load(self) -> ModelArtifact:
-        info_path = self._path / INFO_FILE
-        if not info_path.is_file():
+        variant = self._where.path.name
+        try:
+            folder = self._get_load_path()
+            info = json.loads(self._where.fs.cat_file(f"{folder}/{INFO_FILE}"))
+        except (DatasetError, OSError) as exc:
             raise ArtifactError(
-                f"No trained model at {self._path}. Run `kedro run --pipeline=fine_tuning` "
-                f"(or `--namespaces={self._path.name}`) first."
-            )
-        return ModelArtifact(self._path, json.loads(info_path.read_text()))
+                f"No trained model at {self._where.url()}. Run `kedro run "
+                f"--pipeline=fine_tuning` (or `--namespaces={variant}`) first."
+            ) from exc
+        if self._where.local:
+            return ModelArtifact(Path(folder), info)
+        return ModelArtifact(_downloaded(self._where, folder), info)
 
     def save(self, data: TrainedModel) -> None:
-        prefix = f".{self._path.name}-"
+        folder = self._get_save_path()
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            for stale in self._path.parent.glob(f"{prefix}*"):  # left by a killed run
-                shutil.rmtree(stale, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(dir=self._path.parent, prefix=prefix))
+            if self._where.local:
+                _save_locally(Path(folder), data)
+            else:
+                _upload(self._where, folder, data)
         except OSError as exc:
-            raise self._unwritable(exc) from exc
-        try:
-            data.model.save_pretrained(tmp)  # safetensors; a PeftModel saves only its adapter
-            data.tokenizer.save_pretrained(tmp)
-            (tmp / INFO_FILE).write_text(json.dumps(data.info, indent=2))  # written last
-            if self._path.exists():
-                shutil.rmtree(self._path)
-            tmp.rename(self._path)
-        except OSError as exc:
-            raise self._unwritable(exc) from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            raise ArtifactError(
+                f"Could not save the model to {self._where.url(folder)}: {exc.strerror or exc}. "
+                "Nothing was kept; free space or point data_root in globals.yml at a writable "
+                "place, then rerun."
+            ) from exc
 
-    def _unwritable(self, exc: OSError) -> ArtifactError:
-        return ArtifactError(
-            f"Could not save the model to {self._path}: {exc.strerror or exc}. Nothing was kept; "
-            "free space or point data_root in globals.yml at a writable place, then rerun."
-        )
+
+def _write(folder: Path, data: TrainedModel) -> None:
+    data.model.save_pretrained(folder)  # safetensors; a PeftModel saves only its adapter
+    data.tokenizer.save_pretrained(folder)
+    (folder / INFO_FILE).write_text(json.dumps(data.info, indent=2))
+
+
+def _save_locally(path: Path, data: TrainedModel) -> None:
+    """Write beside ``path``, then rename into place: a killed run leaves only a temp folder."""
+    prefix = f".{path.name}-"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f"{prefix}*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix))
+    try:
+        _write(tmp, data)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _upload(where: Location, folder: PurePosixPath, data: TrainedModel) -> None:
+    """Object stores have no rename: clear the place, upload, and write the info file last."""
+    fs = where.fs
+    if fs.exists(str(folder)):
+        fs.rm(str(folder), recursive=True)
+    with tempfile.TemporaryDirectory(prefix="attention-lab-model-") as tmp:
+        _write(Path(tmp), data)
+        files = sorted(p for p in Path(tmp).rglob("*") if p.is_file())
+        for file in sorted(files, key=lambda p: p.name == INFO_FILE):  # the info file last
+            fs.put_file(str(file), f"{folder}/{file.relative_to(tmp).as_posix()}")
+    fs.invalidate_cache()
+
+
+_DOWNLOADS: dict[str, tempfile.TemporaryDirectory] = {}  # URL -> local copy, removed at exit
+
+
+def _downloaded(where: Location, folder: PurePosixPath) -> Path:
+    url = where.url(folder)
+    if url not in _DOWNLOADS:
+        local = tempfile.TemporaryDirectory(prefix="attention-lab-model-")
+        fs = where.fs
+        for file in fs.find(str(folder)):
+            target = Path(local.name) / PurePosixPath(file).relative_to(str(folder))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(file, str(target))
+        _DOWNLOADS[url] = local
+    return Path(_DOWNLOADS[url].name)

@@ -146,12 +146,13 @@ class AttentionStoreWriter:
         compact: bool = False,
         sparse_mass: float | None = None,
         queue_bytes: int = 64 * 2**20,
+        storage_options: dict[str, Any] | None = None,
     ):
         if dtype not in ("float16", "float32"):
             raise ValueError(f"dtype: {dtype!r}; allowed: float16, float32.")
         if sparse_mass is not None and not 0 < sparse_mass <= 1:
             raise ValueError(f"sparse_mass: {sparse_mass!r}; a share of each row, in (0, 1].")
-        self.fs, self.path = fsspec.core.url_to_fs(path)
+        self.fs, self.path = fsspec.core.url_to_fs(path, **(storage_options or {}))
         self.tmp = f"{self.path}.tmp-{uuid.uuid4().hex[:8]}"
         self.fs.makedirs(self.fs._parent(self.path), exist_ok=True)
         for stale in self.fs.glob(f"{self.path}.tmp-*"):  # left by a killed run
@@ -362,11 +363,15 @@ def write_store(
     dtype: str = "float16",
     compact: bool = False,
     sparse_mass: float | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> int:
-    """Consume ``stream`` into a store at ``path``; returns the number of examples written."""
+    """Consume ``stream`` into a store at ``path`` (a local path or any fsspec URL, opened
+    with ``storage_options``); returns the number of examples written."""
     writer = None
     try:
-        writer = AttentionStoreWriter(path, stream.meta, dtype, compact, sparse_mass)
+        writer = AttentionStoreWriter(
+            path, stream.meta, dtype, compact, sparse_mass, storage_options=storage_options
+        )
         for example in stream.examples:
             writer.add(example)
         writer.close()
@@ -394,17 +399,21 @@ def _stop(writer: AttentionStoreWriter | None, stream: AttentionStream) -> None:
 class AttentionStore:
     """A lazy, read-only handle: opening reads only the root metadata."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, storage_options: dict[str, Any] | None = None):
         self.path = path
-        fs, inner = fsspec.core.url_to_fs(path)
+        options = storage_options or {}
+        fs, inner = fsspec.core.url_to_fs(path, **options)
         hint = "Run `kedro run --pipeline=attention_extraction` to (re)create it."
         if not fs.isfile(inner):
             stale = fs.glob(f"{inner}.tmp-*") if fs.exists(fs._parent(inner)) else []
             what = "an unfinished write was found beside it" if stale else "nothing is there"
             raise ArtifactError(f"No attention store at {path} ({what}). {hint}")
         try:
-            store = ZipStore(inner, mode="r") if "file" in fs.protocol else f"zip::{path}"
-            self._root = zarr.open_group(store, mode="r")
+            if "file" in fs.protocol:
+                self._root = zarr.open_group(ZipStore(inner, mode="r"), mode="r")
+            else:  # the zip read in ranges through fsspec; options go to the outer protocol
+                remote = {path.split("://", 1)[0]: options} if options else None
+                self._root = zarr.open_group(f"zip::{path}", mode="r", storage_options=remote)
             attrs = dict(self._root.attrs)
         except Exception as exc:
             raise ArtifactError(
@@ -502,9 +511,9 @@ def shard_path(path: str, index: int, count: int) -> str:
     return f"{path.removesuffix('.zarr.zip')}.shard-{index}-of-{count}.zarr.zip"
 
 
-def shard_paths(path: str) -> list[str]:
+def shard_paths(path: str, storage_options: dict[str, Any] | None = None) -> list[str]:
     """Every shard file written beside ``path`` (any count), as URLs like ``path``."""
-    fs, inner = fsspec.core.url_to_fs(path)
+    fs, inner = fsspec.core.url_to_fs(path, **(storage_options or {}))
     found = fs.glob(f"{inner.removesuffix('.zarr.zip')}.shard-*-of-*.zarr.zip")
     prefix = path[: len(path) - len(inner)] if path.endswith(inner) else ""
     return sorted(prefix + f for f in found)
@@ -516,8 +525,8 @@ class ShardedStore:
     Refuses a set that is not exactly shards 0..n-1 of one count, or whose shards share
     an example."""
 
-    def __init__(self, paths: list[str]):
-        stores = [AttentionStore(p) for p in paths]
+    def __init__(self, paths: list[str], storage_options: dict[str, Any] | None = None):
+        stores = [AttentionStore(p, storage_options) for p in paths]
         shards = [s.meta.get("shard") or {} for s in stores]
         counts = {shard.get("count") for shard in shards}
         indices = sorted(shard.get("index") for shard in shards)
@@ -585,9 +594,11 @@ def _fingerprint(meta: dict[str, Any]) -> dict[str, Any]:
     return {**{k: meta.get(k) for k in keys}, "probes": (meta.get("shard") or {}).get("probes")}
 
 
-def open_store(path: str) -> AttentionStore | ShardedStore:
+def open_store(
+    path: str, storage_options: dict[str, Any] | None = None
+) -> AttentionStore | ShardedStore:
     """The store at ``path``, or the shards written beside it when there is no whole store."""
-    fs, inner = fsspec.core.url_to_fs(path)
-    if not fs.isfile(inner) and (shards := shard_paths(path)):
-        return ShardedStore(shards)
-    return AttentionStore(path)
+    fs, inner = fsspec.core.url_to_fs(path, **(storage_options or {}))
+    if not fs.isfile(inner) and (shards := shard_paths(path, storage_options)):
+        return ShardedStore(shards, storage_options)
+    return AttentionStore(path, storage_options)

@@ -15,7 +15,9 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import fsspec
 
 from attention_lab.errors import ArtifactError, ConfigError
 
@@ -74,6 +76,48 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ATTENTION_LAB_CACHE", "data/06_models/zoo"))
 
 
+# (URL, storage options) of a shared copy of the cache, set when data_root is object storage
+_SHARED: tuple[str, dict] | None = None
+
+
+def share_cache(url: str | None, storage_options: dict | None = None) -> None:
+    """Also keep converted models under ``url`` (``{data_root}/06_models/zoo`` on object
+    storage): a job on another machine then downloads the float32 copy instead of converting
+    the GGUF again. ``None`` turns sharing off."""
+    global _SHARED
+    _SHARED = (url.rstrip("/"), dict(storage_options or {})) if url else None
+
+
+def _fetch_shared(alias: str, target: Path) -> bool:
+    """Download the shared converted copy of ``alias`` into ``target``, if there is one."""
+    if _SHARED is None:
+        return False
+    fs, root = fsspec.core.url_to_fs(f"{_SHARED[0]}/{alias}", **_SHARED[1])
+    if not fs.isfile(f"{root}/config.json"):  # uploaded last: a copy without it is partial
+        return False
+    logger.info("Downloading the converted %s from %s", alias, _SHARED[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{alias}-"))
+    try:
+        for file in fs.find(root):
+            fs.get_file(file, str(tmp / PurePosixPath(file).relative_to(root)))
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def _publish_shared(alias: str, folder: Path) -> None:
+    if _SHARED is None:
+        return
+    fs, root = fsspec.core.url_to_fs(f"{_SHARED[0]}/{alias}", **_SHARED[1])
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.name == "config.json"
+    )
+    for file in files:  # config.json last: it marks a whole copy
+        fs.put_file(str(file), f"{root}/{file.relative_to(folder).as_posix()}")
+
+
 def check_model_name(name: str, where: str = "model") -> None:
     """Reject a value that is neither an alias, an existing folder, nor a hub id."""
     if not isinstance(name, str) or not name.strip():
@@ -123,7 +167,7 @@ def _gguf_to_float32(alias: str, entry: Alias) -> Path:
     0.1 s once transformers is warm (about 3 s in a fresh process, mostly transformers' start-up).
     """
     target = cache_dir() / alias
-    if (target / "config.json").exists():
+    if (target / "config.json").exists() or _fetch_shared(alias, target):
         return target
     _package_folder(entry.package)  # a clear error when the package is missing
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -145,6 +189,7 @@ def _gguf_to_float32(alias: str, entry: Alias) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     if entry.assembled:  # the float32 copy replaces the assembled GGUF
         shutil.rmtree(cache_dir() / f".{alias}-gguf", ignore_errors=True)
+    _publish_shared(alias, target)
     return target
 
 

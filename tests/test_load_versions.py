@@ -1,0 +1,70 @@
+"""`kedro run --load-versions` picks a model and a store among their Kedro versions.
+
+The latest version of each is made broken on purpose, so a run that ignored the pin would fail.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from tests.conftest import PROJECT
+from tests.runs import assert_same_maps, data_root, kedro
+
+pytestmark = pytest.mark.slow
+
+VERSIONED = """
+"{variant}.model":
+  type: attention_lab.datasets.ModelDirectoryDataset
+  path: ${globals:data_root}/06_models/{variant}
+  versioned: true
+
+"{variant}__attention":
+  type: attention_lab.datasets.AttentionStoreDataset
+  path: ${globals:data_root}/07_model_output/{variant}/attention.zarr.zip
+  versioned: true
+"""
+LATER = "2999-01-01T00.00.00.000Z"  # sorts after every real version: the "latest"
+
+
+def only_version(folder) -> str:
+    (version,) = [p.name for p in folder.iterdir() if p.name != LATER]
+    return version
+
+
+def test_load_versions_pins_the_model_and_the_store(test_env_run, scratch_env):
+    env = scratch_env()
+    (PROJECT / "conf" / env / "catalog.yml").write_text(VERSIONED)
+    root = data_root(env)
+    kedro(f"--env={env}", "--pipeline=ingestion")
+    kedro(f"--env={env}", "--pipeline=fine_tuning", "--namespaces=lora")
+
+    models = root / "06_models/lora"
+    model = only_version(models)
+    broken = models / LATER / "lora"
+    shutil.copytree(models / model / "lora", broken)
+    (broken / "adapter_model.safetensors").write_bytes(b"not weights")
+    extract = [f"--env={env}", "--pipeline=attention_extraction", "--namespaces=lora"]
+    assert kedro(*extract, check=False).returncode != 0  # the latest model is the broken one
+
+    kedro(*extract, f"--load-versions=lora.model:{model}")
+    stores = root / "07_model_output/lora/attention.zarr.zip"
+    store = only_version(stores)
+    assert_same_maps(
+        stores / store / stores.name, test_env_run / "07_model_output/lora/attention.zarr.zip"
+    )
+
+    (stores / LATER).mkdir()
+    (stores / LATER / stores.name).write_bytes(b"not a store")
+    kedro(
+        f"--env={env}",
+        "--pipeline=analysis",
+        "--namespaces=lora",
+        f"--load-versions=lora.model:{model},lora__attention:{store}",
+    )
+    table = "08_reporting/lora/head_metrics.parquet"
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(root / table), pd.read_parquet(test_env_run / table)
+    )

@@ -1,0 +1,136 @@
+"""A study on object storage: `data_root: s3://...` against a real S3 API (moto's server mode,
+on 127.0.0.1), opened with s3fs and the credentials in Kedro's credentials.yml."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+import yaml
+
+import dashboard.app
+from attention_lab.datasets.store import AttentionStore
+from dashboard.endpoint import ENDPOINT, callback_body, response_value, wait_until_answers
+from tests.conftest import PROJECT, free_port
+from tests.dashboard.conftest import make_study, start_dashboard, stop
+from tests.runs import assert_same_run, kedro
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "attention-lab"
+
+
+@pytest.fixture
+def s3(tmp_path):
+    """moto's S3 server in its own process group, stopped by its id; yields its storage options."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert wait_until_answers(f"http://127.0.0.1:{port}/", proc, 60), "moto did not start"
+        options = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {
+                "endpoint_url": f"http://127.0.0.1:{port}",
+                "region_name": "us-east-1",
+            },
+        }
+        import boto3
+
+        boto3.client(
+            "s3",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            **options["client_kwargs"],
+        ).create_bucket(Bucket=BUCKET)
+        yield options
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def s3_env(scratch_env, options: dict, root: str) -> str:
+    """A `test` env whose data_root is ``root`` on the server, its credentials in credentials.yml."""
+    env = scratch_env()
+    folder = PROJECT / "conf" / env
+    (folder / "globals.yml").write_text(
+        yaml.safe_dump({"data_root": root, "storage_credentials": "study_storage"})
+    )
+    (folder / "credentials.yml").write_text(yaml.safe_dump({"study_storage": options}))
+    return env
+
+
+def test_a_study_on_s3_equals_the_local_one_and_the_dashboard_reads_it(
+    test_env_run, scratch_env, s3, tmp_path
+):
+    import s3fs
+
+    root = f"s3://{BUCKET}/study"
+    env = s3_env(scratch_env, s3, root)
+    kedro(f"--env={env}")
+
+    fs = s3fs.S3FileSystem(**s3)
+    written = fs.find(f"{BUCKET}/study")
+    for part in (
+        "06_models/lora/attention_lab.json",
+        "07_model_output/lora/attention.zarr.zip",
+        "08_reporting/performance.parquet",
+        "08_reporting/attention_report.html",
+    ):
+        assert f"{BUCKET}/study/{part}" in written, part
+    assert not (tmp_path / env).exists()  # nothing went to the local scratch root
+    fs.get(f"{BUCKET}/study/", str(tmp_path / "copy"), recursive=True)
+    assert_same_run(tmp_path / "copy", test_env_run)
+
+    # read in place: a store straight from S3, then the dashboard serving the env
+    on_s3 = AttentionStore(f"{root}/07_model_output/lora/attention.zarr.zip", s3)
+    local = AttentionStore(str(test_env_run / "07_model_output/lora/attention.zarr.zip"))
+    example = local.example_ids[0]
+    np.testing.assert_array_equal(
+        on_s3.attention(example, "encoder"), local.attention(example, "encoder")
+    )
+    figure = compare_figure_served(env, tmp_path, example)
+    base = AttentionStore(str(test_env_run / "07_model_output/base/attention.zarr.zip"))
+    expected = local.attention(example, "encoder", 2, 3) - base.attention(example, "encoder", 2, 3)
+    np.testing.assert_allclose(np.asarray(figure["data"][2]["z"], dtype=float), expected, atol=1e-6)
+
+
+def compare_figure_served(env: str, tmp_path, example: str) -> dict:
+    """The compare view's figure (base vs lora, layer 2, head 3) from a dashboard on ``env``."""
+    proc, url = start_dashboard("--env", env)
+    try:
+        body = callback_body(  # the callback map is the same for any study
+            dashboard.app.create_app(data=make_study(tmp_path)),
+            "compare-graph.figure",
+            {
+                "tabs.value": "compare",
+                "variant-a.value": "base",
+                "variant-b.value": "lora",
+                "example.value": example,
+                "kind.value": "encoder",
+                **{"layer.value": 2, "head.value": 3, "log.value": []},
+                **{"metric.value": "entropy", "scope.value": "layer"},
+                **{"measure.value": "weights", "head-order.value": "natural"},
+                **{"pooling.value": "max", "zoom.value": ""},
+            },
+        )
+        request = urllib.request.Request(
+            url.rstrip("/") + ENDPOINT,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return response_value(json.load(answer), "compare-graph", "figure")
+    finally:
+        stop(proc)
