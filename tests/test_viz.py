@@ -1,4 +1,4 @@
-"""kedro-viz serves the pipeline graph: four pipelines, one namespace per variant, the main datasets."""
+"""kedro-viz serves the pipeline graph: pipelines, one namespace per job (ingestion, each variant, the study), the main datasets."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
         "__default__",
     }
     namespaces = {n["name"] for n in graph["nodes"] if n["type"] == "modularPipeline"}
-    assert namespaces == {"base", "lora", "gqa4_lora", "window2_lora"}  # the test env's variants
+    # the test env's variants, and the jobs before and after them
+    assert namespaces == {"ingestion", "base", "lora", "gqa4_lora", "window2_lora", "study"}
     datasets = {n["name"]: n for n in graph["nodes"] if n["type"] == "data"}
     for name in (
         "corpus",
