@@ -187,9 +187,9 @@ class AttentionStoreWriter:
                 self._queued_bytes -= piece.maps.nbytes
                 self._queued.notify_all()
 
-    def _chunk(self, key: str, layer: int | None, array: np.ndarray) -> tuple[str, bytes]:
-        # chunk "l.0.0.0" of a layer-chunked array; "0.0.0.0" of a single-chunk array
-        name = ".".join(["0"] * array.ndim if layer is None else [str(layer), *["0"] * array.ndim])
+    def _chunk(self, key: str, prefix: list[int], array: np.ndarray) -> tuple[str, bytes]:
+        # chunk "l.h.0" of a layer-and-head-chunked array; "0.0.0.0" of a single-chunk array
+        name = ".".join([*map(str, prefix), *["0"] * array.ndim])
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
         return f"{key}/{name}", self._codec.encode(data.tobytes())
 
@@ -239,18 +239,23 @@ class AttentionStoreWriter:
         return layers
 
     def _dense_array(self, files, key, kind, layer, values, attributes, first) -> None:
-        """Layer ``layer`` of a [layers, ...] array chunked one layer at a time, or (``layer``
-        None) the whole [layers, ...] array as one chunk."""
+        """Layer ``layer`` of a [layers, heads, ...] array chunked one head of one layer at a
+        time (long maps: a head is read without the other heads), or (``layer`` None) the
+        whole [layers, heads, ...] array as one chunk (short maps: fewest files)."""
         if first and layer is None:
             files[f"{key}/zarr.json"] = _array_metadata(
                 values.shape, values.shape, values.dtype, attributes
             )
         elif first:
             shape = (self._layers_of(kind), *values.shape)
-            chunk = (1, *values.shape)
+            chunk = (1, 1, *values.shape[1:])
             files[f"{key}/zarr.json"] = _array_metadata(shape, chunk, values.dtype, attributes)
-        name, payload = self._chunk(key, layer, values)
-        files[name] = payload
+        pieces = (
+            [([], values)] if layer is None else [([layer, h], v) for h, v in enumerate(values)]
+        )
+        for prefix, piece in pieces:
+            name, payload = self._chunk(key, prefix, piece)
+            files[name] = payload
 
     def _sparse_layer(self, files, key, piece: LayerMaps, attributes) -> None:
         """One layer as compressed rows over its (head, query) rows: keys kept per row, their
@@ -489,8 +494,13 @@ class AttentionStore:
             counts, steps, values = (
                 group[f"{li}.{name}"][:] for name in ("counts", "steps", "values")
             )
+            if head is not None:  # decode that head's rows only: each row stands alone
+                rows = slice(head * n_query, (head + 1) * n_query)
+                start = int(counts[: rows.start].sum(dtype=np.int64))
+                end = start + int(counts[rows].sum(dtype=np.int64))
+                counts, steps, values = counts[rows], steps[start:end], values[start:end]
             maps = from_top_mass(counts, steps, values, n_key).reshape(-1, n_query, n_key)
-            out.append(maps if head is None else maps[head])
+            out.append(maps if head is None else maps[0])
         return out[0] if layer is not None else np.stack(out)
 
     def layers_of(self, group) -> int:
