@@ -80,7 +80,7 @@ def head_map(store: AttentionStore, example: str, kind: str, layer: int, head: i
 
     def read() -> np.ndarray:
         if head == "mean":
-            return store.attention(example, kind, layer=layer).mean(axis=0)
+            return store.mean_over_heads(example, kind, layer=layer)
         return store.attention(example, kind, layer=layer, head=head)
 
     return CACHE.get(store, (example, kind, layer, head), read)

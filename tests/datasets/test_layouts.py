@@ -138,3 +138,28 @@ def test_one_head_of_a_streamed_layer_reads_alone_and_equals_the_whole_map(tmp_p
         } <= names
     else:
         np.testing.assert_allclose(whole, maps, atol=0.1 + 1e-3)  # 90% of each row's mass kept
+
+
+@pytest.mark.parametrize(
+    "options", [{"dtype": "float32"}, {"dtype": "float16"}, {"compact": True}, {"sparse_mass": 0.9}]
+)
+@pytest.mark.parametrize("streamed", [True, False])
+def test_the_mean_over_heads_equals_the_mean_of_the_heads_read(tmp_path, options, streamed):
+    rng = np.random.default_rng(4)
+    maps = causal_maps(rng, 6, layers=2, heads=3)
+    if streamed:
+        items = [
+            LayerMaps(example_meta(0, 6), 0, "decoder", layer, maps[layer]) for layer in (0, 1)
+        ]
+    else:
+        items = [ExampleAttention(example_meta(0, 6), {"decoder": maps})]
+    path = str(tmp_path / "s.zarr.zip")
+    write_store(path, AttentionStream(meta(2, True), items), **options)
+    store = AttentionStore(path)
+    for layer in (0, 1):
+        np.testing.assert_allclose(
+            store.mean_over_heads(0, "decoder", layer),
+            store.attention(0, "decoder", layer).mean(axis=0),
+            rtol=1e-6,
+            atol=1e-9,
+        )

@@ -52,6 +52,9 @@ def test_three_shards_read_back_identical_to_one_store(artifact, tmp_path):
         assert joined.example_meta(example)["tokens"] == one.example_meta(example)["tokens"]
         np.testing.assert_array_equal(joined.attention(example), one.attention(example))
     np.testing.assert_array_equal(joined.attention(4, layer=1, head=3), one.attention(4)[1, 3])
+    np.testing.assert_array_equal(
+        joined.mean_over_heads(4, layer=1), one.mean_over_heads(4, layer=1)
+    )
 
 
 def test_missing_or_mixed_shards_are_refused(artifact, tmp_path):

@@ -479,11 +479,27 @@ class AttentionStore:
             return self._sparse(node, attrs, layer, head)
         selection = (slice(None) if layer is None else layer, slice(None) if head is None else head)
         values = node[selection]
+        compact = self.meta.get("compact")
+        if not compact:  # float16 -> float32 on the packed triangle: half the cells of the map
+            values = np.asarray(values, dtype=np.float32)
         if attrs.get("layout") == "lower_triangle":
             values = unpack_lower(values, attrs["query_length"])
-        if self.meta.get("compact"):
+        if compact:
             values = dequantize_rows(values, self._root[f"{key}_scale"][selection])
         return np.asarray(values, dtype=np.float32)
+
+    def mean_over_heads(self, example: int | str, kind: str | None = None, layer: int = 0):
+        """[query, key]: the mean of one layer's stored heads. A lower triangle is averaged
+        packed, then unpacked once: at 2,048 tokens several times faster than
+        ``attention(example, kind, layer).mean(0)``, which it equals."""
+        kind = kind or self.kinds[0]
+        node = (
+            self._root[f"examples/{self.index_of(example)}.{kind}"] if kind in self.kinds else None
+        )
+        if node is None or self.meta.get("compact") or node.attrs.get("layout") != "lower_triangle":
+            return self.attention(example, kind, layer).mean(axis=0)
+        packed = np.mean(node[layer], axis=0, dtype=np.float32)  # [heads, n(n+1)/2] -> [n(n+1)/2]
+        return unpack_lower(packed, node.attrs["query_length"])
 
     def _sparse(self, group, attrs, layer: int | None, head: int | None) -> np.ndarray:
         """Dense maps from the CSR rows of each requested layer (left-out weight is 0)."""
@@ -592,6 +608,10 @@ class ShardedStore:
     def attention(self, example, kind=None, layer=None, head=None) -> np.ndarray:
         store, local = self._locate(example)
         return store.attention(local, kind, layer, head)
+
+    def mean_over_heads(self, example, kind=None, layer=0) -> np.ndarray:
+        store, local = self._locate(example)
+        return store.mean_over_heads(local, kind, layer)
 
     def dropped_mass(self, example, kind=None):
         store, local = self._locate(example)
