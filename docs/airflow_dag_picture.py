@@ -62,7 +62,7 @@ def main(env: str = "local") -> None:
             url = f"http://127.0.0.1:{port}"
             if not wait_until_answers(url, server, 120):
                 raise RuntimeError("Airflow's API server did not start")
-            photograph(f"{url}/dags/attention-lab", PICTURE)
+            photograph(f"{url}/dags/attention_lab", PICTURE)
         finally:
             os.killpg(server.pid, signal.SIGTERM)  # our own process group only
             server.wait(timeout=30)

@@ -21,7 +21,6 @@ from tests.runs import assert_same_run, data_root
 pytestmark = pytest.mark.slow
 
 AIRFLOW_BIN = Path(os.environ.get("ATTENTION_LAB_AIRFLOW_BIN", PROJECT / ".venv-airflow/bin"))
-DAG_ID = "attention-lab"
 
 # run by Airflow's own Python: the DAG's tasks and what each waits for
 UPSTREAM = """
@@ -30,7 +29,7 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(sys.argv[1])
 assert not bag.import_errors, bag.import_errors
 dag = bag.get_dag(sys.argv[2])
-print(json.dumps({t: sorted(task.upstream_task_ids) for t, task in dag.task_dict.items()}))
+print(json.dumps({t: [sorted(task.upstream_task_ids), task.queue, task.owner] for t, task in dag.task_dict.items()}))
 """
 
 
@@ -90,20 +89,26 @@ def test_the_dag_runs_each_job_once_in_order_and_equals_kedro_run(
     test_env_run, scratch_env, airflow, tmp_path
 ):
     env = scratch_env()
-    variants = ["base", "gqa4-lora", "lora", "window2-lora"]  # the `test` env's, slugified
+    # an env's airflow.yml changes one setting and keeps the base's others (the owner)
+    (PROJECT / "conf" / env / "airflow.yml").write_text("default:\n  variant_queue: gpu\n")
+    variants = ["base", "gqa4_lora", "lora", "window2_lora"]  # the `test` env's
+    dag_id = f"attention_lab_{env}"
     generate_dag(env, tmp_path / "dags")
 
-    upstream = json.loads(
-        airflow("python", "-c", UPSTREAM, str(tmp_path / "dags"), DAG_ID).strip().splitlines()[-1]
+    tasks = json.loads(
+        airflow("python", "-c", UPSTREAM, str(tmp_path / "dags"), dag_id).strip().splitlines()[-1]
     )
+    upstream = {name: parents for name, (parents, _, _) in tasks.items()}
     assert upstream == {
         "ingestion": [],
         **dict.fromkeys(variants, ["ingestion"]),
         "study": variants,
     }
+    assert {name for name, (_, queue, _) in tasks.items() if queue == "gpu"} == set(variants)
+    assert {owner for _, _, owner in tasks.values()} == {"attention-lab"}
 
-    log = airflow("airflow", "dags", "test", DAG_ID)
-    ended = re.findall(r"\[DAG TEST\] end task task_id=([\w-]+)", log)
+    log = airflow("airflow", "dags", "test", dag_id)
+    ended = re.findall(r"\[DAG TEST\] end task task_id=(\w+)", log)
     assert sorted(ended) == sorted(upstream) and ended[0] == "ingestion" and ended[-1] == "study"
     assert log.count("Command exited with return code 0") == len(upstream)
     assert_same_run(data_root(env), test_env_run)

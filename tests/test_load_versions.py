@@ -47,7 +47,8 @@ def test_load_versions_pins_the_model_and_the_store(test_env_run, scratch_env):
     shutil.copytree(models / model / "lora", broken)
     (broken / "adapter_model.safetensors").write_bytes(b"not weights")
     extract = [f"--env={env}", "--pipeline=attention_extraction", "--namespaces=lora"]
-    assert kedro(*extract, check=False).returncode != 0  # the latest model is the broken one
+    failed = kedro(*extract, check=False)  # unpinned, the latest model is the broken one
+    assert failed.returncode != 0 and "deserializing header" in failed.stdout + failed.stderr
 
     kedro(*extract, f"--load-versions=lora.model:{model}")
     stores = root / "07_model_output/lora/attention.zarr.zip"

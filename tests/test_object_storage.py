@@ -89,7 +89,7 @@ def test_a_study_on_s3_equals_the_local_one_and_the_dashboard_reads_it(
         "08_reporting/attention_report.html",
     ):
         assert f"{BUCKET}/study/{part}" in written, part
-    assert not (tmp_path / env).exists()  # nothing went to the local scratch root
+    assert not (PROJECT / "s3:").exists()  # no URL was taken for a local path
     fs.get(f"{BUCKET}/study/", str(tmp_path / "copy"), recursive=True)
     assert_same_run(tmp_path / "copy", test_env_run)
 
@@ -134,3 +134,18 @@ def compare_figure_served(env: str, tmp_path, example: str) -> dict:
             return response_value(json.load(answer), "compare-graph", "figure")
     finally:
         stop(proc)
+
+
+def test_a_missing_bucket_stops_the_run_before_any_work_and_is_not_created(s3):
+    import s3fs
+
+    from attention_lab.errors import ConfigError
+    from attention_lab.hooks import check_writable
+
+    check_writable(f"s3://{BUCKET}/study", s3)  # the bucket exists: passes, leaves nothing
+    fs = s3fs.S3FileSystem(**s3)
+    assert fs.find(BUCKET) == []
+    with pytest.raises(ConfigError, match="'s3://no-such-bucket/study' cannot be written"):
+        check_writable("s3://no-such-bucket/study", s3)
+    fs.invalidate_cache()
+    assert "no-such-bucket" not in fs.ls("")

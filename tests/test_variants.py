@@ -62,9 +62,9 @@ def test_wrong_values_name_variant_key_and_allowed_values(variant, message):
         parse_study(study(**variant))
 
 
-@pytest.mark.parametrize("name", ["study", "ingestion"])
-def test_the_study_wide_jobs_namespaces_are_not_variant_names(name):
-    with pytest.raises(ConfigError, match=f"variants.{name}: '{name}' is the namespace of"):
+@pytest.mark.parametrize("name", ["study", "ingestion", "zoo"])
+def test_reserved_names_are_not_variant_names(name):
+    with pytest.raises(ConfigError, match=f"variants.{name}: '{name}' is reserved"):
         parse_study({"study": STUDY, "variants": {"base": {"method": "head"}, name: {}}})
 
 

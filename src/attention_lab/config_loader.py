@@ -17,7 +17,10 @@ from kedro.config import OmegaConfigLoader
 class StudyConfigLoader(OmegaConfigLoader):
     def __init__(self, *args, merge_strategy: dict[str, str] | None = None, **kwargs):
         super().__init__(
-            *args, merge_strategy={"parameters": "soft", **(merge_strategy or {})}, **kwargs
+            *args,
+            # airflow.yml (kedro-airflow): an env setting `variant_queue` keeps the base's others
+            merge_strategy={"parameters": "soft", "airflow": "soft", **(merge_strategy or {})},
+            **kwargs,
         )
         self._env_file_keys: set[str] = set()
 

@@ -62,19 +62,24 @@ def storage_options(loader, name: str | None) -> dict:
 
 def check_writable(data_root: str, storage: dict | None = None) -> None:
     """Write and remove a small file under ``data_root``, so a read-only or missing place
-    stops the run before any work, with one message."""
-    fs, root = fsspec.core.url_to_fs(data_root, **(storage or {}))
-    probe = f"{root.rstrip('/')}/.attention-lab-write-check-{uuid.uuid4().hex[:8]}"
+    stops the run before any work, with one message.
+
+    A local folder is created if missing. On object storage nothing is created: s3fs would
+    create a bucket whose name has a typo, so a missing bucket is an error here."""
     try:
-        fs.makedirs(root, exist_ok=True)
+        fs, root = fsspec.core.url_to_fs(data_root, **(storage or {}))
+        probe = f"{root.rstrip('/')}/.attention-lab-write-check-{uuid.uuid4().hex[:8]}"
+        if "file" in fs.protocol:
+            fs.makedirs(root, exist_ok=True)
         with fs.open(probe, "wb") as f:
             f.write(b"ok")
         fs.rm(probe)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - OSError, or a storage client's own (botocore)
+        reason = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
         raise ConfigError(
-            f"data_root {data_root!r} cannot be written ({exc.strerror or exc}). Point data_root "
-            "in conf/<env>/globals.yml at a writable folder or URL, fix its permissions, or "
-            "check storage_credentials."
+            f"data_root {data_root!r} cannot be written ({reason}). Point data_root in "
+            "conf/<env>/globals.yml at a writable folder or an existing bucket, fix its "
+            "permissions, or check storage_credentials and credentials.yml."
         ) from exc
 
 

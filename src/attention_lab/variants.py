@@ -21,7 +21,8 @@ TASKS = ("classification", "causal_lm", "seq2seq")
 PRECISIONS = ("auto", "bf16", "fp32")
 DEFAULT_MODEL = "minilm"
 VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid Kedro namespace
-RESERVED_NAMES = ("ingestion", "study")  # the namespaces of the jobs before and after variants
+# the namespaces of the jobs before and after the variants; the bundled models' cache folder
+RESERVED_NAMES = ("ingestion", "study", "zoo")
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,8 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
         )
     if name in RESERVED_NAMES:
         raise ConfigError(
-            f"{where}: {name!r} is the namespace of a study-wide job; rename the variant."
+            f"{where}: {name!r} is reserved (the ingestion and study jobs, the model cache "
+            "under 06_models/zoo); rename the variant."
         )
     merged = _merge(study.get("defaults") or {}, raw or {})
     _check_keys(merged, where)

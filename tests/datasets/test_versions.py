@@ -81,3 +81,27 @@ def test_shards_of_a_versioned_store_are_refused(tmp_path):
     assert isinstance(raised.value.__cause__, ConfigError)
     assert "versioned: false" in str(raised.value.__cause__)
     assert not any(tmp_path.iterdir())
+
+
+def test_an_unversioned_save_keeps_the_versions_it_would_replace(tmp_path, bert_tokenizer):
+    """Turning `versioned` off must not delete what versioned runs saved."""
+    store, model = str(tmp_path / "attention.zarr.zip"), str(tmp_path / "lora")
+    AttentionStoreDataset(store, version=Version(None, None)).save(stream(n=1)[0])
+    ModelDirectoryDataset(model, version=Version(None, None)).save(
+        TrainedModel(tiny_llama(), bert_tokenizer, {"run": 0})
+    )
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ArtifactError, match="holds versions saved with `versioned: true`"):
+        AttentionStoreDataset(store).save(stream(n=1)[0])
+    with pytest.raises(ArtifactError, match="holds versions saved with `versioned: true`"):
+        ModelDirectoryDataset(model).save(TrainedModel(tiny_llama(), bert_tokenizer, {}))
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_versioned_store_with_no_version_names_the_fix(tmp_path):
+    dataset = AttentionStoreDataset(str(tmp_path / "a.zarr.zip"), version=Version(None, None))
+    assert not dataset.exists()
+    with pytest.raises(
+        ArtifactError, match="No version of the attention store .*attention_extraction"
+    ):
+        dataset.load()

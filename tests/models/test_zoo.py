@@ -64,3 +64,29 @@ def test_a_converted_model_is_shared_through_object_storage(tmp_path):
         assert not (tmp_path / "elsewhere").exists() or not any((tmp_path / "elsewhere").iterdir())
     finally:
         zoo.share_cache(None)
+
+
+def test_an_unreachable_shared_cache_costs_a_conversion_not_the_run(tmp_path, monkeypatch, caplog):
+    import fsspec
+
+    from attention_lab.models import zoo
+
+    def unreachable(*args, **kwargs):
+        raise RuntimeError("no route to the bucket")
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", unreachable)
+    folder = tmp_path / "gemma3-270m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    try:
+        zoo.share_cache("s3://bucket/study/06_models/zoo")
+        assert not zoo._fetch_shared("gemma3-270m", tmp_path / "there" / "gemma3-270m")
+        zoo._publish_shared("gemma3-270m", folder)  # logs, does not raise
+    finally:
+        zoo.share_cache(None)
+    assert [r.levelname for r in caplog.records].count("WARNING") == 2
+    assert all(
+        "no route to the bucket" in r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING"
+    )

@@ -17,7 +17,7 @@ from attention_lab.datasets.store import (
     shard_paths,
     write_store,
 )
-from attention_lab.errors import ConfigError
+from attention_lab.errors import ArtifactError, ConfigError
 
 
 class AttentionStoreDataset(AbstractVersionedDataset[AttentionStream, AttentionStore]):
@@ -72,7 +72,15 @@ class AttentionStoreDataset(AbstractVersionedDataset[AttentionStream, AttentionS
 
     def load(self) -> AttentionStore | ShardedStore:
         """The whole store, or its shards read as one (see ``attention_extraction.shard``)."""
-        return open_store(self._where.url(self._get_load_path()), self._where.options)
+        try:
+            path = self._get_load_path()
+        except DatasetError as exc:  # versioned: none written yet, or the pinned one is absent
+            raise ArtifactError(
+                f"No version of the attention store at {self._where.url()} to load ({exc}). "
+                "Run `kedro run --pipeline=attention_extraction`, or pin a version that exists "
+                "with --load-versions."
+            ) from exc
+        return open_store(self._where.url(path), self._where.options)
 
     def save(self, data: AttentionStream) -> None:
         shard = data.meta.get("shard")
@@ -82,6 +90,8 @@ class AttentionStoreDataset(AbstractVersionedDataset[AttentionStream, AttentionS
                 "get one version per shard. Set `versioned: false` on the attention store's "
                 "catalog entry for sharded runs."
             )
+        if self._version is None and self._where.holds_versions():
+            raise ArtifactError(self._where.versions_in_the_way())
         url = self._where.url(self._get_save_path())
         path = shard_path(url, shard["index"], shard["count"]) if shard else url
         write_store(path, data, self._dtype, self._compact, self._sparse_mass, self._where.options)

@@ -3,7 +3,7 @@ with the catalog entry's ``credentials`` and ``fs_args`` (Kedro's conventions)."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -15,7 +15,7 @@ from kedro.io.core import Version, get_protocol_and_path
 class Location:
     protocol: str  # "file", "s3", "memory", ...
     path: PurePosixPath  # without the protocol, as ``fs`` takes it
-    options: dict[str, Any]  # storage options: credentials, then fs_args
+    options: dict[str, Any] = field(repr=False)  # credentials, then fs_args: never printed
 
     @classmethod
     def of(
@@ -40,3 +40,13 @@ class Location:
         """``path`` (default: this location's) as a URL the store functions open."""
         inner = str(self.path if path is None else path)
         return inner if self.local else f"{self.protocol}://{inner}"
+
+    def holds_versions(self) -> bool:
+        """Whether this (unversioned) place is a folder of Kedro versions ``<ts>/<name>``."""
+        return bool(self.fs.glob(f"{self.path}/*/{self.path.name}"))
+
+    def versions_in_the_way(self) -> str:
+        return (
+            f"{self.url()} holds versions saved with `versioned: true`; nothing was removed. "
+            "Set `versioned: true` on this catalog entry again, or move the versions away."
+        )

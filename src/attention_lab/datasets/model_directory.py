@@ -121,17 +121,31 @@ class ModelDirectoryDataset(AbstractVersionedDataset[TrainedModel, ModelArtifact
         try:
             folder = self._get_load_path()
             info = json.loads(self._where.fs.cat_file(f"{folder}/{INFO_FILE}"))
-        except (DatasetError, OSError) as exc:
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise self._missing(variant) from exc
             raise ArtifactError(
-                f"No trained model at {self._where.url()}. Run `kedro run "
-                f"--pipeline=fine_tuning` (or `--namespaces={variant}`) first."
+                f"Could not read the model at {self._where.url()}: {exc.strerror or exc}. Check "
+                "its permissions, or data_root and storage_credentials."
             ) from exc
+        except DatasetError as exc:  # versioned: none written yet, or the pinned one is absent
+            raise self._missing(variant) from exc
         if self._where.local:
             return ModelArtifact(Path(folder), info)
         return ModelArtifact(_downloaded(self._where, folder), info)
 
+    def _missing(self, variant: str) -> ArtifactError:
+        return ArtifactError(
+            f"No trained model at {self._where.url()}. Run `kedro run "
+            f"--pipeline=fine_tuning` (or `--namespaces={variant}`) first, or pin a version "
+            "that exists with --load-versions."
+        )
+
     def save(self, data: TrainedModel) -> None:
+        if self._version is None and self._where.holds_versions():
+            raise ArtifactError(self._where.versions_in_the_way())
         folder = self._get_save_path()
+        _DOWNLOADS.pop(self._where.url(folder), None)  # this process must not load the old copy
         try:
             if self._where.local:
                 _save_locally(Path(folder), data)

@@ -23,10 +23,9 @@ def device() -> torch.device:
 
 def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """The model's tokenizer, with a pad token (decoders often lack one)."""
+    source = resolve(name)  # outside the try: a zoo error is its own message, not the hub's
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve(name), trust_remote_code=trust_remote_code
-        )
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except OSError as exc:
         raise hub_error(name, exc) from exc
     if tokenizer.pad_token is None:
@@ -68,10 +67,11 @@ def load_model(
         "attn_implementation": "eager",
         "use_safetensors": None if allow_pickle else True,
     }
+    source = resolve(name)  # outside the try: a zoo error is its own message, not the hub's
     try:
-        model = get_task(task).load_pretrained(resolve(name), num_labels, **common)
+        model = get_task(task).load_pretrained(source, num_labels, **common)
     except OSError as exc:  # hub ids while offline, missing files in a folder
-        if not allow_pickle and has_only_pickle_weights(resolve(name)):
+        if not allow_pickle and has_only_pickle_weights(source):
             raise ArtifactError(
                 f"{name} has only pickle weights (*.bin / *.pt); unpickling can run arbitrary code, "
                 "so they are refused. Convert them to safetensors, or set `allow_pickle: true` on "

@@ -89,33 +89,49 @@ def share_cache(url: str | None, storage_options: dict | None = None) -> None:
 
 
 def _fetch_shared(alias: str, target: Path) -> bool:
-    """Download the shared converted copy of ``alias`` into ``target``, if there is one."""
+    """Download the shared converted copy of ``alias`` into ``target``, if there is one
+    (False: none, or it could not be read, and the caller converts the GGUF itself)."""
     if _SHARED is None:
         return False
-    fs, root = fsspec.core.url_to_fs(f"{_SHARED[0]}/{alias}", **_SHARED[1])
-    if not fs.isfile(f"{root}/config.json"):  # uploaded last: a copy without it is partial
-        return False
-    logger.info("Downloading the converted %s from %s", alias, _SHARED[0])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{alias}-"))
     try:
-        for file in fs.find(root):
-            fs.get_file(file, str(tmp / PurePosixPath(file).relative_to(root)))
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        fs, root = fsspec.core.url_to_fs(f"{_SHARED[0]}/{alias}", **_SHARED[1])
+        if not fs.isfile(f"{root}/config.json"):  # uploaded last: a copy without it is partial
+            return False
+        logger.info("Downloading the converted %s from %s", alias, _SHARED[0])
+        _download(fs, root, target)
+    except Exception as exc:  # noqa: BLE001 - the shared copy only saves a conversion
+        if (target / "config.json").exists():  # another process here got there first
+            return True
+        logger.warning("Could not download the converted %s (%s); converting here", alias, exc)
+        return False
     return True
 
 
+def _download(fs, root: str, target: Path) -> None:
+    """Every file under ``root`` into ``target``, which appears whole or not at all."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        for file in fs.find(root):
+            local = tmp / PurePosixPath(file).relative_to(root)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(file, str(local))
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _publish_shared(alias: str, folder: Path) -> None:
+    """Upload the converted copy for other machines; a failure costs them a conversion only."""
     if _SHARED is None:
         return
-    fs, root = fsspec.core.url_to_fs(f"{_SHARED[0]}/{alias}", **_SHARED[1])
-    files = sorted(
-        (p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.name == "config.json"
-    )
-    for file in files:  # config.json last: it marks a whole copy
-        fs.put_file(str(file), f"{root}/{file.relative_to(folder).as_posix()}")
+    try:
+        fs, root = fsspec.core.url_to_fs(f"{_SHARED[0]}/{alias}", **_SHARED[1])
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        for file in sorted(files, key=lambda p: p.name == "config.json"):  # config.json last
+            fs.put_file(str(file), f"{root}/{file.relative_to(folder).as_posix()}")
+    except Exception as exc:  # noqa: BLE001 - any storage error: keep the run going
+        logger.warning("Could not share the converted %s under %s: %s", alias, _SHARED[0], exc)
 
 
 def check_model_name(name: str, where: str = "model") -> None:
