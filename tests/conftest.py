@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -83,6 +84,45 @@ def test_env_run() -> Path:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return PROJECT / "data" / "test"
+
+
+BUCKET = "attention-lab"  # the bucket the ``s3`` fixture creates
+
+
+@pytest.fixture
+def s3():
+    """moto's S3 server in its own process group, stopped by its id; yields its storage options."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        from dashboard.endpoint import wait_until_answers
+
+        assert wait_until_answers(f"http://127.0.0.1:{port}/", proc, 60), "moto did not start"
+        options = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {
+                "endpoint_url": f"http://127.0.0.1:{port}",
+                "region_name": "us-east-1",
+            },
+        }
+        import boto3
+
+        boto3.client(
+            "s3",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            **options["client_kwargs"],
+        ).create_bucket(Bucket=BUCKET)
+        yield options
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 @pytest.fixture

@@ -4,10 +4,6 @@ on 127.0.0.1), opened with s3fs and the credentials in Kedro's credentials.yml."
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import urllib.request
 
 import numpy as np
@@ -16,48 +12,12 @@ import yaml
 
 import dashboard.app
 from attention_lab.datasets.store import AttentionStore
-from dashboard.endpoint import ENDPOINT, callback_body, response_value, wait_until_answers
-from tests.conftest import PROJECT, free_port
+from dashboard.endpoint import ENDPOINT, callback_body, response_value
+from tests.conftest import BUCKET, PROJECT
 from tests.dashboard.conftest import make_study, start_dashboard, stop
 from tests.runs import assert_same_run, kedro
 
 pytestmark = pytest.mark.slow
-
-BUCKET = "attention-lab"
-
-
-@pytest.fixture
-def s3(tmp_path):
-    """moto's S3 server in its own process group, stopped by its id; yields its storage options."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        assert wait_until_answers(f"http://127.0.0.1:{port}/", proc, 60), "moto did not start"
-        options = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {
-                "endpoint_url": f"http://127.0.0.1:{port}",
-                "region_name": "us-east-1",
-            },
-        }
-        import boto3
-
-        boto3.client(
-            "s3",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            **options["client_kwargs"],
-        ).create_bucket(Bucket=BUCKET)
-        yield options
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def s3_env(scratch_env, options: dict, root: str) -> str:

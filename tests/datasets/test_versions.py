@@ -10,44 +10,60 @@ from kedro.io.core import DatasetError, Version
 from attention_lab.datasets import AttentionStoreDataset, ModelDirectoryDataset
 from attention_lab.datasets.model_directory import TrainedModel
 from attention_lab.errors import ArtifactError, ConfigError
-from tests.conftest import tiny_llama
+from tests.conftest import BUCKET, tiny_llama
 from tests.datasets.test_store import stream
 
-ROOTS = ["local", "memory"]
+ROOTS = ["local", "memory", "s3"]
 
 
-def place(tmp_path, root: str, name: str) -> str:
-    return str(tmp_path / name) if root == "local" else f"memory://versions-{tmp_path.name}/{name}"
+@pytest.fixture
+def place(request, tmp_path):
+    """``place(root, name)``: (path, credentials) of ``name`` on a local folder, fsspec's
+    memory filesystem, or a real S3 API (moto's server, see the ``s3`` fixture)."""
+
+    def make(root: str, name: str) -> tuple[str, dict | None]:
+        if root == "local":
+            return str(tmp_path / name), None
+        if root == "memory":
+            return f"memory://versions-{tmp_path.name}/{name}", None
+        return f"s3://{BUCKET}/versions/{name}", request.getfixturevalue("s3")
+
+    return make
 
 
 @pytest.mark.parametrize("root", ROOTS)
-def test_model_versions_load_latest_or_pinned(tmp_path, root, bert_tokenizer):
-    path = place(tmp_path, root, "lora")
+def test_model_versions_load_latest_or_pinned(place, root, bert_tokenizer):
+    path, credentials = place(root, "lora")
     saved = {}
     for run, version in enumerate(["2026-01-01T00.00.00.000Z", "2026-01-02T00.00.00.000Z"]):
         model = tiny_llama(seed=run)
-        ModelDirectoryDataset(path, version=Version(None, version)).save(
+        ModelDirectoryDataset(path, Version(None, version), credentials).save(
             TrainedModel(model, bert_tokenizer, {"run": run})
         )
         saved[version] = model
-    versions = ModelDirectoryDataset(path, version=Version(None, None)).list_versions(False)
+    versions = ModelDirectoryDataset(path, Version(None, None), credentials).list_versions(False)
     assert versions == sorted(saved, reverse=True)
     for pinned, expected_run in [(None, 1), (versions[1], 0)]:
-        artifact = ModelDirectoryDataset(path, version=Version(pinned, None)).load()
+        artifact = ModelDirectoryDataset(path, Version(pinned, None), credentials).load()
         assert artifact.info == {"run": expected_run}
         assert (artifact.path / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("root", ROOTS)
-def test_store_versions_load_latest_or_pinned(tmp_path, root):
-    path = place(tmp_path, root, "attention.zarr.zip")
+def test_store_versions_load_latest_or_pinned(place, root):
+    path, credentials = place(root, "attention.zarr.zip")
     written = {}
     for seed, version in enumerate(["2026-01-01T00.00.00.000Z", "2026-01-02T00.00.00.000Z"]):
         data, examples = stream(n=2, seed=seed)
-        AttentionStoreDataset(path, dtype="float32", version=Version(None, version)).save(data)
+        dataset = AttentionStoreDataset(
+            path, dtype="float32", version=Version(None, version), credentials=credentials
+        )
+        dataset.save(data)
         written[version] = examples
     for pinned in [None, *written]:
-        store = AttentionStoreDataset(path, version=Version(pinned, None)).load()
+        store = AttentionStoreDataset(
+            path, version=Version(pinned, None), credentials=credentials
+        ).load()
         expected = written[pinned or max(written)]
         for example in expected:
             np.testing.assert_array_equal(
