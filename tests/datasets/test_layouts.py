@@ -163,3 +163,53 @@ def test_the_mean_over_heads_equals_the_mean_of_the_heads_read(tmp_path, options
             rtol=1e-6,
             atol=1e-9,
         )
+
+
+def test_sparse_weights_on_the_grid_are_stored_as_grid_steps_and_read_back_exactly(tmp_path):
+    """uint16 grid steps instead of float16 bit patterns: the same numbers, fewer bytes."""
+    from attention_lab.datasets.codecs import round_rows_to_grid
+
+    rng = np.random.default_rng(5)
+    maps = round_rows_to_grid(causal_maps(rng, 40, layers=2, heads=3), 11).astype(np.float32)
+    stores = {}
+    for name, bits in (("grid", 11), ("float16", None)):
+        items = [
+            LayerMaps(example_meta(0, 40), 0, "decoder", layer, maps[layer]) for layer in (0, 1)
+        ]
+        path = str(tmp_path / f"{name}.zarr.zip")
+        write_store(
+            path,
+            AttentionStream({**meta(2, True), "precision_bits": bits}, items),
+            sparse_mass=0.99,
+        )
+        stores[name] = path
+    raw = zarr.open_group(ZipStore(stores["grid"], mode="r"), mode="r")[
+        "examples/0.decoder/1.values"
+    ]
+    assert raw.dtype == np.uint16 and raw.attrs["grid_bits"] == 11
+    plain = zarr.open_group(ZipStore(stores["float16"], mode="r"), mode="r")[
+        "examples/0.decoder/1.values"
+    ]
+    assert plain.dtype == np.float16 and "grid_bits" not in plain.attrs
+    import zipfile
+
+    for name in (
+        "values",
+        "steps",
+    ):  # blosc header: byte 2 flags (bit 0: shuffle), byte 3 element size
+        header = zipfile.ZipFile(stores["grid"]).read(f"examples/0.decoder/1.{name}/0")[:4]
+        assert header[2] & 1 and header[3] == 2, name
+    grid, float16 = AttentionStore(stores["grid"]), AttentionStore(stores["float16"])
+    np.testing.assert_array_equal(grid.attention(0), float16.attention(0))
+    np.testing.assert_array_equal(grid.attention(0, layer=1, head=2), float16.attention(0)[1, 2])
+
+
+def test_weights_off_the_grid_stay_float16():
+    from attention_lab.datasets.codecs import from_grid, on_grid
+
+    on = np.array([1, 3, 2047], dtype=np.float16) / np.float16(2048)
+    steps, bits = on_grid(on, 11)
+    assert steps.dtype == np.uint16 and bits == 11 and steps.tolist() == [1, 3, 2047]
+    np.testing.assert_array_equal(from_grid(steps, bits), on.astype(np.float32))
+    off = np.array([0.1, 0.3], dtype=np.float16)  # not multiples of 2**-11
+    assert on_grid(off, 11) == (off, None) and on_grid(on, None) == (on, None)

@@ -195,7 +195,7 @@ def test_rewrite_replaces_the_old_store(tmp_path):
         (lambda a: a.pop("complete"), "is incomplete"),
         (
             lambda a: a.update(format_version=99),
-            "written by store format 99, this version reads format 4",
+            "written by store format 99, this version reads formats 4 and 5",
         ),
         (lambda a: a.update(format="something-else"), "is not an Attention Lab attention store"),
     ],
@@ -214,6 +214,24 @@ def test_incomplete_or_incompatible_stores_give_clear_errors(tmp_path, edit, mes
     rewrite_zip(path, change)
     with pytest.raises(ArtifactError, match=message):
         AttentionStore(str(path))
+
+
+def test_a_format_4_store_is_still_read(tmp_path):
+    path = tmp_path / "s.zarr.zip"
+    written = stream(2)[1]
+    write_store(str(path), stream(2)[0], dtype="float32")
+
+    def as_format_4(name, blob):
+        if name != "zarr.json":
+            return blob
+        meta = json.loads(blob)
+        meta["attributes"]["format_version"] = 4
+        return json.dumps(meta).encode()
+
+    rewrite_zip(path, as_format_4)
+    store = AttentionStore(str(path))
+    assert store.meta["format_version"] == 4
+    np.testing.assert_array_equal(store.attention("ex1"), written[1].maps["encoder"])
 
 
 def test_corrupt_store(tmp_path):

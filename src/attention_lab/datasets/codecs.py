@@ -97,6 +97,26 @@ def top_mass(
     )
 
 
+def on_grid(values: np.ndarray, bits: int | None) -> tuple[np.ndarray, int | None]:
+    """``values`` as whole steps of ``2**-bits`` (uint16) when every one of them is exactly
+    such a multiple (the extraction's grid, see :func:`round_rows_to_grid`): they compress
+    better than float16 bit patterns and decode to the same numbers. Otherwise unchanged,
+    with ``None``."""
+    if bits is None or not 0 < bits <= 15:
+        return values, None
+    steps = values.astype(np.float64) * 2.0**bits
+    if steps.size and (steps.max() >= 2**16 or not np.array_equal(steps, np.round(steps))):
+        return values, None
+    return steps.astype(np.uint16), bits
+
+
+def from_grid(values: np.ndarray, bits: int | None) -> np.ndarray:
+    """Inverse of :func:`on_grid`: float32 weights."""
+    if bits is None:
+        return values
+    return values.astype(np.float32) / np.float32(2.0**bits)
+
+
 def from_top_mass(counts: np.ndarray, steps: np.ndarray, values: np.ndarray, width: int):
     """Inverse of :func:`top_mass` (left-out weight is 0): [R, width] float32."""
     rows = len(counts)
