@@ -213,3 +213,40 @@ def test_weights_off_the_grid_stay_float16():
     np.testing.assert_array_equal(from_grid(steps, bits), on.astype(np.float32))
     off = np.array([0.1, 0.3], dtype=np.float16)  # not multiples of 2**-11
     assert on_grid(off, 11) == (off, None) and on_grid(on, None) == (on, None)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("compact", [False, True])
+def test_streamed_heads_read_back_as_written(tmp_path, causal, compact):
+    """Each head's chunk (and, compact, its row scales) lands under its own head."""
+    from attention_lab.datasets.codecs import dequantize_rows, quantize_rows
+
+    rng = np.random.default_rng(6)
+    maps = causal_maps(rng, 5, layers=2, heads=3)
+    if not causal:
+        maps = rng.random(maps.shape).astype(np.float32)
+    pieces = [LayerMaps(example_meta(0, 5), 0, "decoder", layer, maps[layer]) for layer in (0, 1)]
+    path = str(tmp_path / "s.zarr.zip")
+    write_store(path, AttentionStream(meta(2, causal), pieces), dtype="float32", compact=compact)
+    expected = dequantize_rows(*quantize_rows(maps)) if compact else maps
+    store = AttentionStore(path)
+    np.testing.assert_allclose(store.attention(0), expected, rtol=1e-6, atol=1e-7)
+    for layer, head in [(0, 0), (1, 2), (1, -1)]:
+        np.testing.assert_allclose(
+            store.attention(0, layer=layer, head=head), expected[layer, head], rtol=1e-6, atol=1e-7
+        )
+
+
+def test_a_sparse_head_reads_by_negative_index_and_an_empty_head_reads_as_zeros(tmp_path):
+    rng = np.random.default_rng(7)
+    maps = causal_maps(rng, 6, layers=1, heads=3)
+    maps[0, 1] = 0  # a head that held no weight at all
+    pieces = [LayerMaps(example_meta(0, 6), 0, "decoder", 0, maps[0])]
+    path = str(tmp_path / "s.zarr.zip")
+    write_store(path, AttentionStream(meta(1, True), pieces), dtype="float32", sparse_mass=0.9)
+    store = AttentionStore(path)
+    whole = store.attention(0)
+    np.testing.assert_array_equal(store.attention(0, layer=0, head=-1), whole[0, 2])
+    np.testing.assert_array_equal(store.attention(0, layer=0, head=1), np.zeros((6, 6)))
+    with pytest.raises(IndexError):
+        store.attention(0, layer=0, head=3)

@@ -105,7 +105,9 @@ def on_grid(values: np.ndarray, bits: int | None) -> tuple[np.ndarray, int | Non
     if bits is None or not 0 < bits <= 15:
         return values, None
     steps = values.astype(np.float64) * 2.0**bits
-    if steps.size and (steps.max() >= 2**16 or not np.array_equal(steps, np.round(steps))):
+    if steps.size and (
+        steps.min() < 0 or steps.max() >= 2**16 or not np.array_equal(steps, np.round(steps))
+    ):
         return values, None
     return steps.astype(np.uint16), bits
 
@@ -121,6 +123,8 @@ def from_top_mass(counts: np.ndarray, steps: np.ndarray, values: np.ndarray, wid
     """Inverse of :func:`top_mass` (left-out weight is 0): [R, width] float32."""
     rows = len(counts)
     out = np.zeros((rows, width), dtype=np.float32)
+    if steps.size == 0:  # nothing kept: every row held no weight
+        return out
     row_of = np.repeat(np.arange(rows), counts.astype(np.int64))
     starts = np.r_[0, np.cumsum(counts.astype(np.int64))[:-1]]
     running = np.cumsum(steps.astype(np.int64))  # positions + 1, across rows

@@ -8,7 +8,7 @@ Layout (members of ``attention.zarr.zip``, uncompressed; standard zarr v3, reada
     examples/{i}.{kind}/zarr.json  the example's maps of one kind, zstd, no padding; attributes:
                                    id, tokens, token_ids, special_mask, query_length, key_length,
                                    layout. kind: encoder | decoder | cross (+ ``_norm``)
-    examples/{i}.{kind}/{l}.{h}.0  one chunk per layer and head, written as soon as that layer is
+    examples/{i}.{kind}/{l}.{h}.…  one chunk per layer and head, written as soon as that layer is
                                    known (whole examples of short inputs: one chunk ``0.0.0.0``):
         layout ``dense``:          [layers, heads, query, key] float16 (or float32)
         layout ``lower_triangle``: [layers, heads, n(n+1)/2]: a causal map's lower triangle,
@@ -306,7 +306,11 @@ class AttentionStoreWriter:
             ("dropped", dropped.reshape(heads, n_query), None),
         ):
             array = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
-            shuffled = name in ("steps", "values") and array.dtype.itemsize == 2
+            shuffled = (  # blosc takes at most 2 GiB a buffer: plain zstd above
+                name in ("steps", "values")
+                and array.dtype.itemsize == 2
+                and array.nbytes < 2**31 - 16
+            )
             files[f"{key}/{piece.layer}.{name}/zarr.json"] = _array_metadata(
                 array.shape, array.shape, array.dtype, extra, shuffled
             )
@@ -544,6 +548,7 @@ class AttentionStore:
             stored = group[f"{li}.values"]
             values = from_grid(stored[:], stored.attrs.get("grid_bits"))
             if head is not None:  # decode that head's rows only: each row stands alone
+                head = range(len(counts) // n_query)[head]  # -1: the last; out of range: error
                 rows = slice(head * n_query, (head + 1) * n_query)
                 start = int(counts[: rows.start].sum(dtype=np.int64))
                 end = start + int(counts[rows].sum(dtype=np.int64))
