@@ -40,8 +40,13 @@ from attention_lab.datasets.store import AttentionStore  # noqa: E402
 from dashboard.__main__ import serve  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.data import InMemoryStudy  # noqa: E402
-from dashboard.endpoint import ENDPOINT, callback_body, wait_until_answers  # noqa: E402
-from dashboard.views import CONTROLS, Selection  # noqa: E402
+from dashboard.endpoint import (  # noqa: E402
+    ENDPOINT,
+    callback_body,
+    control_inputs,
+    wait_until_answers,
+)
+from dashboard.views import Selection  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("dashboard_benchmark", HERE / "dashboard.py")
 bench = importlib.util.module_from_spec(_spec)
@@ -137,8 +142,7 @@ def bodies(app, n: int, bad_every: int = 10) -> list[tuple[bool, dict]]:
             layer=rnd.randrange(bench.LAYERS),
             head=rnd.choice(["mean", *map(str, range(bench.HEADS))]),
         )
-        controls = zip(CONTROLS, selection.control_values(), strict=True)
-        values = {f"{c}.value": v for c, v in controls}
+        values = control_inputs(selection)
         bad = i % bad_every == bad_every - 1
         if bad:
             control, value = BAD_VALUES[(i // bad_every) % len(BAD_VALUES)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import urllib.request
@@ -33,6 +34,28 @@ def callback_body(app: Dash, output: str, values: dict, changed: list[str] | Non
         "state": values_of(spec["state"]),
         "changedPropIds": changed or [f"{inputs[0]['id']}.{inputs[0]['property']}"],
     }
+
+
+def control_inputs(selection) -> dict:
+    """A :class:`~dashboard.views.Selection` as the controls' ``"component.value"`` inputs,
+    the part of :func:`callback_body`'s ``values`` that every view callback takes."""
+    from dashboard.views import CONTROLS
+
+    return {
+        f"{control}.value": value
+        for control, value in zip(CONTROLS, selection.control_values(), strict=True)
+    }
+
+
+def ask(url: str, body: dict, timeout: float = 60) -> dict:
+    """POST ``body`` to the server at ``url``'s callback endpoint; its JSON answer."""
+    request = urllib.request.Request(
+        url.rstrip("/") + ENDPOINT,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        return json.load(answer)
 
 
 def wait_until_answers(url: str, proc: subprocess.Popen, seconds: float) -> bool:

@@ -3,16 +3,14 @@ on 127.0.0.1), opened with s3fs and the credentials in Kedro's credentials.yml."
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import numpy as np
 import pytest
 import yaml
 
 import dashboard.app
 from attention_lab.datasets.store import AttentionStore
-from dashboard.endpoint import ENDPOINT, callback_body, response_value
+from dashboard.endpoint import ask, callback_body, control_inputs, response_value
+from dashboard.views import Selection
 from tests.conftest import BUCKET, PROJECT
 from tests.dashboard.conftest import make_study, start_dashboard, stop
 from tests.runs import assert_same_run, kedro
@@ -70,28 +68,15 @@ def compare_figure_served(env: str, tmp_path, example: str) -> dict:
     """The compare view's figure (base vs lora, layer 2, head 3) from a dashboard on ``env``."""
     proc, url = start_dashboard("--env", env)
     try:
+        selection = Selection(
+            a="base", b="lora", example=example, kind="encoder", layer=2, head="3"
+        )
         body = callback_body(  # the callback map is the same for any study
             dashboard.app.create_app(data=make_study(tmp_path)),
             "compare-graph.figure",
-            {
-                "tabs.value": "compare",
-                "variant-a.value": "base",
-                "variant-b.value": "lora",
-                "example.value": example,
-                "kind.value": "encoder",
-                **{"layer.value": 2, "head.value": 3, "log.value": []},
-                **{"metric.value": "entropy", "scope.value": "layer"},
-                **{"measure.value": "weights", "head-order.value": "natural"},
-                **{"pooling.value": "max", "zoom.value": ""},
-            },
+            control_inputs(selection),
         )
-        request = urllib.request.Request(
-            url.rstrip("/") + ENDPOINT,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return response_value(json.load(answer), "compare-graph", "figure")
+        return response_value(ask(url, body), "compare-graph", "figure")
     finally:
         stop(proc)
 

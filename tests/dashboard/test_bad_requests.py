@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 
 from dashboard.app import create_app
-from dashboard.endpoint import ENDPOINT, callback_body, response_value
-from dashboard.views import CONTROLS, Selection
+from dashboard.endpoint import ENDPOINT, callback_body, control_inputs, response_value
+from dashboard.views import Selection
 from tests.dashboard.conftest import make_study
 
 GOOD = Selection(a="a", b="b", example="e0", kind="encoder", layer=1, head="2")
@@ -108,8 +108,7 @@ def nothing_logged(caplog):
 
 def inputs(selection: Selection = GOOD, **bad) -> dict:
     """Every input and state of the app's callbacks, by "component.property"."""
-    controls = zip(CONTROLS, selection.control_values(), strict=True)
-    return {f"{c}.value": v for c, v in controls} | {
+    return control_inputs(selection) | {
         "url.search": selection.to_query(),
         "label-filter.value": None,
         "export-csv.n_clicks": 1,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 
 import pytest
 
 import dashboard.app
 from dashboard import __main__ as cli
-from dashboard.endpoint import ENDPOINT, callback_body, response_value
+from dashboard.endpoint import ask, callback_body, control_inputs, response_value
+from dashboard.views import Selection
 from tests.dashboard.conftest import start_dashboard, stop
 
 
@@ -71,26 +71,11 @@ def test_waitress_serves_the_app_and_answers_a_bad_value_with_a_message(tmp_path
     try:
         with urllib.request.urlopen(url, timeout=10) as page:
             assert page.status == 200 and page.headers["Server"] == "waitress"
+        bad = Selection(a="nope", b="x", example="x", kind="x")
         body = callback_body(  # the callback map is the same for any study
-            dashboard.app.create_app(data=study),
-            "compare-graph.figure",
-            {
-                "tabs.value": "compare",
-                "variant-a.value": "nope",
-                **dict.fromkeys(["variant-b.value", "example.value", "kind.value"], "x"),
-                **{"layer.value": 0, "head.value": "mean", "log.value": []},
-                **{"metric.value": "entropy", "scope.value": "layer"},
-                **{"measure.value": "weights", "head-order.value": "natural"},
-                **{"pooling.value": "max", "zoom.value": ""},
-            },
+            dashboard.app.create_app(data=study), "compare-graph.figure", control_inputs(bad)
         )
-        request = urllib.request.Request(
-            url.rstrip("/") + ENDPOINT,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            figure = response_value(json.load(answer), "compare-graph", "figure")
+        figure = response_value(ask(url, body), "compare-graph", "figure")
         assert figure["layout"]["annotations"][0]["text"] == (
             "Unknown variant 'nope'; this study has: a."
         )
