@@ -10,6 +10,7 @@ import fsspec
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
+from attention_lab.datasets.location import Location
 from attention_lab.errors import AttentionLabError, ConfigError
 from attention_lab.models import zoo
 from attention_lab.variants import parse_study
@@ -28,7 +29,7 @@ class ConfigHooks:
         globals_ = _config(context.config_loader, "globals")
         self._data_root = globals_.get("data_root")
         self._storage = storage_options(context.config_loader, globals_.get("storage_credentials"))
-        remote = self._data_root and "://" in self._data_root
+        remote = self._data_root and not Location.of(self._data_root).local
         zoo.share_cache(f"{self._data_root}/06_models/zoo" if remote else None, self._storage)
 
     @hook_impl

@@ -4,7 +4,7 @@ with the catalog entry's ``credentials`` and ``fs_args`` (Kedro's conventions)."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
@@ -50,3 +50,20 @@ class Location:
             f"{self.url()} holds versions saved with `versioned: true`; nothing was removed. "
             "Set `versioned: true` on this catalog entry again, or move the versions away."
         )
+
+
+def upload_folder(fs: fsspec.AbstractFileSystem, local: Path, remote: str, last: str) -> None:
+    """Every file of ``local`` under ``remote`` (a path as ``fs`` takes it), the file named
+    ``last`` after all the others: object stores have no rename, so that file's presence is
+    what marks a whole copy."""
+    files = [p for p in local.rglob("*") if p.is_file()]
+    for file in sorted(files, key=lambda p: p.name == last):
+        fs.put_file(str(file), f"{remote}/{file.relative_to(local).as_posix()}")
+
+
+def download_folder(fs: fsspec.AbstractFileSystem, remote: str, local: Path) -> None:
+    """Every file under ``remote`` into ``local``, sub-folders made as needed."""
+    for file in fs.find(remote):
+        target = local / PurePosixPath(file).relative_to(remote)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(file, str(target))

@@ -18,7 +18,7 @@ from kedro.io import AbstractVersionedDataset
 from kedro.io.core import DatasetError, Version
 
 from attention_lab.attention.mechanisms import MechanismSpec
-from attention_lab.datasets.location import Location
+from attention_lab.datasets.location import Location, download_folder, upload_folder
 from attention_lab.errors import ArtifactError
 
 INFO_FILE = "attention_lab.json"
@@ -188,9 +188,7 @@ def _upload(where: Location, folder: PurePosixPath, data: TrainedModel) -> None:
         fs.rm(str(folder), recursive=True)
     with tempfile.TemporaryDirectory(prefix="attention-lab-model-") as tmp:
         _write(Path(tmp), data)
-        files = sorted(p for p in Path(tmp).rglob("*") if p.is_file())
-        for file in sorted(files, key=lambda p: p.name == INFO_FILE):  # the info file last
-            fs.put_file(str(file), f"{folder}/{file.relative_to(tmp).as_posix()}")
+        upload_folder(fs, Path(tmp), str(folder), last=INFO_FILE)
     fs.invalidate_cache()
 
 
@@ -201,10 +199,6 @@ def _downloaded(where: Location, folder: PurePosixPath) -> Path:
     url = where.url(folder)
     if url not in _DOWNLOADS:
         local = tempfile.TemporaryDirectory(prefix="attention-lab-model-")
-        fs = where.fs
-        for file in fs.find(str(folder)):
-            target = Path(local.name) / PurePosixPath(file).relative_to(str(folder))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(file, str(target))
+        download_folder(where.fs, str(folder), Path(local.name))
         _DOWNLOADS[url] = local
     return Path(_DOWNLOADS[url].name)

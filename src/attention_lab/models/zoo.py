@@ -15,10 +15,11 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import fsspec
 
+from attention_lab.datasets.location import download_folder, upload_folder
 from attention_lab.errors import ArtifactError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -112,10 +113,7 @@ def _download(fs, root: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
     try:
-        for file in fs.find(root):
-            local = tmp / PurePosixPath(file).relative_to(root)
-            local.parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(file, str(local))
+        download_folder(fs, root, tmp)
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -127,9 +125,7 @@ def _publish_shared(alias: str, folder: Path) -> None:
         return
     try:
         fs, root = fsspec.core.url_to_fs(f"{_SHARED[0]}/{alias}", **_SHARED[1])
-        files = [p for p in folder.rglob("*") if p.is_file()]
-        for file in sorted(files, key=lambda p: p.name == "config.json"):  # config.json last
-            fs.put_file(str(file), f"{root}/{file.relative_to(folder).as_posix()}")
+        upload_folder(fs, folder, root, last="config.json")
     except Exception as exc:  # noqa: BLE001 - any storage error: keep the run going
         logger.warning("Could not share the converted %s under %s: %s", alias, _SHARED[0], exc)
 
