@@ -7,6 +7,7 @@ import warnings
 import pytest
 import yaml
 
+from attention_lab.pipelines.analysis.pipeline import EXPORTS
 from attention_lab.pipelines.analysis.pipeline import create_pipeline as analysis
 from attention_lab.pipelines.attention_extraction.pipeline import create_pipeline as extraction
 from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
@@ -46,18 +47,7 @@ def test_the_study_step_holds_every_node_that_reads_two_variants(study):
             assert "study" in node.tags, node.name
     # what the step reads from the variants' jobs is exactly what they export
     exports = {name for name in step.inputs() if "__" in name}
-    assert exports == {
-        f"{v}__{name}"
-        for v in refs
-        for name in (
-            "attention",
-            "example_head_metrics",
-            "head_metrics",
-            "head_importance",
-            "pruning_curve",
-            "summary",
-        )
-    }
+    assert exports == {f"{v}__{name}" for v in refs for name in EXPORTS}
 
 
 def test_jobs_are_ingestion_then_one_per_variant_then_the_study(study):
