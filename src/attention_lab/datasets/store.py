@@ -530,13 +530,12 @@ class AttentionStore:
         packed, then unpacked once: at 2,048 tokens several times faster than
         ``attention(example, kind, layer).mean(0)``, which it equals."""
         kind = kind or self.kinds[0]
-        node = (
-            self._root[f"examples/{self.index_of(example)}.{kind}"] if kind in self.kinds else None
-        )
-        if node is None or self.meta.get("compact") or node.attrs.get("layout") != "lower_triangle":
-            return self.attention(example, kind, layer).mean(axis=0)
-        packed = np.mean(node[layer], axis=0, dtype=np.float32)  # [heads, n(n+1)/2] -> [n(n+1)/2]
-        return unpack_lower(packed, node.attrs["query_length"])
+        if kind in self.kinds and not self.meta.get("compact"):
+            node = self._root[f"examples/{self.index_of(example)}.{kind}"]
+            if node.attrs.get("layout") == "lower_triangle":
+                packed = np.mean(node[layer], axis=0, dtype=np.float32)  # [heads, T] -> [T]
+                return unpack_lower(packed, node.attrs["query_length"])
+        return self.attention(example, kind, layer).mean(axis=0)  # its errors for a wrong kind
 
     def _sparse(self, group, attrs, layer: int | None, head: int | None) -> np.ndarray:
         """Dense maps from the CSR rows of each requested layer (left-out weight is 0)."""
