@@ -48,11 +48,12 @@ def _message(problem: Exception) -> str:
 
 # the Selection fields each tab's figures depend on; other controls are read, not listened to
 DEPENDS = {
-    "compare": ("a", "b", "example", "kind", "measure", "layer", "head", "log", "pool", "region"),
-    "heads": ("a", "example", "kind", "measure", "layer", "scope", "order", "pool"),
-    "metrics": ("a", "b", "kind", "measure", "metric"),
-    "rollout": ("a", "b", "example", "kind", "measure"),
-    "cross": ("a", "example", "measure", "layer", "head", "log", "pool", "region"),
+    "compare": ("a", "b", "seed_a", "seed_b", "example", "kind", "measure", "layer", "head")
+    + ("log", "pool", "region"),
+    "heads": ("a", "seed_a", "example", "kind", "measure", "layer", "scope", "order", "pool"),
+    "metrics": ("a", "b", "kind", "measure", "metric"),  # tables over every seed
+    "rollout": ("a", "b", "seed_a", "seed_b", "example", "kind", "measure"),
+    "cross": ("a", "seed_a", "example", "measure", "layer", "head", "log", "pool", "region"),
 }
 # the views that read B's maps too: its store must hold the kind, layer and head as well
 STORES = {"compare": ("a", "b"), "rollout": ("a", "b")}
@@ -174,8 +175,9 @@ def register_compare(app: Dash, data: StudyData) -> None:
 
 
 def _csv_name(s: Selection, table) -> str:
-    """e.g. attention_e0_encoder_l1_h2_a_vs_b.csv; a zoom and blocks add "_0-64_0-64_max13"."""
-    parts = [f"attention_{s.example}_{s.stored_kind}_l{s.layer}_h{s.head}_{s.a}_vs_{s.b}"]
+    """e.g. attention_e0_encoder_l1_h2_a-42_vs_b-mean.csv; a zoom and blocks add "_0-64_0-64_max13"."""
+    runs = f"{s.a}-{s.seed_a or 'seed'}_vs_{s.b}-{s.seed_b or 'seed'}"
+    parts = [f"attention_{s.example}_{s.stored_kind}_l{s.layer}_h{s.head}_{runs}"]
     if s.region:
         parts.append(s.region.replace(":", "-").replace(",", "_"))
     if table.attrs.get("blocks"):

@@ -15,7 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from attention_lab.datasets.store import AttentionStore
-from attention_lab.variants import exported, references, study_reference
+from attention_lab.variants import Job, exported, references, study_reference, study_seeds
+from dashboard.seed_mean import SEED_MEAN, SeedMeanStore
 
 PROJECT = Path(__file__).resolve().parents[1]
 COMMANDS = {
@@ -58,6 +59,11 @@ class StudyData:
         return list(self.params.get("variants") or {})
 
     @property
+    def seeds(self) -> tuple[int, ...]:
+        """The study's seeds: every variant has one run (and one store) per seed."""
+        return study_seeds(self.params.get("study") or {})
+
+    @property
     def reference(self) -> str:
         return study_reference(self.params)
 
@@ -81,16 +87,23 @@ class StudyData:
         """The probe set's label names, for the label filter."""
         return sorted({x for x in self.probe_set["label_name"] if x})
 
-    def _store(self, variant: str) -> AttentionStore:
+    def _store(self, variant: str, seed: int | str | None = None) -> AttentionStore:
+        """The store of ``variant``'s run with ``seed`` (default: the first seed), or with
+        ``seed="mean"`` the mean over its seeds' maps."""
         if variant not in self.variants:
             raise KeyError(
                 f"unknown variant {variant!r}; this study has {', '.join(self.variants)}"
             )
+        if seed == SEED_MEAN:
+            return SeedMeanStore([self.store(variant, s) for s in self.seeds])
+        job = Job(variant, self.seeds[0] if seed is None else int(seed))
         try:
-            return self.catalog.load(exported(variant, "attention"))
+            return self.catalog.load(exported(job, "attention"))
         except Exception as exc:
             raise MissingArtifact(
-                f"The attention store of {variant!r}", COMMANDS["attention"], self.env
+                f"The attention store of {variant!r} (seed {job.seed})",
+                COMMANDS["attention"],
+                self.env,
             ) from exc
 
     def table(self, name: str) -> pd.DataFrame | go.Figure:
@@ -124,10 +137,13 @@ class StudyData:
         """Raise :class:`MissingArtifact` unless the probe set and every store exist (cheap checks)."""
         self.probe_set  # noqa: B018 - loads and caches
         for variant in self.variants:
-            if not self.catalog.exists(exported(variant, "attention")):
-                raise MissingArtifact(
-                    f"The attention store of {variant!r}", COMMANDS["attention"], self.env
-                )
+            for seed in self.seeds:
+                if not self.catalog.exists(exported(Job(variant, seed), "attention")):
+                    raise MissingArtifact(
+                        f"The attention store of {variant!r} (seed {seed})",
+                        COMMANDS["attention"],
+                        self.env,
+                    )
 
 
 class InMemoryStudy(StudyData):
@@ -135,23 +151,30 @@ class InMemoryStudy(StudyData):
 
     def __init__(
         self,
-        stores: dict[str, AttentionStore],
+        stores: dict[str, AttentionStore | list[AttentionStore]],
         probe_set: pd.DataFrame,
         tables: dict[str, pd.DataFrame] | None = None,
         reference: str | None = None,
+        seeds: list[int] | None = None,
     ):
-        self.env, self._stores, self._tables = "memory", stores, tables or {}
+        """``stores``: each variant's store, or its stores in ``seeds`` order (one per seed)."""
+        self.env, self._tables = "memory", tables or {}
+        self._stores = {v: s if isinstance(s, list) else [s] for v, s in stores.items()}
+        seeds = seeds or [42]
         self.params = {
             "variants": dict.fromkeys(stores),
-            "study": {"reference": reference or next(iter(stores))},
+            "study": {"reference": reference or next(iter(stores)), "seeds": seeds},
         }
         self.__dict__["probe_set"] = probe_set  # fills the cached_property
-        self.store = self._store
+        self.store = lru_cache(maxsize=None)(self._store)
 
-    def _store(self, variant: str) -> AttentionStore:
+    def _store(self, variant: str, seed: int | str | None = None) -> AttentionStore:
         if variant not in self._stores:
             raise KeyError(f"unknown variant {variant!r}; this study has {', '.join(self._stores)}")
-        return self._stores[variant]
+        if seed == SEED_MEAN:
+            return SeedMeanStore(self._stores[variant])
+        index = 0 if seed is None else self.seeds.index(int(seed))
+        return self._stores[variant][index]
 
     def table(self, name: str):
         if name not in self._tables:

@@ -6,7 +6,8 @@ from dash import dash_table, dcc, html
 
 from attention_lab.analysis.metrics import METRICS
 from dashboard.data import MissingArtifact, StudyData
-from dashboard.views import CONTROLS, Selection, base_kinds, example_options
+from dashboard.seed_mean import SEED_MEAN
+from dashboard.views import CONTROLS, Selection, base_kinds, example_options, store_of
 
 # every head metric of the analysis, the default first
 METRIC_CHOICES = ["normalized_entropy", *(m for m in METRICS if m != "normalized_entropy")]
@@ -78,9 +79,22 @@ def controls(data: StudyData, selection: Selection) -> html.Div:
 def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
     """Which variants, which probe example, and which part of its maps (the zoom)."""
     variants = [{"label": v, "value": v} for v in data.variants]
+    # each run's own maps, or their mean over the seeds (an aggregate, named as one)
+    seeds = [{"label": f"seed {s}", "value": str(s)} for s in data.seeds]
+    seeds += [{"label": "mean over seeds", "value": SEED_MEAN}] if len(data.seeds) > 1 else []
     return [
         _labelled("Variant A", dcc.Dropdown(variants, selection.a, id=ID["a"], clearable=False)),
+        _labelled(
+            "Seed of A",
+            dcc.Dropdown(seeds, selection.seed_a, id=ID["seed_a"], clearable=False),
+            "140px",
+        ),
         _labelled("Variant B", dcc.Dropdown(variants, selection.b, id=ID["b"], clearable=False)),
+        _labelled(
+            "Seed of B",
+            dcc.Dropdown(seeds, selection.seed_b, id=ID["seed_b"], clearable=False),
+            "140px",
+        ),
         _labelled(
             "Label filter",
             dcc.Dropdown(
@@ -119,7 +133,7 @@ def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
 
 def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
     """Which map (kind, measure, layer, head) and how to show it."""
-    meta = data.store(selection.a).meta  # root metadata of one store only
+    meta = store_of(data, selection, "a").meta  # root metadata of one store only
     return [*_map_pickers(meta, selection), *_view_options(selection)]
 
 

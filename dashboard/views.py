@@ -16,6 +16,7 @@ from attention_lab.kinds import NORM_SUFFIX, base_kind
 from dashboard import blocks, figures, maps
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.heads import HeadOrder, matched_order, natural_order, significant_heads, tested
+from dashboard.seed_mean import SEED_MEAN
 
 TABS = ("compare", "heads", "metrics", "rollout", "cross")
 # The dashboard's controls, named once: Dash component id -> Selection field.
@@ -23,6 +24,8 @@ CONTROLS = {
     "tabs": "tab",
     "variant-a": "a",
     "variant-b": "b",
+    "seed-a": "seed_a",
+    "seed-b": "seed_b",
     "example": "example",
     "kind": "kind",
     "measure": "measure",
@@ -42,6 +45,8 @@ NAMES = {
     "tab": "tab",
     "a": "variant A",
     "b": "variant B",
+    "seed_a": "seed of A",
+    "seed_b": "seed of B",
     "example": "example",
     "kind": "attention kind",
     "measure": "measure",
@@ -83,6 +88,8 @@ class Selection:
     tab: str = "compare"
     a: str = ""
     b: str = ""
+    seed_a: str = ""  # a seed of study.seeds as text, or "mean": the mean map over A's seeds
+    seed_b: str = ""
     example: str = ""
     kind: str = ""  # a base kind: encoder, decoder or cross
     measure: str = "weights"  # "weights", or "norms": the <kind>_norm maps
@@ -161,7 +168,7 @@ def parse(field: str, value):
         return _parse_region(value)
     if value is None or value == "":
         raise BadSelection(f"No {NAMES[field]} chosen.")
-    if field in ("layer", "head"):
+    if field in ("layer", "head", "seed_a", "seed_b"):
         return _parse_number(field, value)
     if not isinstance(value, str):
         raise BadSelection(f"{_named(field)} must be text, got {show(value)}.")
@@ -169,15 +176,15 @@ def parse(field: str, value):
 
 
 def _parse_number(field: str, value) -> int | str:
-    """A layer as an int; a head as text ("mean" or its index), as the dropdown holds it."""
-    if field == "head" and value == "mean":
+    """A layer as an int; a head or a seed as text ("mean" or a number), as the dropdown holds it."""
+    if field != "layer" and value == "mean":
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and NUMBER.fullmatch(value):
         number = int(value)
     else:
-        expected = "a whole number" + (" or 'mean'" if field == "head" else "")
+        expected = "a whole number" + (" or 'mean'" if field != "layer" else "")
         raise BadSelection(f"{_named(field)} must be {expected}, got {show(value)}.")
     return number if field == "layer" else str(number)
 
@@ -231,11 +238,15 @@ def _problem(data: StudyData, selection: Selection, field: str, stores=("a",)) -
         return f"Unknown {NAMES[field]} {show(value)}; choose one of: {', '.join(CHOICES[field])}."
     if field in ("a", "b") and value not in data.variants:
         return f"Unknown variant {show(value)}; this study has: {', '.join(data.variants)}."
+    if field in ("seed_a", "seed_b") and value != SEED_MEAN and int(value) not in data.seeds:
+        seeds = ", ".join(map(str, data.seeds))
+        return f"Unknown seed {show(value)}; this study has seeds {seeds}, or 'mean'."
     if field == "example" and value not in data.example_ids:
         return f"Unknown example {show(value)}: it is not in the probe set."
     if field in STORED:
-        for variant in dict.fromkeys(getattr(selection, s) for s in stores):
-            problem = _store_problem(data.store(variant).meta, variant, field, value)
+        for side in stores:
+            variant = getattr(selection, side)
+            problem = _store_problem(store_of(data, selection, side).meta, variant, field, value)
             if problem:
                 return problem
     return None
@@ -275,8 +286,9 @@ def _kind_problem(meta: dict, variant: str, value) -> str | None:
     return f"Variant {variant} has no {show(value)} attention; it has: {', '.join(kinds)}."
 
 
-# variants first: kind, measure, layer and head are looked up in their stores
-ORDER = ("tab", "a", "b", "example", "kind", "measure", "layer", "head", "metric", "scope", "order")
+# variants (and their seeds) first: kind, measure, layer and head are looked up in their stores
+ORDER = ("tab", "a", "b", "seed_a", "seed_b", "example", "kind", "measure", "layer", "head")
+ORDER += ("metric", "scope", "order")
 ORDER += ("pool", "region")
 
 
@@ -300,12 +312,14 @@ def _default(data: StudyData, selection: Selection, field: str):
         a, variants = selection.a, data.variants
         same = [v for v in variants if v != a and data.reference_of(v) == data.reference_of(a)]
         return next(iter(same or [v for v in variants if v != a]), variants[0])
+    if field in ("seed_a", "seed_b"):
+        return str(data.seeds[0])  # a model's own maps by default; the mean is a choice
     if field == "example":
         return data.probe_set["id"].iloc[0]
     if field == "kind":
-        return base_kinds(data.store(selection.a).meta)[0]
+        return base_kinds(store_of(data, selection, "a").meta)[0]
     if field == "layer":
-        return data.store(selection.a).meta["layers"][0]
+        return store_of(data, selection, "a").meta["layers"][0]
     return Selection.__dataclass_fields__[field].default
 
 
@@ -321,6 +335,19 @@ def resolve(data: StudyData, selection: Selection) -> tuple[Selection, list[str]
         if problem:
             notes.append(f"{problem} Showing {show(getattr(selection, field))} instead.")
     return selection, notes
+
+
+def store_of(data: StudyData, selection: Selection, side: str):
+    """The store of variant A or B (``side``) with its selected seed, or the mean over seeds."""
+    seed = getattr(selection, f"seed_{side}") or None
+    return data.store(getattr(selection, side), seed)
+
+
+def run_name(selection: Selection, side: str) -> str:
+    """How a figure names variant A or B: ``lora · seed 43``, ``lora · mean over seeds``."""
+    seed = getattr(selection, f"seed_{side}")
+    what = "mean over seeds" if seed == SEED_MEAN else f"seed {seed}" if seed else ""
+    return f"{getattr(selection, side)} · {what}" if what else getattr(selection, side)
 
 
 def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
@@ -342,11 +369,11 @@ def _indices(store, selection: Selection) -> tuple[int, int | str]:
 
 
 def head_map(
-    data: StudyData, variant: str, selection: Selection
+    data: StudyData, side: str, selection: Selection
 ) -> tuple[np.ndarray, list[str], list[str]]:
-    """The [query, key] map shown for ``variant``: one head, or the mean over heads, of the
-    selection's kind and measure. Reads one chunk, or none when the map is cached."""
-    store = data.store(variant)
+    """The [query, key] map shown for variant A or B (``side``): one head, or the mean over
+    heads, of the selection's kind and measure. Reads one chunk, or none when the map is cached."""
+    store = store_of(data, selection, side)
     values = maps.head_map(
         store, selection.example, selection.stored_kind, *_indices(store, selection)
     )
@@ -362,9 +389,12 @@ def map_title(selection: Selection, kind: str | None = None) -> str:
     )
 
 
-def sparse_note(data: StudyData, variants) -> str:
+def sparse_note(data: StudyData, selection: Selection, sides=("a",)) -> str:
     """What a figure says when a variant's store keeps only the top mass of each row."""
-    masses = {v: data.store(v).meta.get("sparse_mass") for v in dict.fromkeys(variants)}
+    masses = {
+        run_name(selection, side): store_of(data, selection, side).meta.get("sparse_mass")
+        for side in sides
+    }
     sparse = {v: m for v, m in masses.items() if m is not None}
     if not sparse:
         return ""
@@ -374,10 +404,10 @@ def sparse_note(data: StudyData, variants) -> str:
     return "; ".join(f"{v} is sparse: {text}" for v, text in kept.items()) + "; the rest shows as 0"
 
 
-def _left_out(data: StudyData, variant: str, selection: Selection, view: blocks.Drawn, rows):
+def _left_out(data: StudyData, side: str, selection: Selection, view: blocks.Drawn, rows):
     """Row labels with the weight a sparse store left out of each row (the most of a block's
     rows); ``rows`` as they are for a dense store."""
-    store = data.store(variant)
+    store = store_of(data, selection, side)
     dropped = maps.dropped_rows(
         store, selection.example, selection.stored_kind, *_indices(store, selection)
     )
@@ -388,25 +418,25 @@ def _left_out(data: StudyData, variant: str, selection: Selection, view: blocks.
     return [f"{row} · left out {up_to}{share:.1%}" for row, share in zip(rows, shares, strict=True)]
 
 
-def _drawing(data: StudyData, selection: Selection, view: blocks.Drawn, q, k, variants):
+def _drawing(data: StudyData, selection: Selection, view: blocks.Drawn, q, k, sides):
     """(row labels, column labels, value names, figure options) of maps drawn as ``view``."""
     rows, columns = blocks.labels(view.rows, q), blocks.labels(view.cols, k)
-    notes = [blocks.note(view), sparse_note(data, variants)]
+    notes = [blocks.note(view), sparse_note(data, selection, sides)]
     options = {"note": " · ".join(n for n in notes if n)}
     value = selection.measure_names[1:]
     if view.pooled:
         value = (f"{view.how} {value[0]}", value[1])
         options["words"] = ("queries", "keys")
         options["diff_label"] = "B − A, largest change" if view.how == "max" else "B − A, mean"
-    labelled = tuple(_left_out(data, v, selection, view, rows) for v in variants)
-    if labelled != (rows,) * len(variants):
+    labelled = tuple(_left_out(data, side, selection, view, rows) for side in sides)
+    if labelled != (rows,) * len(sides):
         options["rows"] = (*labelled, rows)[:3]
     return rows, columns, value, options
 
 
 def _pair(data: StudyData, selection: Selection):
     """A's and B's maps (read at the same time) and their tokens; None when the tokens differ."""
-    stores = data.store(selection.a), data.store(selection.b)
+    stores = store_of(data, selection, "a"), store_of(data, selection, "b")
     example, kind = selection.example, selection.stored_kind
     a, b = maps.head_maps(*[(s, example, kind, *_indices(s, selection)) for s in stores])
     q, k = axis_tokens(stores[0].example_meta(example), selection.kind)
@@ -424,8 +454,8 @@ def compare_view(data: StudyData, selection: Selection) -> dict | go.Figure:
         )
     a, b, q, k = pair
     view = blocks.drawn(a.shape, selection.region, selection.pool)
-    variants = (selection.a, selection.b)
-    rows, columns, value, options = _drawing(data, selection, view, q, k, variants)
+    variants = (run_name(selection, "a"), run_name(selection, "b"))
+    rows, columns, value, options = _drawing(data, selection, view, q, k, ("a", "b"))
     return figures.compare_figure(
         view.cells(a),
         view.cells(b),
@@ -456,9 +486,9 @@ def compare_table(data: StudyData, selection: Selection) -> pd.DataFrame | None:
             "query_token": np.asarray(_table_tokens(view.rows, q))[qi],
             "key_index": view.cols.firsts()[ki],
             "key_token": np.asarray(_table_tokens(view.cols, k))[ki],
-            selection.a: cells[0].ravel(),
-            selection.b: cells[1].ravel(),
-            f"{selection.b}_minus_{selection.a}": cells[2].ravel(),
+            run_name(selection, "a"): cells[0].ravel(),
+            run_name(selection, "b"): cells[1].ravel(),
+            "b_minus_a": cells[2].ravel(),
         }
     )
     table.attrs["blocks"] = f"{view.how}{view.rows.block}" if view.pooled else ""
@@ -473,13 +503,15 @@ def _table_tokens(axis: blocks.Axis, tokens: list[str]) -> list[str]:
 def _heads_rows(data: StudyData, selection: Selection) -> list[int]:
     """The layers the heads view shows, one row each."""
     return (
-        data.store(selection.a).meta["layers"] if selection.scope == "model" else [selection.layer]
+        store_of(data, selection, "a").meta["layers"]
+        if selection.scope == "model"
+        else [selection.layer]
     )
 
 
 def head_order(data: StudyData, selection: Selection) -> HeadOrder:
     """How the heads view lays out A's heads: natural, or by their match to the reference."""
-    rows, heads = _heads_rows(data, selection), data.store(selection.a).meta["heads"]
+    rows, heads = _heads_rows(data, selection), store_of(data, selection, "a").meta["heads"]
     if selection.order != "matched":
         return natural_order(rows, heads)
     if data.reference_of(selection.a) == selection.a:
@@ -496,12 +528,12 @@ def head_order(data: StudyData, selection: Selection) -> HeadOrder:
 def heads_view(data: StudyData, selection: Selection) -> go.Figure:
     """All heads of one layer, or the whole model as a layer x head grid, for variant A; maps
     larger than a small panel's budget are drawn as blocks, pooled head by head."""
-    store = data.store(selection.a)
+    store = store_of(data, selection, "a")
     rows = _heads_rows(data, selection)
     q, k = axis_tokens(store.example_meta(selection.example), selection.kind)
     view = blocks.drawn((len(q), len(k)), "", selection.pool, blocks.GRID_CELLS)
     order = head_order(data, selection)
-    notes = [order.note, blocks.note(view, hint=False), sparse_note(data, [selection.a])]
+    notes = [order.note, blocks.note(view, hint=False), sparse_note(data, selection)]
     value = selection.measure_names[2]
     return figures.heads_grid_figure(
         _head_grids(store, selection, rows, view),
@@ -510,7 +542,7 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
         store.meta["kv_group"],
         columns=order.columns,
         labels=order.labels,
-        title=f"{selection.a}: {selection.kind} {selection.measure_names[0]}",
+        title=f"{run_name(selection, 'a')}: {selection.kind} {selection.measure_names[0]}",
         note=" · ".join(n for n in notes if n),
         value=f"{view.how} {value}" if view.pooled else value,
         axes=(blocks.labels(view.rows, q), blocks.labels(view.cols, k)) if view.pooled else None,
@@ -642,7 +674,7 @@ def _significance(data: StudyData, selection: Selection, kind: str):
     marks = significant_heads(rows)
     return marks, (
         f"× {len(marks)} of {len(rows)} heads where {selection.b} differs significantly from "
-        f"{reference} (paired test, Benjamini–Hochberg across heads)"
+        f"{reference} (over seeds and probes, consistent in every seed; Benjamini–Hochberg)"
     )
 
 
@@ -657,31 +689,35 @@ def rollout_view(data: StudyData, selection: Selection) -> go.Figure:
     kind = _rollout_kind(selection)
     causal = base_kind(kind) == "decoder"
     rel = [
-        token_relevance(data.store(v).attention(selection.example, kind), causal)
-        for v in (selection.a, selection.b)
+        token_relevance(store_of(data, selection, side).attention(selection.example, kind), causal)
+        for side in ("a", "b")
     ]
-    tokens = axis_tokens(data.store(selection.a).example_meta(selection.example), kind)[1]
+    tokens = axis_tokens(store_of(data, selection, "a").example_meta(selection.example), kind)[1]
     same = rel[0].shape == rel[1].shape
     title = (
         f"Attention rollout (Abnar & Zuidema 2020) of {base_kind(kind)} {selection.measure_names[0]}: "
         "relevance of each token to the summary position"
     )
     return figures.rollout_figure(
-        rel[0], rel[1] if same else None, tokens, (selection.a, selection.b), title
+        rel[0],
+        rel[1] if same else None,
+        tokens,
+        (run_name(selection, "a"), run_name(selection, "b")),
+        title,
     )
 
 
 def cross_view(data: StudyData, selection: Selection) -> go.Figure:
     """Decoder tokens x encoder tokens for variant A, when its store has cross-attention."""
-    if "cross" not in data.store(selection.a).kinds:
+    if "cross" not in store_of(data, selection, "a").kinds:
         return figures.message_figure(
             f"{selection.a} has no cross-attention (it is not an encoder-decoder model)."
         )
     cross = replace(selection, kind="cross")
-    values, q, k = head_map(data, selection.a, cross)
+    values, q, k = head_map(data, "a", cross)
     view = blocks.drawn(values.shape, selection.region, selection.pool)
-    rows, columns, value, options = _drawing(data, cross, view, q, k, (selection.a,))
-    title = f"{selection.a}: {map_title(cross, 'cross')}"
+    rows, columns, value, options = _drawing(data, cross, view, q, k, ("a",))
+    title = f"{run_name(selection, 'a')}: {map_title(cross, 'cross')}"
     cells = view.cells(values)
     return figures.single_figure(cells, rows, columns, title, selection.log, value, **options)
 

@@ -11,7 +11,7 @@ import math
 
 from dashboard import blocks
 from dashboard.data import StudyData
-from dashboard.views import BadSelection, Selection, axis_tokens, show
+from dashboard.views import BadSelection, Selection, axis_tokens, show, store_of
 
 PANELS = ("", "2", "3")  # axis suffixes of the compare view's A, B and B − A panels
 
@@ -25,7 +25,7 @@ def zoom_region(data: StudyData, selection: Selection, relayout, kind: str | Non
         return None
     if all(r == "all" for r in ranges.values()):
         return ""
-    meta = data.store(selection.a).example_meta(selection.example)
+    meta = store_of(data, selection, "a").example_meta(selection.example)
     q, k = axis_tokens(meta, kind or selection.kind)
     shape = (len(q), len(k))
     view = blocks.drawn(shape, selection.region, selection.pool)

@@ -1,4 +1,4 @@
-"""Project pipelines: one Kedro namespace per configured variant."""
+"""Project pipelines: one Kedro namespace per job, a configured variant trained with one seed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from attention_lab.pipelines.attention_extraction import pipeline as extraction
 from attention_lab.pipelines.fine_tuning import pipeline as fine_tuning
 from attention_lab.pipelines.ingestion import pipeline as ingestion
 from attention_lab.session_env import active_env, active_runtime_params
-from attention_lab.variants import references
+from attention_lab.variants import Study
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -31,13 +31,12 @@ def _parameters() -> dict:
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register ingestion, fine_tuning, attention_extraction, analysis, study and ``__default__``."""
-    params = _parameters()
-    variants = list(params.get("variants") or {})
+    study = Study.from_params(_parameters())  # one job per (variant, seed)
     pipelines = {
         "ingestion": ingestion.create_pipeline(),
-        "fine_tuning": fine_tuning.create_pipeline(variants=variants),
-        "attention_extraction": extraction.create_pipeline(variants=variants),
-        "analysis": analysis.create_pipeline(references=references(params)),
+        "fine_tuning": fine_tuning.create_pipeline(jobs=study.jobs),
+        "attention_extraction": extraction.create_pipeline(jobs=study.jobs),
+        "analysis": analysis.create_pipeline(study),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     # after every variant's job (`kedro run --namespaces=<v>`): what reads several variants

@@ -8,7 +8,7 @@ before any work starts; an error names the variant, the key and the allowed valu
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from attention_lab.attention.mechanisms import MechanismSpec
@@ -20,9 +20,11 @@ METHODS = ("none", "head", "lora", "full")
 TASKS = ("classification", "causal_lm", "seq2seq")
 PRECISIONS = ("auto", "bf16", "fp32")
 DEFAULT_MODEL = "minilm"
-VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # a valid Kedro namespace
+# a valid Kedro namespace, without "__": that joins a variant to its seed in a job's name
+VARIANT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*$")
 # the namespaces of the jobs before and after the variants; the bundled models' cache folder
 RESERVED_NAMES = ("ingestion", "study", "zoo")
+DEFAULT_SEEDS = (42,)  # a study without study.seeds trains each variant once
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class TrainingSpec:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
     max_length: int = 64
-    seed: int = 42
+    seed: int = DEFAULT_SEEDS[0]  # set from the job (study.seeds), never from a variant's config
     # SDPA attention, length-grouped batches, and a classifier head trained on features
     # computed once; false: the eager, randomly batched path (benchmarks/training.py's baseline)
     fast_path: bool = True
@@ -161,8 +163,13 @@ def _check_method(method: str, task: str, where: str) -> None:
         )
 
 
-def _training(raw: Any, task: str, where: str) -> TrainingSpec:
-    training = _dataclass_from(TrainingSpec, raw, where)
+def _training(raw: Any, task: str, where: str, seed: int) -> TrainingSpec:
+    if isinstance(raw, dict) and "seed" in raw:
+        raise ConfigError(
+            f"{where}.seed: seeds are set for the whole study, e.g. `study: {{seeds: [42, 43, 44]}}`; "
+            "remove it here."
+        )
+    training = replace(_dataclass_from(TrainingSpec, raw, where), seed=seed)
     if training.precision not in PRECISIONS:
         raise ConfigError(
             f"{where}.precision: unknown precision {training.precision!r}; "
@@ -176,12 +183,16 @@ def _training(raw: Any, task: str, where: str) -> TrainingSpec:
     return training
 
 
-def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> VariantSpec:
-    """Build and check one variant (study defaults merged under its own keys)."""
+def parse_variant(
+    name: str, raw: dict[str, Any], study: dict[str, Any], seed: int | None = None
+) -> VariantSpec:
+    """Build and check one variant (study defaults merged under its own keys), trained with
+    ``seed`` (default: the study's first seed)."""
     where = f"variants.{name}"
     if not VARIANT_NAME.match(name):
         raise ConfigError(
-            f"{where}: variant names must start with a letter and use letters, digits and '_'."
+            f"{where}: variant names must start with a letter and use letters, digits and "
+            "single '_' ('__' joins a variant to its seed in a job's name)."
         )
     if name in RESERVED_NAMES:
         raise ConfigError(
@@ -204,7 +215,12 @@ def parse_variant(name: str, raw: dict[str, Any], study: dict[str, Any]) -> Vari
         task=task,
         mechanism=mechanism,
         method=method,
-        training=_training(merged.get("training"), task, f"{where}.training"),
+        training=_training(
+            merged.get("training"),
+            task,
+            f"{where}.training",
+            study_seeds(study)[0] if seed is None else seed,
+        ),
         lora=_dataclass_from(LoraSpec, merged.get("lora"), f"{where}.lora"),
         trust_remote_code=merged.get("trust_remote_code", False),
         allow_pickle=merged.get("allow_pickle", False),
@@ -219,6 +235,7 @@ def parse_study(params: dict[str, Any]) -> dict[str, VariantSpec]:
             "variants: declare at least one variant, e.g. `variants: {base: {method: head}}`."
         )
     study = params.get("study") or {}
+    study_seeds(study)  # checked before any variant
     specs = {name: parse_variant(name, raw, study) for name, raw in variants.items()}
     reference = study_reference(params)
     if reference not in specs:
@@ -258,8 +275,127 @@ def references(params: dict[str, Any]) -> dict[str, str]:
     return {name: first_of[model(name)] for name in variants}
 
 
-def exported(variant: str, name: str) -> str:
-    """The catalog name of a variant's dataset that the study-level step (or another variant)
-    reads: ``lora__attention``. Undotted, because Kedro reserves ``lora.x`` for what stays
-    inside the ``lora`` namespace; so one variant's job never needs another's namespace."""
-    return f"{variant}__{name}"
+def study_seeds(study: dict[str, Any]) -> tuple[int, ...]:
+    """``study.seeds``: the seeds every variant is trained with, one job each (checked)."""
+    seeds = study.get("seeds", list(DEFAULT_SEEDS))
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    valid = isinstance(seeds, list | tuple) and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    )
+    if not valid or not seeds:
+        raise ConfigError(
+            f"study.seeds: expected a list of whole numbers >= 0, got {seeds!r}; "
+            "e.g. `seeds: [42, 43, 44]`."
+        )
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"study.seeds: {list(seeds)} repeats a seed; list each seed once.")
+    return tuple(seeds)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run: a variant trained, evaluated, extracted and analysed with one seed.
+
+    Its name is its Kedro namespace (``lora__seed43``): one job each for ``--namespaces`` and
+    one Airflow task each; no job reads another's namespace.
+    """
+
+    variant: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.variant}__seed{self.seed}"
+
+    def with_variant(self, variant: str) -> Job:
+        """The same seed of another variant (its reference's run, paired by seed)."""
+        return Job(variant, self.seed)
+
+
+def jobs(params: dict[str, Any]) -> list[Job]:
+    """Every (variant, seed) pair, variant by variant in config order."""
+    seeds = study_seeds(params.get("study") or {})
+    return [Job(variant, seed) for variant in params.get("variants") or {} for seed in seeds]
+
+
+def exported(owner: str | Job, name: str) -> str:
+    """The catalog name of a job's (or a variant's) dataset that the study-level step reads:
+    ``lora__seed42__attention``, ``lora__head_changes``. Undotted, because Kedro reserves
+    ``lora__seed42.x`` for what stays inside that job's namespace; so one job never needs
+    another's namespace."""
+    return f"{owner.name if isinstance(owner, Job) else owner}__{name}"
+
+
+def _mechanism_of(raw: Any) -> dict[str, Any]:
+    """A variant's mechanism as a mapping (``mqa`` and ``{name: mqa}`` are one mechanism)."""
+    if raw is None:
+        return {"name": "mha"}
+    return {"name": raw} if isinstance(raw, str) else dict(raw)
+
+
+@dataclass(frozen=True)
+class Study:
+    """The study's shape: its variants, seeds, jobs and what each is compared with.
+
+    Read leniently from the raw parameters (the pipelines are built before the parameters are
+    checked; :func:`parse_study` stops a run with a wrong value before any work).
+    """
+
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    references: dict[str, str]  # variant -> the variant it is compared with
+    recipes: dict[str, tuple[Any, str, str]]  # variant -> (base model, method, mechanism)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Study:
+        variants = params.get("variants") or {}
+        study = params.get("study") or {}
+        defaults = study.get("defaults") or {}
+
+        def recipe(name: str) -> tuple[Any, str, str]:
+            merged = _merge(defaults, variants[name] or {})
+            mechanism = _mechanism_of(merged.get("mechanism"))
+            return (
+                merged.get("model", DEFAULT_MODEL),
+                merged.get("method", "none"),
+                repr(sorted(mechanism.items())),
+            )
+
+        return cls(
+            variants=tuple(variants),
+            seeds=study_seeds(study),
+            references=references(params),
+            recipes={name: recipe(name) for name in variants},
+        )
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [Job(v, s) for v in self.variants for s in self.seeds]
+
+    def jobs_of(self, variant: str) -> list[Job]:
+        return [Job(variant, s) for s in self.seeds]
+
+    @property
+    def has_pairs(self) -> bool:
+        """Whether there are two seeds to compare (the attention noise floor needs them)."""
+        return len(self.seeds) > 1
+
+    def reference_of(self, variant: str) -> str:
+        return self.references[variant]
+
+    def reference_job(self, job: Job) -> Job:
+        """The reference's run with the job's own seed: comparisons are paired by seed."""
+        return job.with_variant(self.references[job.variant])
+
+    def mechanism_pairs(self) -> list[tuple[str, str]]:
+        """Every pair of variants of one base model and fine-tuning method whose attention
+        mechanisms differ, in config order: what question 1 compares."""
+        names = self.variants
+        return [
+            (a, b)
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+            if self.recipes[a][:2] == self.recipes[b][:2]
+            and self.recipes[a][2] != self.recipes[b][2]
+        ]

@@ -69,12 +69,13 @@ def test_benjamini_hochberg_against_a_hand_worked_example():
     assert np.isnan(benjamini_hochberg(p)[5])
 
 
-def per_example_table(variant: str, values: np.ndarray) -> pd.DataFrame:
+def per_example_table(variant: str, values: np.ndarray, seed: int = 42) -> pd.DataFrame:
     """[examples, layers, heads] of every metric -> the example_head_metrics layout."""
     n, layers, heads = values.shape
     rows = [
         {
             "variant": variant,
+            "seed": seed,
             "kind": "encoder",
             "example": f"ex{i}",
             "layer": layer,
@@ -107,6 +108,40 @@ def test_head_changes_finds_the_one_changed_head_and_reports_its_effect():
     assert changed["effect"].item() == pytest.approx(expected)
     assert changed["ci_low"].item() < expected < changed["ci_high"].item()
     assert (table["q"] >= table["p"]).all()
+
+
+def seeds_table(variant: str, runs: list[np.ndarray]) -> pd.DataFrame:
+    return pd.concat(
+        [per_example_table(variant, values, seed) for seed, values in enumerate(runs)],
+        ignore_index=True,
+    )
+
+
+def test_over_seeds_a_change_one_reseed_overturns_is_not_flagged():
+    """Head (0, 0) moves by 0.1 in every seed; head (0, 1) by 0.3 in one seed only. Over the
+    examples of that one seed both look certain; over seeds only the first is a finding."""
+    rng = np.random.default_rng(3)
+    reference = [rng.normal(0.5, 0.1, size=(40, 1, 3)) for _ in range(3)]
+    variant = [r + rng.normal(0.0, 0.02, size=r.shape) for r in reference]
+    for run in variant:
+        run[:, 0, 0] += 0.1 + rng.normal(0, 0.005)  # consistent, with a little seed noise
+    variant[0][:, 0, 1] += 0.3  # one run only
+    params = {"statistics": {"bootstrap_resamples": 200, "permutations": 2000, "seed": 0}}
+    one_seed = head_changes(
+        per_example_table("ft", variant[0]), per_example_table("base", reference[0]), params
+    )
+    over_seeds = head_changes(seeds_table("ft", variant), seeds_table("base", reference), params)
+
+    def flagged(table):
+        rows = table[(table["metric"] == "entropy") & table["significant"]]
+        return set(zip(rows["layer"], rows["head"], strict=True))
+
+    assert flagged(one_seed) == {(0, 0), (0, 1)}
+    assert flagged(over_seeds) == {(0, 0)}
+    row = over_seeds[(over_seeds["metric"] == "entropy") & (over_seeds["head"] == 0)]
+    assert row["n_seeds"].item() == 3 and row["large"].item()  # 0.1 against a spread of ~0.1
+    expected = np.mean([(v[:, 0, 0] - r[:, 0, 0]).mean() for v, r in zip(variant, reference)])
+    assert row["effect"].item() == pytest.approx(expected)
 
 
 def test_the_reference_against_itself_has_nothing_to_test():

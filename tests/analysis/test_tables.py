@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from attention_lab.analysis.noise_floor import similarity_by_kv_group, similarity_by_layer
 from attention_lab.analysis.tables import (
     attention_sinks,
-    build_performance_table,
-    combine_comparisons,
     compare_to_reference,
     compute_head_metrics,
     summarise_variant,
@@ -24,9 +23,12 @@ TOKENS = ["[CLS]", "the", "film", ".", "it", "works", ".", "[SEP]"]
 SPECIAL = [1, 0, 0, 0, 0, 0, 0, 1]
 
 
-def make_store(path, variant: str, maps: list[np.ndarray], kv_group=(0, 0, 1, 1)) -> AttentionStore:
+def make_store(
+    path, variant: str, maps: list[np.ndarray], kv_group=(0, 0, 1, 1), seed: int = 42
+) -> AttentionStore:
     meta = {
         "variant": variant,
+        "seed": seed,
         "kinds": ["encoder"],
         "causal": {"encoder": False},
         "layers": [0, 1],
@@ -68,38 +70,46 @@ def test_head_metrics_average_over_examples(tmp_path):
     assert table["segment_mass"].to_numpy() == pytest.approx((0.5 + 1.0) / 2)
 
 
+def by_layer_of(*compared) -> "pd.DataFrame":
+    """similarity_by_layer of compare_to_reference results (per-head, per-example tables)."""
+    import pandas as pd
+
+    heads, examples = zip(*compared, strict=True)
+    return similarity_by_layer(pd.concat(heads, ignore_index=True), *examples)
+
+
 def test_comparison_with_itself_and_with_a_different_variant(tmp_path):
     ref = make_store(tmp_path / "ref.zarr", "base", [uniform(), identity()])
-    same = compare_to_reference(ref, ref)
+    same, same_examples = compare_to_reference(ref, ref)
     assert same["cosine_similarity"].to_numpy() == pytest.approx(1.0)
     assert same["js_divergence"].to_numpy() == pytest.approx(0.0, abs=1e-12)
+    assert same_examples["cosine_similarity"].to_numpy() == pytest.approx(1.0)
     other = make_store(tmp_path / "o.zarr", "other", [identity(), identity()])
-    diff = compare_to_reference(other, ref)
+    diff, diff_examples = compare_to_reference(other, ref)
     cos_uniform_identity = (8 * 1 / 8) / (np.sqrt(64 / 64) * np.sqrt(8))  # <U, I> / (|U| |I|)
     assert diff["cosine_similarity"].to_numpy() == pytest.approx((cos_uniform_identity + 1) / 2)
-    table, by_layer, by_group = combine_comparisons(same, diff)
-    assert len(table) == 16 and len(by_layer) == 4
+    # per example and layer: e0 compares identity with uniform, e1 identity with identity
+    per_example = diff_examples.sort_values(["example", "layer"])["cosine_similarity"]
+    assert per_example.to_numpy() == pytest.approx([cos_uniform_identity] * 2 + [1.0] * 2)
+    by_layer = by_layer_of((same, same_examples), (diff, diff_examples))
+    assert len(by_layer) == 4
+    assert by_layer.set_index("variant").loc["other", "cosine_similarity"].tolist() == pytest.approx(
+        [(cos_uniform_identity + 1) / 2] * 2
+    )
+    import pandas as pd
+
+    by_group = similarity_by_kv_group(pd.concat([same, diff]))
     assert set(by_group["kv_group"]) == {0, 1} and by_group["heads"].tolist() == [2] * 8
 
 
-def test_performance_table_joins_metrics_entropy_and_similarity(tmp_path):
+def test_summary_holds_the_runs_metrics_seed_and_entropy(tmp_path):
     ref = make_store(tmp_path / "ref.zarr", "base", [uniform()])
-    hm = compute_head_metrics(ref)
-    _, by_layer, _ = combine_comparisons(compare_to_reference(ref, ref))
     row = summarise_variant(
-        {
-            "variant": "base",
-            "method": "head",
-            "mechanism": "mha",
-            "accuracy": 0.8,
-            "train_seconds": 3.0,
-        },
-        hm,
+        {"variant": "base", "seed": 43, "method": "head", "accuracy": 0.8, "train_seconds": 3.0},
+        compute_head_metrics(ref),
     )
-    table = build_performance_table(by_layer, attention_sinks(hm), row)
-    assert table.loc[0, "accuracy"] == 0.8
-    assert table.loc[0, "mean_entropy"] == pytest.approx(np.log(8))
-    assert table.loc[0, "mean_similarity_to_reference"] == pytest.approx(1.0)
+    assert (row["variant"], row["seed"], row["accuracy"]) == ("base", 43, 0.8)
+    assert row["mean_entropy"] == pytest.approx(np.log(8))
 
 
 def distinct_heads(seed: int) -> np.ndarray:
@@ -113,11 +123,12 @@ def test_head_matching_recovers_heads_that_swapped_places(tmp_path):
     order = [2, 0, 3, 1]  # the variant's head h does what the reference's head order[h] does
     ref = make_store(tmp_path / "ref.zarr", "base", maps)
     swapped = make_store(tmp_path / "sw.zarr", "swapped", [m[:, order] for m in maps])
-    table = compare_to_reference(swapped, ref)
+    compared = compare_to_reference(swapped, ref)
+    table = compared[0]
     assert table["matched_head"].tolist() == order * 2
     assert table["matched_similarity"].to_numpy() == pytest.approx(1.0)
     assert (table["cosine_similarity"] < 0.999).all()  # the identity pairing misses them
-    _, by_layer, _ = combine_comparisons(table)
+    by_layer = by_layer_of(compared)
     assert by_layer["heads_kept"].tolist() == [0, 0]  # no head kept its own index
 
 
@@ -144,7 +155,7 @@ def test_intervals_bracket_the_means_of_head_metrics_and_similarity(tmp_path):
     assert (metrics["entropy_ci_low"] <= metrics["entropy"]).all()
     assert (metrics["entropy"] <= metrics["entropy_ci_high"]).all()
     assert (metrics["entropy_ci_low"] < metrics["entropy_ci_high"]).all()
-    _, by_layer, _ = combine_comparisons(compare_to_reference(other, ref))
+    by_layer = by_layer_of(compare_to_reference(other, ref))
     assert (by_layer["cosine_ci_low"] <= by_layer["cosine_similarity"]).all()
     assert (by_layer["cosine_similarity"] <= by_layer["cosine_ci_high"]).all()
 
@@ -155,6 +166,7 @@ def test_sink_metric_counts_heads_above_the_threshold_per_layer():
     metrics = pd.DataFrame(
         {
             "variant": "v",
+            "seed": 42,
             "kind": ["decoder"] * 4 + ["decoder_norm"] * 4 + ["cross"] * 4,
             "layer": [0, 0, 1, 1] * 3,
             "head": [0, 1] * 6,

@@ -1,19 +1,30 @@
 """Which heads changed: a paired test per head and metric between a variant and its reference.
 
-On the probe examples both hold, each metric's per-example difference (variant − reference)
-gives the effect (its mean), a bootstrap interval, and a sign-flip permutation p-value.
+Each metric's difference (variant − reference) is taken per seed and probe example, pairing
+each seed of the variant with the reference's run of the same seed on the same examples.
+
+- With several seeds, the training run is the unit: the effect's interval and p-value come
+  from :mod:`attention_lab.analysis.replicates` (variance over seeds plus over examples,
+  Student's t), and a head is flagged only when every seed moves it the same way.
+- With one seed there is nothing but the examples: a bootstrap interval and a sign-flip
+  permutation test over them (what such a study can say, and no more).
+
 p-values are adjusted with Benjamini–Hochberg across the heads of one (variant, kind,
-metric); a head changed significantly when its q is below ``statistics.fdr_q``.
+metric). ``effect_size`` is the effect over the pooled standard deviation of the metric
+between examples (Cohen's d); ``large`` means |d| >= 0.8, Cohen's (1988) convention. A head
+changed significantly when its q is below ``statistics.fdr_q`` and its change is consistent.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from attention_lab.analysis.metrics import METRICS
+from attention_lab.analysis.replicates import mean_over_runs
 from attention_lab.analysis.statistics import (
     benjamini_hochberg,
     bootstrap_interval,
@@ -34,10 +45,15 @@ CHANGE_COLUMNS = [
     "ci_high",
     "p",
     "q",
+    "effect_size",
+    "large",
+    "consistent",
     "significant",
+    "n_seeds",
     "n_examples",
 ]
-PAIR_KEYS = ["kind", "example", "layer", "head"]
+PAIR_KEYS = ["seed", "kind", "example", "layer", "head"]
+LARGE = 0.8  # |Cohen's d| from which an effect is called large (Cohen, 1988)
 
 
 def head_changes(
@@ -45,8 +61,9 @@ def head_changes(
 ) -> pd.DataFrame:
     """One row per (kind, layer, head, metric) of ``per_example``'s variant against the reference.
 
-    Both inputs are :func:`attention_lab.analysis.tables.example_head_metrics` tables. The
-    reference compared with itself has nothing to test: an empty table.
+    Both inputs are :func:`attention_lab.analysis.tables.example_head_metrics` tables, stacked
+    over the seeds of each. The reference compared with itself has nothing to test: an
+    empty table.
     """
     variant = per_example["variant"].iloc[0]
     reference = reference_per_example["variant"].iloc[0]
@@ -68,13 +85,34 @@ def head_changes(
 def _changes_of(frame: pd.DataFrame, metric: str, settings: dict[str, float]) -> pd.DataFrame:
     """Effect, interval, p and q of one metric for every head of one kind."""
     difference = frame.assign(_d=frame[metric] - frame[f"{metric}_reference"])
-    wide = difference.pivot(index="example", columns=["layer", "head"], values="_d")
-    values = wide.to_numpy(dtype=np.float64)  # [examples, heads]
-    low, high = bootstrap_interval(values, settings["resamples"], settings["seed"])
-    p = paired_permutation_test(values, settings["permutations"], settings["seed"])
-    effect = nan_mean(values)
+    wide = difference.pivot(index=["seed", "example"], columns=["layer", "head"], values="_d")
+    seeds = wide.index.get_level_values("seed").unique()
+    # [S, N, heads]: every seed holds the same examples (one probe set)
+    runs = np.stack([wide.loc[s].to_numpy(dtype=np.float64) for s in seeds])
+    if len(seeds) > 1:
+        estimate = mean_over_runs(runs)
+        effect, low, high, p = estimate.mean, estimate.ci_low, estimate.ci_high, estimate.p
+    else:  # examples are all there is
+        values = runs[0]
+        low, high = bootstrap_interval(values, settings["resamples"], settings["seed"])
+        p = paired_permutation_test(values, settings["permutations"], settings["seed"])
+        effect = nan_mean(values)
     p = np.where(np.isnan(effect), np.nan, p)  # a metric undefined for this kind is no test
     q = benjamini_hochberg(p)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+        per_seed = np.nanmean(runs, axis=1)  # [S, heads]
+        spread = np.sqrt(
+            np.nanmean(
+                [
+                    np.nanvar(_wide(frame, column).to_numpy(dtype=np.float64), axis=0, ddof=1)
+                    for column in (metric, f"{metric}_reference")
+                ],
+                axis=0,
+            )
+        )
+        effect_size = np.where(spread > 0, effect / spread, np.where(effect == 0, 0.0, np.inf))
+    consistent = np.all(np.sign(per_seed) == np.sign(effect), axis=0) & (effect != 0)
     return pd.DataFrame(
         {
             "layer": wide.columns.get_level_values("layer"),
@@ -85,7 +123,16 @@ def _changes_of(frame: pd.DataFrame, metric: str, settings: dict[str, float]) ->
             "ci_high": high,
             "p": p,
             "q": q,
-            "significant": q < settings["fdr_q"],
-            "n_examples": (~np.isnan(values)).sum(axis=0),
+            "effect_size": effect_size,
+            "large": np.abs(effect_size) >= LARGE,
+            "consistent": consistent,
+            "significant": (q < settings["fdr_q"]) & consistent,
+            "n_seeds": len(seeds),
+            "n_examples": (~np.isnan(runs[0])).sum(axis=0),
         }
     )
+
+
+def _wide(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``column`` as [(seed, example), heads]: the spread between examples, pooled over seeds."""
+    return frame.pivot(index=["seed", "example"], columns=["layer", "head"], values=column)

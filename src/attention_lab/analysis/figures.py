@@ -82,8 +82,10 @@ def head_metric_heatmaps(
 
 
 def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
-    """Mean cosine similarity to the reference per layer, one line per variant and kind,
-    with its 95% bootstrap band over probe examples."""
+    """Mean cosine similarity to the reference per layer, one line per variant and kind, with
+    its 95% band over seeds and probe examples; beside it, dotted, the variant's noise floor:
+    the similarity between its own seeds, with its band. A layer whose band lies wholly
+    below its floor's is marked as changed."""
     data = similarity_by_layer[similarity_by_layer["variant"] != similarity_by_layer["reference"]]
     references = list(dict.fromkeys(similarity_by_layer["reference"]))
     if len(references) == 1:
@@ -99,8 +101,10 @@ def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
     for i, ((variant, kind), line) in enumerate(data.groupby(["variant", "kind"], sort=False)):
         name = f"{variant} · {kind}" if several_kinds else variant
         colour = colours[i % len(colours)]
-        if "cosine_ci_low" in line:
-            fig.add_trace(_band(line, colour, name))
+        fig.add_trace(_band(line, "cosine", colour, name))
+        if line.get("seed_similarity", pd.Series(dtype=float)).notna().any():
+            fig.add_trace(_band(line, "seed", colour, name, opacity=0.1))
+            fig.add_trace(_floor(line, colour, name))
         fig.add_trace(
             go.Scatter(
                 x=line["layer"],
@@ -109,31 +113,51 @@ def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
                 name=name,
                 legendgroup=name,
                 line={"color": colour},
+                marker={
+                    "symbol": [
+                        "diamond" if c else "circle"
+                        for c in line.get("changed", [False] * len(line))
+                    ],
+                    "size": [11 if c else 6 for c in line.get("changed", [False] * len(line))],
+                },
             )
         )
+    seeds = int(similarity_by_layer["n_seeds"].max()) if "n_seeds" in similarity_by_layer else 1
     fig.update_layout(
-        title=f"Attention similarity to {to} per layer (cosine of flattened maps; "
-        "bands: 95% bootstrap intervals over probe examples)"
+        title=f"Attention similarity to {to} per layer (cosine of flattened maps; bands: 95% "
+        f"intervals over {seeds} seed(s) and the probes; dotted: between the variant's own "
+        "seeds, the noise floor; ◆ below the floor by more than the intervals allow)"
     )
     fig.update_xaxes(title_text="layer", dtick=1)
     fig.update_yaxes(title_text="mean cosine similarity")
     return fig
 
 
-def _band(line: pd.DataFrame, colour: str, name: str) -> go.Scatter:
+def _band(line: pd.DataFrame, prefix: str, colour: str, name: str, opacity=0.2) -> go.Scatter:
     """A filled polygon from the low edge left to right, back along the high edge."""
     x = [*line["layer"], *line["layer"][::-1]]
-    y = [*line["cosine_ci_low"], *line["cosine_ci_high"][::-1]]
+    y = [*line[f"{prefix}_ci_low"], *line[f"{prefix}_ci_high"][::-1]]
     return go.Scatter(
         x=x,
         y=y,
         fill="toself",
         fillcolor=colour,
-        opacity=0.2,
+        opacity=opacity,
         line={"width": 0},
         hoverinfo="skip",
         legendgroup=name,
         showlegend=False,
+    )
+
+
+def _floor(line: pd.DataFrame, colour: str, name: str) -> go.Scatter:
+    return go.Scatter(
+        x=line["layer"],
+        y=line["seed_similarity"],
+        mode="lines",
+        name=f"{name}: between seeds",
+        legendgroup=name,
+        line={"color": colour, "dash": "dot"},
     )
 
 
@@ -163,20 +187,37 @@ def head_changes_figure(
 
 
 def performance_figure(performance: pd.DataFrame) -> go.Figure:
-    """Task metric and training cost per variant."""
+    """Task metric per variant, the mean over seeds with its 95% interval over seeds and test
+    examples as error bars, and the training cost."""
     metric = (
         "accuracy"
         if "accuracy" in performance
         else ("perplexity" if "perplexity" in performance else "eval_loss")
     )
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(metric, "train seconds"))
+    seeds = int(performance["n_seeds"].max()) if "n_seeds" in performance else 1
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(f"{metric} (95% interval, {seeds} seed(s))", "train seconds"),
+    )
+    errors = (
+        {
+            "type": "data",
+            "symmetric": False,
+            "array": performance[f"{metric}_ci_high"] - performance[metric],
+            "arrayminus": performance[metric] - performance[f"{metric}_ci_low"],
+        }
+        if f"{metric}_ci_low" in performance
+        else None
+    )
     fig.add_trace(
         go.Bar(
             x=performance["variant"],
             y=performance[metric],
             name=metric,
+            error_y=errors,
             text=performance[metric].round(3),
-            textposition="outside",
+            textposition="inside",
         ),
         row=1,
         col=1,

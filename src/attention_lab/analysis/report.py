@@ -24,6 +24,7 @@ def significant_counts(head_changes: pd.DataFrame) -> pd.DataFrame:
 
 def build_report(
     performance: pd.DataFrame,
+    performance_comparison: pd.DataFrame,
     similarity_by_layer: pd.DataFrame,
     head_changes: pd.DataFrame,
     *figures: go.Figure,
@@ -35,15 +36,22 @@ def build_report(
     layer_table = similarity_pivot(similarity_by_layer, list(performance["variant"]))
     first = head_changes.iloc[:1]  # heads of one variant and kind (each kind has its own)
     heads = head_changes.merge(first[["variant", "kind"]]).drop_duplicates(["layer", "head"])
+    seeds = int(performance["n_seeds"].max()) if "n_seeds" in performance else 1
+    test = (
+        f"a test over {seeds} seeds and the probes (Student's t, the seed as the unit), "
+        "flagged only when every seed moves the head the same way"
+        if seeds > 1
+        else "a paired sign-flip test over the probes (one seed: no test over training runs)"
+    )
     changed = (
-        f"<p>Out of {len(heads)} heads per kind; a paired "
-        "sign-flip test per head against the reference, Benjamini–Hochberg across heads.</p>"
+        f"<p>Out of {len(heads)} heads per kind; {test}; Benjamini–Hochberg across heads.</p>"
         + significant_counts(head_changes).to_html()
     )
     style = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Attention Lab report</title><style>{style}</style></head>
 <body><h1>Attention Lab report</h1><p>Generated {html.escape(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))}.</p>
-<h2>Performance</h2>{performance.round(4).to_html(index=False, na_rep="")}
+<h2>Performance</h2><p>Means over {seeds} seed(s) with 95% intervals over seeds and test examples.</p>{performance.round(4).to_html(index=False, na_rep="")}
+<h2>Differences</h2><p>Paired by seed and test example; q: Benjamini–Hochberg within each kind of comparison and metric.</p>{performance_comparison.round(4).to_html(index=False, na_rep="")}
 <h2>Similarity to each variant's reference per layer (cosine)</h2>{layer_table.to_html(na_rep="")}
 <h2>Heads that changed significantly</h2>{changed}
 <h2>Figures</h2>{"".join(parts)}</body></html>"""

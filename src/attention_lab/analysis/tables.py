@@ -23,6 +23,7 @@ from attention_lab.analysis.statistics import bootstrap_interval, nan_mean, stat
 from attention_lab.datasets.store import AttentionStore
 from attention_lab.errors import DataError
 from attention_lab.kinds import base_kind
+from attention_lab.variants import DEFAULT_SEEDS
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def _long_table(store: AttentionStore, kind: str, values: dict[str, np.ndarray])
     return pd.DataFrame(
         {
             "variant": meta["variant"],
+            "seed": _seed(store),
             "kind": kind,
             "layer": layers.ravel(),
             "head": heads.ravel(),
@@ -89,7 +91,7 @@ def _per_example_table(
     return frame
 
 
-HEAD_KEYS = ["variant", "kind", "layer", "head", "kv_group"]
+HEAD_KEYS = ["variant", "seed", "kind", "layer", "head", "kv_group"]
 
 
 def summarise_head_metrics(per_example: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -127,12 +129,14 @@ def _by_example(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 def compare_to_reference(
     store: AttentionStore, reference: AttentionStore, params: dict[str, Any] | None = None
-) -> pd.DataFrame:
-    """Cosine similarity (Kovaleva et al.) and JS divergence (Clark et al.) to the reference, per head.
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cosine similarity (Kovaleva et al.) and JS divergence (Clark et al.) to the reference.
 
-    Means over the probe examples both stores hold with the same tokens, with bootstrap
-    intervals per head (``cosine_ci_low``/``_high``) and for each layer's mean over heads
-    (``layer_cosine_ci_low``/``_high``, repeated on the layer's rows).
+    Per head: means over the probe examples both stores hold with the same tokens, with
+    bootstrap intervals per head (``cosine_ci_low``/``_high``) and for each layer's mean over
+    heads (``layer_cosine_ci_low``/``_high``, repeated on the layer's rows). Per example and
+    layer: the mean over heads, from which the study's intervals over seeds come
+    (:mod:`attention_lab.analysis.noise_floor`). Two seeds of one variant compare the same way.
     """
     in_reference = set(reference.example_ids)
     shared = [eid for eid in store.example_ids if eid in in_reference]
@@ -150,21 +154,23 @@ def compare_to_reference(
             )
     stats = statistics_settings(params or {})
     tables = [
-        table
+        tables
         for kind in store.kinds
         if kind in reference.kinds
-        and (table := _compare_kind(store, reference, kind, shared, stats)) is not None
+        and (tables := _compare_kind(store, reference, kind, shared, stats)) is not None
     ]
     if not tables:
         raise DataError(
             f"{store.meta['variant']}: no example has the same shape as in the reference; compare variants of one base model."
         )
-    return pd.concat(tables, ignore_index=True)
+    heads, examples = zip(*tables, strict=True)
+    return pd.concat(heads, ignore_index=True), pd.concat(examples, ignore_index=True)
 
 
-def _compare_kind(store, reference, kind: str, shared: list[str], stats) -> pd.DataFrame | None:
-    """One kind's per-head comparison (None when no example has the reference's shape)."""
-    cos, jsd = [], []  # per example: [L, H]
+def _compare_kind(store, reference, kind: str, shared: list[str], stats):
+    """One kind's (per-head, per-example layer) comparison; None when no example has the
+    reference's shape."""
+    cos, jsd, compared = [], [], []  # per example: [L, H]
     cross = 0.0  # running sum of [L, H, H] head-by-head cosines
     causal = bool(store.meta["causal"].get(kind, False))
     for eid in tqdm(shared, desc=f"compare {store.meta['variant']}/{kind}", leave=False):
@@ -173,6 +179,7 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats) -> pd.D
             continue
         cos.append(cosine_similarity(a, b))
         jsd.append(jensen_shannon(a, b, causal))
+        compared.append(eid)
         cross = cross + cross_head_cosine(a, b)
     if not cos:
         return None
@@ -193,38 +200,37 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats) -> pd.D
         "matched_head": np.asarray(reference.meta["heads"])[matched],
         "matched_similarity": np.take_along_axis(mean_cross, matched[..., None], -1)[..., 0],
     }
-    table = _long_table(store, kind, values)
-    return table.assign(reference=reference.meta["variant"], n_examples=len(cos))
+    pair = {
+        "reference": reference.meta["variant"],
+        "reference_seed": _seed(reference),
+        "n_examples": len(cos),
+    }
+    table = _long_table(store, kind, values).assign(**pair)
+    layers = np.asarray(store.meta["layers"])
+    examples = pd.DataFrame(
+        {
+            "variant": store.meta["variant"],
+            "seed": _seed(store),
+            "reference": pair["reference"],
+            "reference_seed": pair["reference_seed"],
+            "kind": kind,
+            "example": np.repeat(np.asarray(compared, dtype=object), len(layers)),
+            "layer": np.tile(layers, len(compared)),
+            "cosine_similarity": cos_n.mean(-1).ravel(),  # [N, L]: the mean over heads
+        }
+    )
+    return table, examples
 
 
-def combine_comparisons(
-    *comparisons: pd.DataFrame,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """All variants' comparisons, their per-layer summary, and aggregates per key/value group."""
-    table = pd.concat(comparisons, ignore_index=True)
-    keys = ["variant", "reference", "kind", "layer"]
-    # a head "keeps its index" when the Hungarian match pairs it with the same reference head
-    by_layer = table.assign(kept=table["matched_head"] == table["head"])
-    by_layer = by_layer.groupby(keys, as_index=False).agg(
-        cosine_similarity=("cosine_similarity", "mean"),
-        cosine_ci_low=("layer_cosine_ci_low", "first"),
-        cosine_ci_high=("layer_cosine_ci_high", "first"),
-        js_divergence=("js_divergence", "mean"),
-        min_cosine_similarity=("cosine_similarity", "min"),
-        matched_similarity=("matched_similarity", "mean"),
-        heads_kept=("kept", "sum"),
-    )
-    by_group = table.groupby([*keys, "kv_group"], as_index=False).agg(
-        cosine_similarity=("cosine_similarity", "mean"),
-        js_divergence=("js_divergence", "mean"),
-        heads=("head", "count"),
-    )
-    return table, by_layer, by_group
+def _seed(store: AttentionStore) -> int:
+    """The store's training seed (stores written before seeds were recorded: the default)."""
+    return int(store.meta.get("seed", DEFAULT_SEEDS[0]))
 
 
 # the performance table's metric columns, in order (a task fills only its own)
 SUMMARY_COLUMNS = (
     "variant",
+    "seed",
     "method",
     "mechanism",
     "accuracy",
@@ -239,7 +245,7 @@ SUMMARY_COLUMNS = (
 
 
 def summarise_variant(metrics: dict[str, Any], head_metrics: pd.DataFrame) -> dict[str, Any]:
-    """One variant's row of the performance table: task metrics, cost and mean entropy."""
+    """One job's row of the per-run performance table: task metrics, cost and mean entropy."""
     self_attn = head_metrics[head_metrics["kind"].isin(SELF_KINDS)]
     return {
         **{k: metrics.get(k) for k in SUMMARY_COLUMNS},
@@ -258,41 +264,30 @@ def similarity_pivot(similarity_by_layer: pd.DataFrame, variants: list[str]) -> 
     return pivot[list(dict.fromkeys(table["column"]))].round(3)
 
 
-def build_performance_table(
-    similarity_by_layer: pd.DataFrame, sinks: pd.DataFrame, *summaries: dict[str, Any]
-) -> pd.DataFrame:
-    """One row per variant, with its mean attention similarity to its reference (the study's,
-    or that of its own base model) and its share of sink heads (weights, self-attention)."""
-    table = pd.DataFrame(summaries)
-    weights = sinks[sinks["kind"].isin(SELF_KINDS)].groupby("variant")
-    table["sink_rate"] = table["variant"].map(weights["sink_heads"].sum() / weights["heads"].sum())
-    # the attention weights' similarity (norm-based maps are in similarity_by_layer)
-    of_weights = similarity_by_layer[
-        similarity_by_layer["kind"].map(base_kind) == similarity_by_layer["kind"]
-    ]
-    by_variant = of_weights.groupby("variant")
-    table["mean_similarity_to_reference"] = table["variant"].map(
-        by_variant["cosine_similarity"].mean()
-    )
-    table["reference"] = table["variant"].map(by_variant["reference"].first())
-    return table.dropna(axis=1, how="all")
-
-
 def concat_tables(*tables: pd.DataFrame) -> pd.DataFrame:
     """Stack the per-variant tables into one long table."""
     return pd.concat(tables, ignore_index=True)
 
 
-SINK_COLUMNS = ["variant", "kind", "layer", "first_token_mass", "sink_heads", "heads", "sink_rate"]
+SINK_COLUMNS = [
+    "variant",
+    "seed",
+    "kind",
+    "layer",
+    "first_token_mass",
+    "sink_heads",
+    "heads",
+    "sink_rate",
+]
 
 
 def attention_sinks(head_metrics: pd.DataFrame, threshold: float = 0.3) -> pd.DataFrame:
-    """Per (variant, kind, layer): the mean first-token mass over heads, and Gu et al. (2024)'s
+    """Per (variant, seed, kind, layer): the mean first-token mass over heads, and Gu et al. (2024)'s
     sink metric: the share of heads whose mean attention to the first token exceeds
     ``threshold`` (their ε = 0.3). Self-attention kinds, weights and norms alike."""
     data = head_metrics[head_metrics["kind"].map(base_kind).isin(SELF_KINDS)]
     table = data.assign(sink=data["first_token_mass"] > threshold)
-    table = table.groupby(["variant", "kind", "layer"], as_index=False, sort=False).agg(
+    table = table.groupby(["variant", "seed", "kind", "layer"], as_index=False, sort=False).agg(
         first_token_mass=("first_token_mass", "mean"),
         sink_heads=("sink", "sum"),
         heads=("head", "count"),

@@ -98,13 +98,15 @@ class ModelDirectoryDataset(AbstractVersionedDataset[TrainedModel, ModelArtifact
     ):
         self._where = Location.of(path, version, credentials, fs_args)
         self.metadata = metadata
-        fs = self._where.fs
         super().__init__(
             self._where.path,
             version,
-            exists_function=lambda folder: fs.isfile(f"{folder}/{INFO_FILE}"),
-            glob_function=fs.glob,
+            exists_function=self._holds_model,  # a method, not a lambda: ParallelRunner pickles it
+            glob_function=self._where.fs.glob,
         )
+
+    def _holds_model(self, folder) -> bool:
+        return self._where.fs.isfile(f"{folder}/{INFO_FILE}")
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._where.url(), "version": self._version}
@@ -117,27 +119,32 @@ class ModelDirectoryDataset(AbstractVersionedDataset[TrainedModel, ModelArtifact
         return self._where.fs.isfile(f"{folder}/{INFO_FILE}")
 
     def load(self) -> ModelArtifact:
-        variant = self._where.path.name
+        job = self._job_name()
         try:
             folder = self._get_load_path()
             info = json.loads(self._where.fs.cat_file(f"{folder}/{INFO_FILE}"))
         except OSError as exc:
             if isinstance(exc, FileNotFoundError):
-                raise self._missing(variant) from exc
+                raise self._missing(job) from exc
             raise ArtifactError(
                 f"Could not read the model at {self._where.url()}: {exc.strerror or exc}. Check "
                 "its permissions, or data_root and storage_credentials."
             ) from exc
         except DatasetError as exc:  # versioned: none written yet, or the pinned one is absent
-            raise self._missing(variant) from exc
+            raise self._missing(job) from exc
         if self._where.local:
             return ModelArtifact(Path(folder), info)
         return ModelArtifact(_downloaded(self._where, folder), info)
 
-    def _missing(self, variant: str) -> ArtifactError:
+    def _job_name(self) -> str:
+        """The job that writes this folder: ``06_models/lora/seed42`` is ``lora__seed42``."""
+        path = self._where.path
+        return f"{path.parent.name}__{path.name}" if path.name.startswith("seed") else path.name
+
+    def _missing(self, job: str) -> ArtifactError:
         return ArtifactError(
             f"No trained model at {self._where.url()}. Run `kedro run "
-            f"--pipeline=fine_tuning` (or `--namespaces={variant}`) first, or pin a version "
+            f"--pipeline=fine_tuning` (or `--namespaces={job}`) first, or pin a version "
             "that exists with --load-versions."
         )
 

@@ -657,7 +657,7 @@ class ShardedStore:
 
 def _fingerprint(meta: dict[str, Any]) -> dict[str, Any]:
     """What every shard of one extraction shares: the model and what was extracted."""
-    keys = ("variant", "model_id", "mechanism", "kinds", "layers", "heads", "padding_side")
+    keys = ("variant", "seed", "model_id", "mechanism", "kinds", "layers", "heads", "padding_side")
     return {**{k: meta.get(k) for k in keys}, "probes": (meta.get("shard") or {}).get("probes")}
 
 

@@ -22,6 +22,7 @@ from attention_lab.kinds import NORM_SUFFIX, base_kind
 from attention_lab.models.shape import ModelShape
 from attention_lab.tasks import Task
 from attention_lab.tasks.base import accepts
+from attention_lab.variants import DEFAULT_SEEDS
 
 
 def padding_side(model, tokenizer, shape: ModelShape) -> str:
@@ -44,6 +45,7 @@ def store_metadata(
     return {
         "model_id": info.get("base_model"),
         "variant": info.get("variant"),
+        "seed": info.get("seed", DEFAULT_SEEDS[0]),  # the job's training seed
         "task": info.get("task"),
         "method": info.get("method"),
         "mechanism": spec_from_config(model.config).to_dict(),

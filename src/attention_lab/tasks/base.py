@@ -135,7 +135,7 @@ class Task:
     # -- evaluation ----------------------------------------------------------------------
     def loss_weight(self, batch: dict[str, torch.Tensor]) -> int:
         """How many terms the batch's mean loss averages (tokens for language modelling)."""
-        return int((batch["labels"] != -100).sum())
+        return int(self.example_terms(batch).sum())
 
     def observe(self, state: dict[str, list], output, batch: dict[str, torch.Tensor]) -> None:
         """Keep what :meth:`finish` needs from one batch (default: nothing)."""
@@ -143,19 +143,55 @@ class Task:
     def finish(self, state: dict[str, list], test: pd.DataFrame, loss: float, info: dict) -> dict:
         raise NotImplementedError
 
-    @torch.no_grad()
+    def example_losses(self, output, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) each example's summed loss over its :meth:`loss_weight` terms (labels' -100
+        are no term): ``logits (B, [T,] V)`` against ``labels (B, [T])``."""
+        logits, labels = output.logits.float(), batch["labels"]
+        per_term = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none"
+        )  # ignore_index -100 gives those terms 0
+        return per_term.reshape(labels.shape).reshape(len(labels), -1).sum(-1)
+
+    def example_terms(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) how many loss terms each example has (the sum over the batch: :meth:`loss_weight`)."""
+        return (batch["labels"] != -100).reshape(len(batch["labels"]), -1).sum(-1)
+
     def evaluate(self, model, tokenizer, test: pd.DataFrame, info: dict, batch_size: int) -> dict:
         """Task metrics on ``test``: the loss averaged over its terms, then the task's own."""
+        return self.evaluate_examples(model, tokenizer, test, info, batch_size)[0]
+
+    @torch.no_grad()
+    def evaluate_examples(
+        self, model, tokenizer, test: pd.DataFrame, info: dict, batch_size: int
+    ) -> tuple[dict, pd.DataFrame]:
+        """:meth:`evaluate`'s metrics, and one row per test example (``id``, ``loss_sum``,
+        ``loss_terms`` and the task's own outcome columns), in ``test``'s order."""
         data = self.encode(test, tokenizer, info.get("max_length", 128))
         batches = DataLoader(data, batch_size=batch_size, collate_fn=self.collate(tokenizer, model))
         losses, weights, state = [], [], {}
+        loss_sums, terms = [], []
         for batch in tqdm(batches, desc=f"evaluate {info['variant']}", leave=False):
             batch = {k: v.to(model.device) for k, v in batch.items()}
             output = model(**batch)
             losses.append(float(output.loss))
             weights.append(self.loss_weight(batch))
+            loss_sums.append(self.example_losses(output, batch).cpu())
+            terms.append(self.example_terms(batch).cpu())
             self.observe(state, output, batch)
-        return self.finish(state, test, float(np.average(losses, weights=weights)), info)
+        metrics = self.finish(state, test, float(np.average(losses, weights=weights)), info)
+        examples = pd.DataFrame(
+            {
+                "id": test["id"].to_numpy() if "id" in test else np.arange(len(test)).astype(str),
+                "loss_sum": torch.cat(loss_sums).double().numpy(),
+                "loss_terms": torch.cat(terms).numpy(),
+                **self.outcomes(state, test),
+            }
+        )
+        return metrics, examples
+
+    def outcomes(self, state: dict[str, list], test: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per-example outcome columns beyond the loss (default: none)."""
+        return {}
 
     # -- attention -----------------------------------------------------------------------
     def attention_batch(

@@ -47,6 +47,10 @@ class Classification(Task):
     def observe(self, state, output, batch) -> None:
         state.setdefault("predictions", []).extend(output.logits.argmax(-1).tolist())
 
+    def outcomes(self, state, test) -> dict:
+        truth, pred = test["label"].to_numpy(), np.array(state["predictions"])
+        return {"label": truth, "prediction": pred, "correct": pred == truth}
+
     def finish(self, state, test, loss, info) -> dict:
         truth, pred = test["label"].to_numpy(), np.array(state["predictions"])
         return {

@@ -63,6 +63,9 @@ class Seq2Seq(Task):
         hit = (output.logits.argmax(-1) == batch["labels"]) | ~mask
         state.setdefault("correct", []).extend(hit.all(dim=-1).tolist())
 
+    def outcomes(self, state, test) -> dict:
+        return {"correct": np.array(state["correct"], dtype=bool)}
+
     def finish(self, state, test, loss, info) -> dict:
         return {"eval_loss": round(loss, 4), "accuracy": round(float(np.mean(state["correct"])), 4)}
 

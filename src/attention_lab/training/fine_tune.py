@@ -22,7 +22,7 @@ from attention_lab.models.loading import load_model, load_tokenizer
 from attention_lab.tasks import get_task
 from attention_lab.training.head_features import feature_dataset
 from attention_lab.training.methods import count_parameters, prepare
-from attention_lab.variants import TrainingSpec, VariantSpec
+from attention_lab.variants import DEFAULT_SEEDS, TrainingSpec, VariantSpec
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +206,7 @@ def fine_tune_variant(
     seconds, steps = train(model, tokenizer, spec, corpus) if spec.method != "none" else (0.0, 0)
     info = {
         "variant": spec.name,
+        "seed": spec.training.seed,
         "base_model": spec.model,
         "task": spec.task,
         "method": spec.method,
@@ -238,17 +239,22 @@ def fine_tune_variant(
 
 def evaluate_variant(
     model, tokenizer, info: dict[str, Any], corpus: pd.DataFrame
-) -> dict[str, Any]:
-    """The task's metrics on the test split, labelled with the variant."""
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The task's metrics on the test split, labelled with the variant and seed, and each
+    test example's outcome."""
     test = corpus[corpus["split"] == "test"]
     batch_size = info.get("eval_batch_size", 64)
     with fast_attention(model, enabled=info.get("fast_path", True)):
-        metrics = get_task(info["task"]).evaluate(model, tokenizer, test, info, batch_size)
-    return {
-        "variant": info["variant"],
+        metrics, examples = get_task(info["task"]).evaluate_examples(
+            model, tokenizer, test, info, batch_size
+        )
+    labels = {"variant": info["variant"], "seed": info.get("seed", DEFAULT_SEEDS[0])}
+    metrics = {
+        **labels,
         "task": info["task"],
         "method": info["method"],
         "mechanism": info["mechanism"]["name"],
         **metrics,
         "test_examples": len(test),
     }
+    return metrics, examples.assign(**labels)

@@ -1,5 +1,6 @@
-"""Analysis: per-variant head metrics, comparison with the reference and head importance,
-then study-wide tables, figures and a report."""
+"""Analysis: per-job head metrics and head importance; then, at the study level, each job
+against its reference's run of the same seed, each variant's seeds against each other (the
+noise floor), tests over seeds and examples, study-wide tables, figures and a report."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from attention_lab.analysis.figures import (
     similarity_by_layer_figure,
     sinks_figure,
 )
+from attention_lab.analysis.noise_floor import similarity_by_kv_group, similarity_by_layer
+from attention_lab.analysis.performance import build_performance_tables, performance_runs
 from attention_lab.analysis.report import build_report
 from attention_lab.analysis.tables import (
     attention_sinks,
-    build_performance_table,
-    combine_comparisons,
     compare_to_reference,
     concat_tables,
     example_head_metrics,
@@ -27,10 +28,10 @@ from attention_lab.analysis.tables import (
     summarise_variant,
 )
 from attention_lab.pipelines.analysis.nodes import compute_head_importance, compute_pruning_curve
-from attention_lab.variants import exported
+from attention_lab.variants import Job, Study, exported
 
 
-def variant_template() -> Pipeline:
+def job_template() -> Pipeline:
     return pipeline(
         [
             node(
@@ -64,9 +65,10 @@ def variant_template() -> Pipeline:
     )
 
 
-# what each variant's job hands to the study-level step
+# what each job hands to the study-level step
 EXPORTS = (
     "attention",
+    "predictions",
     "example_head_metrics",
     "head_metrics",
     "head_importance",
@@ -75,91 +77,166 @@ EXPORTS = (
 )
 
 
-def variant_pipeline(variant: str) -> Pipeline:
-    """One variant's analysis; it reads nothing of any other variant."""
+def job_pipeline(job: Job) -> Pipeline:
+    """One job's analysis; it reads nothing of any other job."""
     return pipeline(
-        variant_template(),
-        namespace=variant,
-        inputs={"corpus": "corpus", "attention": exported(variant, "attention")},
-        outputs={name: exported(variant, name) for name in EXPORTS if name != "attention"},
+        job_template(),
+        namespace=job.name,
+        inputs={"corpus": "corpus", "attention": exported(job, "attention")},
+        outputs={
+            name: exported(job, name)
+            for name in EXPORTS
+            if name not in ("attention", "predictions")
+        },
         parameters={"params:analysis"},
     )
 
 
-def comparison_pipeline(variant: str, reference: str) -> Pipeline:
-    """Study level: ``variant`` against its reference, maps and per-example metrics."""
+def create_pipeline(study: Study | None = None) -> Pipeline:
+    """Every job's analysis, then the study level (see :class:`attention_lab.variants.Study`)."""
+    if study is None or not study.jobs:
+        return Pipeline([])
+    per_job = sum((job_pipeline(job) for job in study.jobs), Pipeline([]))
+    return per_job + study_level(study)
+
+
+def comparison_pipeline(job: Job, reference: Job) -> Pipeline:
+    """Study level: one job against its reference's run with the same seed: maps per head,
+    and per example and layer (what the intervals over seeds come from)."""
     return pipeline(
         [
             node(
                 compare_to_reference,
-                [
-                    exported(variant, "attention"),
-                    exported(reference, "attention"),
-                    "params:analysis",
-                ],
-                exported(variant, "comparison"),
-                name=f"compare_{variant}_to_reference",
-            ),
-            node(
-                head_changes,
-                [
-                    exported(variant, "example_head_metrics"),
-                    exported(reference, "example_head_metrics"),
-                    "params:analysis",
-                ],
-                exported(variant, "head_changes"),
-                name=f"test_head_changes_of_{variant}",
-            ),
+                [exported(job, "attention"), exported(reference, "attention"), "params:analysis"],
+                [exported(job, "comparison"), exported(job, "layer_similarity")],
+                name=f"compare_{job.name}_to_reference",
+            )
         ]
     )
 
 
-def create_pipeline(references: dict[str, str] | None = None) -> Pipeline:
-    """``references`` maps each variant to the variant it is compared with (its model's own
-    reference, see :func:`attention_lab.variants.references`), in study order."""
-    variants = list(references or {})
-    if not variants:
-        return Pipeline([])
-    per_variant = sum((variant_pipeline(v) for v in variants), Pipeline([]))
-    return per_variant + study_level(references)
+def seed_pair_pipeline(variant: str, first: Job, second: Job) -> Pipeline:
+    """Study level: two seeds of one variant, compared as a variant is with its reference:
+    the noise floor of attention similarity."""
+    pair = f"{variant}__between_seed{first.seed}_seed{second.seed}"  # matches no factory
+    return pipeline(
+        [
+            node(
+                compare_to_reference,
+                [exported(first, "attention"), exported(second, "attention"), "params:analysis"],
+                [f"{pair}__comparison", f"{pair}__layer_similarity"],
+                name=f"compare_{pair}",
+            )
+        ]
+    )
 
 
-def study_level(references: dict[str, str]) -> Pipeline:
-    """Everything that reads more than one variant: comparisons, study tables, figures."""
-    comparisons = sum((comparison_pipeline(v, r) for v, r in references.items()), Pipeline([]))
+def variant_pipeline(study: Study, variant: str) -> Pipeline:
+    """Study level, per variant: its seeds stacked, and its heads tested against the
+    reference's over seeds and examples."""
+    runs = study.jobs_of(variant)
+    stacked = [
+        node(
+            concat_tables,
+            [exported(job, name) for job in runs],
+            exported(variant, name),
+            name=f"stack_{name}_of_{variant}",
+        )
+        for name in ("example_head_metrics", "layer_similarity")
+    ]
+    pairs = [(first, second) for i, first in enumerate(runs) for second in runs[i + 1 :]]
+    floor = (
+        [
+            node(
+                concat_tables,
+                [
+                    f"{variant}__between_seed{a.seed}_seed{b.seed}__layer_similarity"
+                    for a, b in pairs
+                ],
+                exported(variant, "seed_similarity"),
+                name=f"stack_seed_similarity_of_{variant}",
+            )
+        ]
+        if pairs
+        else []
+    )
+    reference = study.reference_of(variant)
+    tested = node(
+        head_changes,
+        [
+            exported(variant, "example_head_metrics"),
+            exported(reference, "example_head_metrics"),
+            "params:analysis",
+        ],
+        exported(variant, "head_changes"),
+        name=f"test_head_changes_of_{variant}",
+    )
+    return sum((seed_pair_pipeline(variant, a, b) for a, b in pairs), Pipeline([])) + pipeline(
+        [*stacked, *floor, tested]
+    )
+
+
+def study_level(study: Study) -> Pipeline:
+    """Everything that reads more than one job: comparisons, study tables, figures."""
+    comparisons = sum(
+        (comparison_pipeline(job, study.reference_job(job)) for job in study.jobs), Pipeline([])
+    )
+    per_variant = sum((variant_pipeline(study, v) for v in study.variants), Pipeline([]))
     # one namespace, so that the step is one job (`--namespaces=study`) and one Airflow task;
     # its datasets keep their names
     return pipeline(
-        comparisons + study_pipeline(list(references)),
+        comparisons + per_variant + study_pipeline(study),
         tags="study",
         namespace="study",
         prefix_datasets_with_namespace=False,
     )
 
 
-# per-variant tables stacked into study tables: exported name -> study table
+# per-job tables stacked into study tables (with their seed column): exported name -> table
 STACKED = {
     "head_metrics": "all_head_metrics",
     "head_importance": "head_importance",
-    "head_changes": "head_changes",
     "pruning_curve": "pruning_curves",
 }
 
 
-def study_pipeline(variants: list[str]) -> Pipeline:
-    """Study-wide tables, figures and the report, over every variant's outputs."""
+def study_pipeline(study: Study) -> Pipeline:
+    """Study-wide tables, figures and the report, over every job's outputs."""
+    jobs, variants = study.jobs, study.variants
     tables = pipeline(
         [
             node(
-                combine_comparisons,
-                [exported(v, "comparison") for v in variants],
-                ["attention_comparison", "similarity_by_layer", "similarity_by_kv_group"],
+                concat_tables,
+                [exported(job, "comparison") for job in jobs],
+                "attention_comparison",
                 name="combine_comparisons",
+            ),
+            node(
+                similarity_by_layer,
+                [
+                    "attention_comparison",
+                    *[exported(v, "layer_similarity") for v in variants],
+                    *[exported(v, "seed_similarity") for v in variants if study.has_pairs],
+                ],
+                "similarity_by_layer",
+                name="summarise_similarity_by_layer",
+            ),
+            node(
+                similarity_by_kv_group,
+                "attention_comparison",
+                "similarity_by_kv_group",
+                name="summarise_similarity_by_kv_group",
+            ),
+            node(
+                concat_tables,
+                [exported(v, "head_changes") for v in variants],
+                "head_changes",
+                name="combine_head_changes",
             ),
             *(
                 node(
                     concat_tables,
-                    [exported(v, name) for v in variants],
+                    [exported(job, name) for job in jobs],
                     combined,
                     name=f"combine_{name}",
                 )
@@ -172,13 +249,23 @@ def study_pipeline(variants: list[str]) -> Pipeline:
                 name="measure_attention_sinks",
             ),
             node(
-                build_performance_table,
+                performance_runs,
+                [exported(job, "summary") for job in jobs],
+                "performance_runs",
+                name="stack_performance_runs",
+            ),
+            node(
+                build_performance_tables,
                 [
+                    "performance_runs",
                     "similarity_by_layer",
                     "attention_sinks",
-                    *[exported(v, "summary") for v in variants],
+                    "params:study",
+                    "params:variants",
+                    "params:analysis",
+                    *[exported(job, "predictions") for job in jobs],
                 ],
-                "performance",
+                ["performance", "performance_comparison"],
                 name="build_performance_table",
             ),
         ]
@@ -215,6 +302,7 @@ def figures_pipeline() -> Pipeline:
                 build_report,
                 [
                     "performance",
+                    "performance_comparison",
                     "similarity_by_layer",
                     "head_changes",
                     "performance_figure",

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 def extract_attention(
     model_artifact: ModelArtifact, probe_set: pd.DataFrame, params: dict[str, Any]
 ) -> AttentionStream:
-    """Load the variant with its mechanism and stream the probe set's attention to ``{variant}__attention``.
+    """Load the variant with its mechanism and stream the probe set's attention to ``{job}__attention``.
 
     Options (``attention_extraction``): ``layers``/``heads`` subsets, ``max_length``,
     ``batch_size``, ``precision_bits`` (grid rounding, see the codecs module; null: exact);

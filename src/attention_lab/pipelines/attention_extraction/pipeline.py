@@ -1,14 +1,16 @@
-"""Attention extraction: ``{variant}.model`` + ``probe_set`` -> ``{variant}__attention``."""
+"""Attention extraction: ``{job}.model`` + ``probe_set`` -> ``{job}__attention``."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from kedro.pipeline import Pipeline, node, pipeline
 
 from attention_lab.pipelines.attention_extraction.nodes import extract_attention
-from attention_lab.variants import exported
+from attention_lab.variants import Job, exported
 
 
-def create_pipeline(variants: list[str] = (), **kwargs) -> Pipeline:
+def create_pipeline(jobs: Sequence[Job] = (), **kwargs) -> Pipeline:
     template = pipeline(
         [
             node(
@@ -23,12 +25,12 @@ def create_pipeline(variants: list[str] = (), **kwargs) -> Pipeline:
         (
             pipeline(
                 template,
-                namespace=v,
+                namespace=job.name,
                 inputs={"probe_set"},
-                outputs={"attention": exported(v, "attention")},  # read by the study step
+                outputs={"attention": exported(job, "attention")},  # read by the study step
                 parameters={"params:attention_extraction"},
             )
-            for v in variants
+            for job in jobs
         ),
         Pipeline([]),
     )

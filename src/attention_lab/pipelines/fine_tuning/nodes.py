@@ -15,26 +15,30 @@ logger = logging.getLogger(__name__)
 
 
 def fine_tune(
-    corpus: pd.DataFrame, variant_name: str, variant: dict[str, Any], study: dict[str, Any]
+    corpus: pd.DataFrame, job: dict[str, Any], variant: dict[str, Any], study: dict[str, Any]
 ) -> tuple[TrainedModel, dict[str, Any]]:
-    """Train the variant on the train split (``none`` skips training).
+    """Train the job's variant on the train split with the job's seed (``none`` skips training).
 
-    Returns the trained model for ``{variant}.model`` and a training log (seconds, steps,
+    Returns the trained model for ``{job}.model`` and a training log (seconds, steps,
     parameter counts, peak memory, examples per second).
     """
-    return fine_tune_variant(parse_variant(variant_name, variant, study), corpus)
+    spec = parse_variant(job["variant"], variant, study, seed=int(job["seed"]))
+    return fine_tune_variant(spec, corpus)
 
 
 def evaluate(
     model_artifact: ModelArtifact, corpus: pd.DataFrame, train_log: dict[str, Any]
-) -> dict[str, Any]:
-    """Task metrics on the test split plus the training cost, for ``{variant}.metrics``.
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Task metrics on the test split plus the training cost, for ``{job}.metrics``, and each
+    test example's outcome (``{job}__predictions``: loss, and what it got right), from which
+    the study's intervals over seeds and examples come.
 
     Classification: accuracy, macro-F1, loss (``untrained_head`` flags method ``none``).
     Causal LM: loss and perplexity. Seq2seq: loss and exact-match accuracy of the label name.
     """
     model, tokenizer = model_artifact.load()
-    metrics = {**evaluate_variant(model, tokenizer, model_artifact.info, corpus), **train_log}
+    metrics, predictions = evaluate_variant(model, tokenizer, model_artifact.info, corpus)
+    metrics = {**metrics, **train_log}
     summary = {k: metrics[k] for k in ("eval_loss", "accuracy", "perplexity") if k in metrics}
-    logger.info("%s: %s", metrics["variant"], summary)
-    return metrics
+    logger.info("%s (seed %s): %s", metrics["variant"], metrics["seed"], summary)
+    return metrics, predictions
