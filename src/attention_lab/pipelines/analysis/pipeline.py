@@ -31,8 +31,11 @@ from attention_lab.pipelines.analysis.nodes import compute_head_importance, comp
 from attention_lab.variants import Job, Study, exported
 
 
-def job_template() -> Pipeline:
-    return pipeline(
+def job_template(importance: bool) -> Pipeline:
+    """Head metrics and the run's summary; head importance and the pruning curve too when
+    ``importance`` (each variant's first seed: they describe one trained model, and their
+    backward passes would be a large part of each extra seed's cost)."""
+    metrics = pipeline(
         [
             node(
                 example_head_metrics,
@@ -47,6 +50,15 @@ def job_template() -> Pipeline:
                 name="summarise_head_metrics",
             ),
             node(
+                summarise_variant, ["metrics", "head_metrics"], "summary", name="summarise_variant"
+            ),
+        ]
+    )
+    if not importance:
+        return metrics
+    return metrics + pipeline(
+        [
+            node(
                 compute_head_importance,
                 ["model", "corpus", "params:analysis"],
                 "head_importance",
@@ -57,9 +69,6 @@ def job_template() -> Pipeline:
                 ["model", "corpus", "head_importance", "params:analysis"],
                 "pruning_curve",
                 name="compute_pruning_curve",
-            ),
-            node(
-                summarise_variant, ["metrics", "head_metrics"], "summary", name="summarise_variant"
             ),
         ]
     )
@@ -77,17 +86,20 @@ EXPORTS = (
 )
 
 
-def job_pipeline(job: Job) -> Pipeline:
+IMPORTANCE = ("head_importance", "pruning_curve")  # of each variant's first seed only
+
+
+def job_pipeline(job: Job, first_seed: bool) -> Pipeline:
     """One job's analysis; it reads nothing of any other job."""
+    outputs = [n for n in EXPORTS if n not in ("attention", "predictions")]
     return pipeline(
-        job_template(),
+        job_template(importance=first_seed),
         namespace=job.name,
-        inputs={"corpus": "corpus", "attention": exported(job, "attention")},
-        outputs={
-            name: exported(job, name)
-            for name in EXPORTS
-            if name not in ("attention", "predictions")
+        inputs={
+            "attention": exported(job, "attention"),
+            **({"corpus": "corpus"} if first_seed else {}),
         },
+        outputs={n: exported(job, n) for n in outputs if first_seed or n not in IMPORTANCE},
         parameters={"params:analysis"},
     )
 
@@ -96,7 +108,9 @@ def create_pipeline(study: Study | None = None) -> Pipeline:
     """Every job's analysis, then the study level (see :class:`attention_lab.variants.Study`)."""
     if study is None or not study.jobs:
         return Pipeline([])
-    per_job = sum((job_pipeline(job) for job in study.jobs), Pipeline([]))
+    per_job = sum(
+        (job_pipeline(job, job.seed == study.seeds[0]) for job in study.jobs), Pipeline([])
+    )
     return per_job + study_level(study)
 
 
@@ -203,6 +217,10 @@ STACKED = {
 def study_pipeline(study: Study) -> Pipeline:
     """Study-wide tables, figures and the report, over every job's outputs."""
     jobs, variants = study.jobs, study.variants
+
+    def seeds_of(name: str) -> tuple[int, ...]:
+        return study.seeds[:1] if name in IMPORTANCE else study.seeds
+
     tables = pipeline(
         [
             node(
@@ -236,7 +254,7 @@ def study_pipeline(study: Study) -> Pipeline:
             *(
                 node(
                     concat_tables,
-                    [exported(job, name) for job in jobs],
+                    [exported(job, name) for job in jobs if job.seed in seeds_of(name)],
                     combined,
                     name=f"combine_{name}",
                 )
