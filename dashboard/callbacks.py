@@ -176,7 +176,9 @@ def register_compare(app: Dash, data: StudyData) -> None:
 
 def _csv_name(s: Selection, table) -> str:
     """e.g. attention_e0_encoder_l1_h2_a-42_vs_b-mean.csv; a zoom and blocks add "_0-64_0-64_max13"."""
-    runs = f"{s.a}-{s.seed_a or 'seed'}_vs_{s.b}-{s.seed_b or 'seed'}"
+    runs = "_vs_".join(
+        v + (f"-{seed}" if seed else "") for v, seed in ((s.a, s.seed_a), (s.b, s.seed_b))
+    )
     parts = [f"attention_{s.example}_{s.stored_kind}_l{s.layer}_h{s.head}_{runs}"]
     if s.region:
         parts.append(s.region.replace(":", "-").replace(",", "_"))

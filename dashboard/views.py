@@ -166,6 +166,8 @@ def parse(field: str, value):
         return _parse_log(value)
     if field == "region":
         return _parse_region(value)
+    if field in ("seed_a", "seed_b") and value in (None, ""):
+        return ""  # the study's first seed
     if value is None or value == "":
         raise BadSelection(f"No {NAMES[field]} chosen.")
     if field in ("layer", "head", "seed_a", "seed_b"):
@@ -238,7 +240,11 @@ def _problem(data: StudyData, selection: Selection, field: str, stores=("a",)) -
         return f"Unknown {NAMES[field]} {show(value)}; choose one of: {', '.join(CHOICES[field])}."
     if field in ("a", "b") and value not in data.variants:
         return f"Unknown variant {show(value)}; this study has: {', '.join(data.variants)}."
-    if field in ("seed_a", "seed_b") and value != SEED_MEAN and int(value) not in data.seeds:
+    if (
+        field in ("seed_a", "seed_b")
+        and value not in ("", SEED_MEAN)
+        and int(value) not in data.seeds
+    ):
         seeds = ", ".join(map(str, data.seeds))
         return f"Unknown seed {show(value)}; this study has seeds {seeds}, or 'mean'."
     if field == "example" and value not in data.example_ids:

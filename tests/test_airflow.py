@@ -91,7 +91,10 @@ def test_the_dag_runs_each_job_once_in_order_and_equals_kedro_run(
     env = scratch_env()
     # an env's airflow.yml changes one setting and keeps the base's others (the owner)
     (PROJECT / "conf" / env / "airflow.yml").write_text("default:\n  variant_queue: gpu\n")
-    variants = ["base", "gqa4_lora", "lora", "window2_lora"]  # the `test` env's
+    # the `test` env's jobs: one task per variant and seed
+    variants = sorted(
+        f"{v}__seed{s}" for v in ("base", "gqa4_lora", "lora", "window2_lora") for s in (7, 8)
+    )
     dag_id = f"attention_lab_{env}"
     generate_dag(env, tmp_path / "dags")
 

@@ -21,15 +21,15 @@ TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 
 def trained(root: Path) -> tuple[dict, dict]:
-    adapter = load_file(root / "06_models/lora/adapter_model.safetensors")
-    return adapter, json.loads((root / "07_model_output/lora/metrics.json").read_text())
+    adapter = load_file(root / "06_models/lora/seed7/adapter_model.safetensors")
+    return adapter, json.loads((root / "07_model_output/lora/seed7/metrics.json").read_text())
 
 
 def test_two_processes_train_like_one_and_only_rank_0_writes(scratch_env):
     single, double = scratch_env(), scratch_env()
     for env in (single, double):
         kedro(f"--env={env}", "--pipeline=ingestion")
-    kedro(f"--env={single}", "--pipeline=fine_tuning", "--namespaces=lora")
+    kedro(f"--env={single}", "--pipeline=fine_tuning", "--namespaces=lora__seed7")
     command = [TORCHRUN, "--nproc_per_node=2", f"--master_port={free_port()}"]
     command += ["-m", "attention_lab.distributed", "--variant", "lora", "--env", double]
     env = {**os.environ, "COLUMNS": "250", "KEDRO_DISABLE_TELEMETRY": "1"}
@@ -39,9 +39,11 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(scratch_env):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     # every save goes through the catalog, which logs it: once each, by rank 0
-    assert log.count("Saving data to lora.model") == 1
-    assert log.count("Saving data to lora.metrics") == 1
+    assert log.count("Saving data to lora__seed7.model") == 1
+    assert log.count("Saving data to lora__seed7.metrics") == 1
+    assert log.count("Saving data to lora__seed7__predictions") == 1
     assert sorted(p.name for p in (data_root(double) / "06_models").iterdir()) == ["lora"]
+    assert sorted(p.name for p in (data_root(double) / "06_models/lora").iterdir()) == ["seed7"]
 
     one, one_metrics = trained(data_root(single))
     two, two_metrics = trained(data_root(double))

@@ -13,6 +13,7 @@ from attention_lab.datasets.store import AttentionStore
 from tests.conftest import KEDRO, PROJECT
 
 VARIANTS = ["base", "lora", "gqa4_lora", "window2_lora"]
+SEEDS = [7, 8]  # the test env's study.seeds
 
 
 def kedro(*args: str) -> subprocess.CompletedProcess:
@@ -49,16 +50,33 @@ def test_test_env_run_writes_every_contracted_artifact(test_env_run):
     assert list(corpus.columns) == ["id", "text", "label", "label_name", "split"]
     probes = pd.read_parquet(root / "05_model_input/probe_set.parquet")
     assert list(probes.columns) == ["id", "text", "label", "label_name", "split", "source"]
+    test_ids = sorted(corpus.loc[corpus["split"] == "test", "id"])
     for v in VARIANTS:
-        metrics = json.loads((root / f"07_model_output/{v}/metrics.json").read_text())
-        assert {"accuracy", "macro_f1", "eval_loss", "train_seconds", "peak_memory_mb"} <= set(
-            metrics
-        )
-        store = AttentionStore(str(root / f"07_model_output/{v}/attention.zarr.zip"))
-        assert store.example_ids == list(probes["id"])
-        assert (root / f"08_reporting/{v}/head_metrics.parquet").exists()
+        for seed in SEEDS:
+            run = f"{v}/seed{seed}"
+            metrics = json.loads((root / f"07_model_output/{run}/metrics.json").read_text())
+            assert {"accuracy", "macro_f1", "eval_loss", "train_seconds", "peak_memory_mb"} <= set(
+                metrics
+            )
+            assert (metrics["variant"], metrics["seed"]) == (v, seed)
+            predictions = pd.read_parquet(root / f"07_model_output/{run}/predictions.parquet")
+            assert sorted(predictions["id"]) == test_ids
+            assert predictions["correct"].mean() == pytest.approx(metrics["accuracy"], abs=1e-4)
+            store = AttentionStore(str(root / f"07_model_output/{run}/attention.zarr.zip"))
+            assert store.example_ids == list(probes["id"]) and store.meta["seed"] == seed
+            assert (root / f"08_reporting/{run}/head_metrics.parquet").exists()
     performance = pd.read_parquet(root / "08_reporting/performance.parquet")
     assert performance["variant"].tolist() == VARIANTS
+    assert (performance["n_seeds"] == len(SEEDS)).all()
+    runs = pd.read_parquet(root / "08_reporting/performance_runs.parquet")
+    by_variant = runs.groupby("variant", sort=False)["accuracy"].mean()
+    assert performance["accuracy"].to_numpy() == pytest.approx(by_variant[VARIANTS], abs=1e-4)
+    assert (performance["accuracy_ci_low"] <= performance["accuracy"]).all()
+    assert (performance["accuracy"] <= performance["accuracy_ci_high"]).all()
+    comparison = pd.read_parquet(root / "08_reporting/performance_comparison.parquet")
+    references = comparison[comparison["comparison"] == "reference"]
+    assert set(references["variant"]) == set(VARIANTS) - {"base"}
+    assert {"difference", "ci_low", "ci_high", "p", "q"} <= set(comparison.columns)
     assert performance.loc[
         performance["variant"] == "base", "mean_similarity_to_reference"
     ].item() == pytest.approx(1.0)
@@ -82,19 +100,35 @@ def test_test_env_run_writes_intervals_tests_matches_and_pruning_curves(test_env
     assert (by_layer.loc[by_layer["variant"] == "base", "heads_kept"] == 12).all()
     metrics = pd.read_parquet(root / "head_metrics.parquet")
     assert {"entropy_ci_low", "entropy_ci_high", "n_examples"} <= set(metrics.columns)
-    curves = pd.read_parquet(root / "pruning_curves.parquet")
+    curves = pd.read_parquet(root / "pruning_curves.parquet")  # each variant's first seed
     assert curves.groupby("variant").size().to_dict() == {v: 11 for v in VARIANTS}
     assert curves.groupby("variant")["heads_pruned"].max().eq(72).all()
 
 
-def test_one_namespace_runs_alone(test_env_run):
+def test_the_head_only_control_is_its_own_noise_floor(test_env_run):
+    """The head-only variant trains a classifier on a frozen encoder, so its attention is the
+    pretrained model's whatever the seed: between its seeds the similarity is exactly 1. A
+    fine-tuned variant's seeds differ; its floor is below 1."""
+    by_layer = pd.read_parquet(test_env_run / "08_reporting/similarity_by_layer.parquet")
+    weights = by_layer[by_layer["kind"] == "encoder"].set_index("variant")
+    assert weights.loc["base", "seed_similarity"].to_numpy() == pytest.approx(1.0, abs=1e-6)
+    assert (weights.loc["lora", "seed_similarity"] < 1.0).all()
+    assert (by_layer["n_seed_pairs"] == 1).all()  # two seeds: one pair
+    # a layer is "changed" only when its similarity lies below the floor beyond both intervals
+    changed = by_layer[by_layer["changed"]]
+    assert (changed["cosine_ci_high"] < changed["seed_ci_low"]).all()
+    assert not weights.loc["base", "changed"].any()
+
+
+def test_one_job_runs_alone(test_env_run):
     """window2_lora exists only in the test env: `kedro run --env` builds that env's namespaces."""
-    result = kedro("run", "--env=test", "--namespaces=window2_lora", "--pipeline=fine_tuning")
+    job = "window2_lora__seed8"
+    result = kedro("run", "--env=test", f"--namespaces={job}", "--pipeline=fine_tuning")
     assert result.returncode == 0, result.stdout[-2000:]
     log = result.stdout + result.stderr
-    assert "Completed node: window2_lora.fine_tune" in log
-    assert "Completed node: window2_lora.evaluate" in log
-    assert "Completed 2 out of 2 tasks" in log  # nothing of the other variants ran
+    assert f"Completed node: {job}.fine_tune" in log
+    assert f"Completed node: {job}.evaluate" in log
+    assert "Completed 2 out of 2 tasks" in log  # nothing of the other jobs ran
 
 
 def test_a_failing_node_gives_one_line_and_a_fix():

@@ -16,16 +16,17 @@ from tests.runs import assert_same_maps, data_root, kedro
 pytestmark = pytest.mark.slow
 
 VERSIONED = """
-"{variant}.model":
+"{variant}__seed{seed}.model":
   type: attention_lab.datasets.ModelDirectoryDataset
-  path: ${globals:data_root}/06_models/{variant}
+  path: ${globals:data_root}/06_models/{variant}/seed{seed}
   versioned: true
 
-"{variant}__attention":
+"{variant}__seed{seed}__attention":
   type: attention_lab.datasets.AttentionStoreDataset
-  path: ${globals:data_root}/07_model_output/{variant}/attention.zarr.zip
+  path: ${globals:data_root}/07_model_output/{variant}/seed{seed}/attention.zarr.zip
   versioned: true
 """
+JOB = "lora__seed7"  # lora trained with the test env's first seed
 LATER = "2999-01-01T00.00.00.000Z"  # sorts after every real version: the "latest"
 
 
@@ -39,22 +40,23 @@ def test_load_versions_pins_the_model_and_the_store(test_env_run, scratch_env):
     (PROJECT / "conf" / env / "catalog.yml").write_text(VERSIONED)
     root = data_root(env)
     kedro(f"--env={env}", "--pipeline=ingestion")
-    kedro(f"--env={env}", "--pipeline=fine_tuning", "--namespaces=lora")
+    kedro(f"--env={env}", "--pipeline=fine_tuning", f"--namespaces={JOB}")
 
-    models = root / "06_models/lora"
+    models = root / "06_models/lora/seed7"
     model = only_version(models)
-    broken = models / LATER / "lora"
-    shutil.copytree(models / model / "lora", broken)
+    broken = models / LATER / "seed7"
+    shutil.copytree(models / model / "seed7", broken)
     (broken / "adapter_model.safetensors").write_bytes(b"not weights")
-    extract = [f"--env={env}", "--pipeline=attention_extraction", "--namespaces=lora"]
+    extract = [f"--env={env}", "--pipeline=attention_extraction", f"--namespaces={JOB}"]
     failed = kedro(*extract, check=False)  # unpinned, the latest model is the broken one
     assert failed.returncode != 0 and "deserializing header" in failed.stdout + failed.stderr
 
-    kedro(*extract, f"--load-versions=lora.model:{model}")
-    stores = root / "07_model_output/lora/attention.zarr.zip"
+    kedro(*extract, f"--load-versions={JOB}.model:{model}")
+    stores = root / "07_model_output/lora/seed7/attention.zarr.zip"
     store = only_version(stores)
     assert_same_maps(
-        stores / store / stores.name, test_env_run / "07_model_output/lora/attention.zarr.zip"
+        stores / store / stores.name,
+        test_env_run / "07_model_output/lora/seed7/attention.zarr.zip",
     )
 
     (stores / LATER).mkdir()
@@ -62,10 +64,10 @@ def test_load_versions_pins_the_model_and_the_store(test_env_run, scratch_env):
     kedro(
         f"--env={env}",
         "--pipeline=analysis",
-        "--namespaces=lora",
-        f"--load-versions=lora.model:{model},lora__attention:{store}",
+        f"--namespaces={JOB}",
+        f"--load-versions={JOB}.model:{model},{JOB}__attention:{store}",
     )
-    table = "08_reporting/lora/head_metrics.parquet"
+    table = "08_reporting/lora/seed7/head_metrics.parquet"
     pd.testing.assert_frame_equal(
         pd.read_parquet(root / table), pd.read_parquet(test_env_run / table)
     )

@@ -42,4 +42,4 @@ def test_notebook_executes_on_the_test_env(path, test_env_run, monkeypatch):
     )  # figures, not only tables
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "env=test" in printed
-    assert "'window2_lora'" in printed  # the registry built the test env's namespaces
+    assert "'window2_lora__seed8'" in printed  # the registry built the test env's jobs

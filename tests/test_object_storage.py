@@ -41,8 +41,8 @@ def test_a_study_on_s3_equals_the_local_one_and_the_dashboard_reads_it(
     fs = s3fs.S3FileSystem(**s3)
     written = fs.find(f"{BUCKET}/study")
     for part in (
-        "06_models/lora/attention_lab.json",
-        "07_model_output/lora/attention.zarr.zip",
+        "06_models/lora/seed7/attention_lab.json",
+        "07_model_output/lora/seed7/attention.zarr.zip",
         "08_reporting/performance.parquet",
         "08_reporting/attention_report.html",
     ):
@@ -52,14 +52,14 @@ def test_a_study_on_s3_equals_the_local_one_and_the_dashboard_reads_it(
     assert_same_run(tmp_path / "copy", test_env_run)
 
     # read in place: a store straight from S3, then the dashboard serving the env
-    on_s3 = AttentionStore(f"{root}/07_model_output/lora/attention.zarr.zip", s3)
-    local = AttentionStore(str(test_env_run / "07_model_output/lora/attention.zarr.zip"))
+    on_s3 = AttentionStore(f"{root}/07_model_output/lora/seed7/attention.zarr.zip", s3)
+    local = AttentionStore(str(test_env_run / "07_model_output/lora/seed7/attention.zarr.zip"))
     example = local.example_ids[0]
     np.testing.assert_array_equal(
         on_s3.attention(example, "encoder"), local.attention(example, "encoder")
     )
     figure = compare_figure_served(env, tmp_path, example)
-    base = AttentionStore(str(test_env_run / "07_model_output/base/attention.zarr.zip"))
+    base = AttentionStore(str(test_env_run / "07_model_output/base/seed7/attention.zarr.zip"))
     expected = local.attention(example, "encoder", 2, 3) - base.attention(example, "encoder", 2, 3)
     np.testing.assert_allclose(np.asarray(figure["data"][2]["z"], dtype=float), expected, atol=1e-6)
 

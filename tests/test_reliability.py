@@ -66,26 +66,26 @@ def test_killed_training_and_extraction_leave_nothing_finished_and_reruns_match(
     env = scratch_env()
     root = data_root(env)
     kedro(f"--env={env}", "--pipeline=ingestion")
-    model = ModelDirectoryDataset(str(root / "06_models/lora"))
-    train = [f"--env={env}", "--pipeline=fine_tuning", "--namespaces=lora"]
+    model = ModelDirectoryDataset(str(root / "06_models/lora/seed7"))
+    train = [f"--env={env}", "--pipeline=fine_tuning", "--namespaces=lora__seed7"]
 
     # training: killed as soon as it starts, before the model could be saved
     kill_when(train, lambda lines: any("parameters train" in line for line in lines))
     assert not model.exists()
     kedro(*train)
     assert model.exists()
-    assert sorted(p.name for p in (root / "06_models").iterdir()) == ["lora"]  # no temp left
-    reference = tables(test_env_run)["07_model_output/lora/metrics.json"]
+    assert sorted(p.name for p in (root / "06_models/lora").iterdir()) == ["seed7"]  # no temp
+    reference = tables(test_env_run)["07_model_output/lora/seed7/metrics.json"]
     pd.testing.assert_series_equal(
-        tables(root)["07_model_output/lora/metrics.json"], reference, check_exact=True
+        tables(root)["07_model_output/lora/seed7/metrics.json"], reference, check_exact=True
     )
 
     # extraction: killed while the store's temporary file is being written
-    store = root / "07_model_output/lora/attention.zarr.zip"
-    extract = [f"--env={env}", "--pipeline=attention_extraction", "--namespaces=lora"]
+    store = root / "07_model_output/lora/seed7/attention.zarr.zip"
+    extract = [f"--env={env}", "--pipeline=attention_extraction", "--namespaces=lora__seed7"]
     kill_when(extract, lambda _: any(store.parent.glob("attention.zarr.zip.tmp-*")))
     with pytest.raises(ArtifactError, match="an unfinished write was found beside it"):
         AttentionStore(str(store))
     kedro(*extract)
     assert [p.name for p in store.parent.iterdir() if "zarr" in p.name] == [store.name]
-    assert_same_maps(store, test_env_run / "07_model_output/lora/attention.zarr.zip")
+    assert_same_maps(store, test_env_run / "07_model_output/lora/seed7/attention.zarr.zip")

@@ -141,3 +141,61 @@ def test_cross_attention_rate_is_refused_outside_seq2seq():
     )
     with pytest.raises(ConfigError, match="only a seq2seq study has cross-attention"):
         parse_variant("v", raw, {"task": "classification"})
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ("42", r"study\.seeds: expected a list of whole numbers >= 0, got '42'"),
+        ([], r"study\.seeds: expected a list"),
+        ([42, -1], r"study\.seeds: expected a list of whole numbers >= 0"),
+        ([42, 42], r"study\.seeds: \[42, 42\] repeats a seed"),
+    ],
+)
+def test_wrong_seeds_are_named(seeds, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_study({**study(method="lora"), "study": {**STUDY, "seeds": seeds}})
+
+
+def test_a_seed_in_a_variants_training_points_to_study_seeds():
+    with pytest.raises(
+        ConfigError, match=r"variants\.v\.training\.seed: seeds are set for the whole study"
+    ):
+        parse_study(study(method="lora", training={"seed": 3}))
+
+
+def test_each_job_trains_with_its_own_seed_and_is_compared_with_the_same_seed():
+    from attention_lab.variants import Job, Study, parse_variant
+
+    params = {**study(method="lora"), "study": {**STUDY, "seeds": [5, 6]}}
+    plan = Study.from_params(params)
+    assert [job.name for job in plan.jobs] == ["base__seed5", "base__seed6", "v__seed5", "v__seed6"]
+    assert plan.reference_job(Job("v", 6)) == Job("base", 6)
+    assert parse_variant("v", {"method": "lora"}, params["study"], seed=6).training.seed == 6
+    assert parse_variant("v", {"method": "lora"}, params["study"]).training.seed == 5
+
+
+def test_mechanism_pairs_share_a_model_and_a_method():
+    from attention_lab.variants import Study
+
+    variants = {
+        "base": {"method": "head"},
+        "lora": {"method": "lora"},
+        "gqa": {"method": "lora", "mechanism": {"name": "gqa", "kv_heads": 4}},
+        "mqa": {"method": "lora", "mechanism": "mqa"},
+        "mqa_full": {"method": "full", "mechanism": "mqa"},
+        "mqa_again": {"method": "lora", "mechanism": {"name": "mqa"}},  # the same mechanism
+    }
+    pairs = Study.from_params({"study": STUDY, "variants": variants}).mechanism_pairs()
+    assert pairs == [
+        ("lora", "gqa"),
+        ("lora", "mqa"),
+        ("lora", "mqa_again"),
+        ("gqa", "mqa"),
+        ("gqa", "mqa_again"),
+    ]
+
+
+def test_a_double_underscore_is_kept_for_job_names():
+    with pytest.raises(ConfigError, match=r"single '_' \('__' joins a variant to its seed"):
+        parse_study({"study": STUDY, "variants": {"base": {"method": "head"}, "a__b": {}}})

@@ -64,16 +64,18 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
         "__default__",
     }
     namespaces = {n["name"] for n in graph["nodes"] if n["type"] == "modularPipeline"}
-    # the test env's variants, and the jobs before and after them
-    assert namespaces == {"ingestion", "base", "lora", "gqa4_lora", "window2_lora", "study"}
+    # the test env's jobs (each variant with each of its seeds), and the jobs before and after
+    jobs = {f"{v}__seed{s}" for v in ("base", "lora", "gqa4_lora", "window2_lora") for s in (7, 8)}
+    assert namespaces == {"ingestion", *jobs, "study"}
     datasets = {n["name"]: n for n in graph["nodes"] if n["type"] == "data"}
     for name in (
         "corpus",
         "probe_set",
-        "lora.model",
-        "lora.metrics",
-        "lora__attention",
-        "lora__head_metrics",
+        "lora__seed7.model",
+        "lora__seed7.metrics",
+        "lora__seed7__attention",
+        "lora__seed8__head_metrics",
+        "performance_comparison",
         "attention_comparison",
         "performance",
         "similarity_figure",
@@ -81,7 +83,7 @@ def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):
     ):
         assert name in datasets, name
     assert datasets["similarity_figure"]["dataset_type"].endswith("plotly.json_dataset.JSONDataset")
-    assert datasets["lora__attention"]["layer"] == "model_output"
+    assert datasets["lora__seed7__attention"]["layer"] == "model_output"
     assert details["performance"]["preview_type"] == "TablePreview"
     assert details["performance"]["preview"]["columns"][0] == "variant"
     assert details["similarity_figure"]["preview_type"] == "PlotlyPreview"

@@ -91,9 +91,7 @@ def test_comparisons_pair_seeds_and_examples_and_adjust_within_each_family(study
     assert kinds["mechanism"] == [("lora", "gqa")]
     row = comparison[(comparison["variant"] == "lora") & (comparison["metric"] == "accuracy")]
     row = row[row["comparison"] == "reference"]
-    by_seed = {
-        (p["variant"].iloc[0], p["seed"].iloc[0]): p["correct"].mean() for p in predictions
-    }
+    by_seed = {(p["variant"].iloc[0], p["seed"].iloc[0]): p["correct"].mean() for p in predictions}
     expected = np.mean([by_seed["lora", s] - by_seed["base", s] for s in SEEDS])
     assert row["difference"].item() == pytest.approx(expected)
     assert row["ci_low"].item() > 0 and row["significant"].item()  # 20 points on 3 x 120

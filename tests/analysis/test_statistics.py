@@ -140,7 +140,9 @@ def test_over_seeds_a_change_one_reseed_overturns_is_not_flagged():
     assert flagged(over_seeds) == {(0, 0)}
     row = over_seeds[(over_seeds["metric"] == "entropy") & (over_seeds["head"] == 0)]
     assert row["n_seeds"].item() == 3 and row["large"].item()  # 0.1 against a spread of ~0.1
-    expected = np.mean([(v[:, 0, 0] - r[:, 0, 0]).mean() for v, r in zip(variant, reference)])
+    expected = np.mean(
+        [(v[:, 0, 0] - r[:, 0, 0]).mean() for v, r in zip(variant, reference, strict=True)]
+    )
     assert row["effect"].item() == pytest.approx(expected)
 
 

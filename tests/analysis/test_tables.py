@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from attention_lab.analysis.noise_floor import similarity_by_kv_group, similarity_by_layer
@@ -70,10 +71,8 @@ def test_head_metrics_average_over_examples(tmp_path):
     assert table["segment_mass"].to_numpy() == pytest.approx((0.5 + 1.0) / 2)
 
 
-def by_layer_of(*compared) -> "pd.DataFrame":
+def by_layer_of(*compared) -> pd.DataFrame:
     """similarity_by_layer of compare_to_reference results (per-head, per-example tables)."""
-    import pandas as pd
-
     heads, examples = zip(*compared, strict=True)
     return similarity_by_layer(pd.concat(heads, ignore_index=True), *examples)
 
@@ -93,11 +92,9 @@ def test_comparison_with_itself_and_with_a_different_variant(tmp_path):
     assert per_example.to_numpy() == pytest.approx([cos_uniform_identity] * 2 + [1.0] * 2)
     by_layer = by_layer_of((same, same_examples), (diff, diff_examples))
     assert len(by_layer) == 4
-    assert by_layer.set_index("variant").loc["other", "cosine_similarity"].tolist() == pytest.approx(
-        [(cos_uniform_identity + 1) / 2] * 2
-    )
-    import pandas as pd
-
+    assert by_layer.set_index("variant").loc[
+        "other", "cosine_similarity"
+    ].tolist() == pytest.approx([(cos_uniform_identity + 1) / 2] * 2)
     by_group = similarity_by_kv_group(pd.concat([same, diff]))
     assert set(by_group["kv_group"]) == {0, 1} and by_group["heads"].tolist() == [2] * 8
 
@@ -161,8 +158,6 @@ def test_intervals_bracket_the_means_of_head_metrics_and_similarity(tmp_path):
 
 
 def test_sink_metric_counts_heads_above_the_threshold_per_layer():
-    import pandas as pd
-
     metrics = pd.DataFrame(
         {
             "variant": "v",

@@ -130,6 +130,9 @@ def head_changes() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SEEDS = (42, 43)
+
+
 def make_study(tmp_path, norms=("a", "b")) -> InMemoryStudy:
     """Variants "a" (encoder) and "b" (encoder-decoder, a's variant), 2 layers x 4 heads,
     examples e0..e2; the variants named in ``norms`` store norm-based maps too."""
@@ -158,19 +161,39 @@ def make_study(tmp_path, norms=("a", "b")) -> InMemoryStudy:
                 "kind": "encoder",
                 "layer": [0, 1],
                 "cosine_similarity": [0.9, 0.8],
+                "cosine_ci_low": [0.85, 0.75],
+                "cosine_ci_high": [0.95, 0.85],
+                "seed_similarity": [0.97, 0.96],
+                "seed_ci_low": [0.96, 0.95],
+                "seed_ci_high": [0.98, 0.97],
+                "changed": [False, True],
+                "n_seeds": 2,
             }
         ),
         "performance": pd.DataFrame(
-            {"variant": ["a", "b"], "accuracy": [0.7, 0.8], "train_seconds": [1.0, 2.0]}
+            {
+                "variant": ["a", "b"],
+                "accuracy": [0.7, 0.8],
+                "accuracy_ci_low": [0.65, 0.74],
+                "accuracy_ci_high": [0.75, 0.86],
+                "n_seeds": 2,
+                "train_seconds": [1.0, 2.0],
+            }
         ),
     }
     tables["similarity_figure"] = similarity_by_layer_figure(tables["similarity_by_layer"])
     tables["performance_figure"] = performance_figure(tables["performance"])
-    stores = {
-        "a": store(tmp_path / "a.zarr", "a", 0, norms="a" in norms),
-        "b": store(tmp_path / "b.zarr", "b", 1, ("encoder", "decoder", "cross"), "b" in norms),
+    b_kinds = ("encoder", "decoder", "cross")
+    stores = {  # two seeds each: seed 42's maps, and seed 43's (other random maps)
+        "a": [
+            store(tmp_path / f"a{seed}.zarr", "a", seed - 42, norms="a" in norms) for seed in SEEDS
+        ],
+        "b": [
+            store(tmp_path / f"b{seed}.zarr", "b", seed - 41, b_kinds, "b" in norms)
+            for seed in SEEDS
+        ],
     }
-    return InMemoryStudy(stores, probes, tables, reference="a")
+    return InMemoryStudy(stores, probes, tables, reference="a", seeds=list(SEEDS))
 
 
 @pytest.fixture

@@ -138,9 +138,9 @@ def test_opening_the_app_reads_one_store_only(study):
     opened, reads = [], []
     original = study.store
 
-    def spy(variant):
+    def spy(variant, seed=None):
         opened.append(variant)
-        store = original(variant)
+        store = original(variant, seed)
         store_attention = store.attention
 
         def attention(*args, **kwargs):
@@ -410,3 +410,29 @@ def test_significance_marks_only_when_a_is_bs_reference(study):
     del study._tables["head_changes"]
     missing = metrics_view(study, Selection(a="a", b="b", kind="encoder"))[0]
     assert len(missing.data) == 3 and "No head_changes yet" in missing.layout.title.text
+
+
+def test_each_side_shows_its_own_seed_or_the_mean_over_seeds(study):
+    """A at seed 43 against B's mean over seeds: the maps are those stores' own, and the mean
+    is the cell-by-cell mean of every seed's map (computed here from the stores)."""
+    selection = Selection(
+        a="a", b="b", seed_a="43", seed_b="mean", example="e2", kind="encoder", layer=0, head="1"
+    )
+    fig = compare_view(study, validate(study, selection, stores=("a", "b")))
+    a43 = study.store("a", 43).attention("e2", "encoder", layer=0, head=1)
+    b_runs = [study.store("b", s).attention("e2", "encoder", layer=0, head=1) for s in (42, 43)]
+    assert not np.allclose(a43, study.store("a", 42).attention("e2", "encoder", layer=0, head=1))
+    assert np.allclose(fig["data"][0]["z"], a43)
+    assert np.allclose(fig["data"][1]["z"], np.mean(b_runs, axis=0))
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert any("a · seed 43" in t for t in titles) and any(
+        "b · mean over seeds" in t for t in titles
+    )
+
+
+def test_a_seed_the_study_does_not_have_is_named(study):
+    selection = Selection(a="a", b="b", seed_a="7", example="e0", kind="encoder")
+    with pytest.raises(
+        BadSelection, match=r"Unknown seed '7'; this study has seeds 42, 43, or 'mean'"
+    ):
+        validate(study, selection)

@@ -3,7 +3,7 @@
 As in Kedro's spaceflights tests: no conf/. Models and attention stores go to their own
 datasets in a temporary folder, three tables to Parquet so the test can read them after the
 run releases its memory; everything else is a MemoryDataset. Two variants (the head-only
-reference and LoRA) on a tiny slice of the bundled Rotten Tomatoes.
+reference and LoRA), two seeds each, on a tiny slice of the bundled Rotten Tomatoes.
 """
 
 from __future__ import annotations
@@ -20,16 +20,19 @@ from attention_lab.pipelines.analysis.pipeline import create_pipeline as analysi
 from attention_lab.pipelines.attention_extraction.pipeline import create_pipeline as extraction
 from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
 from attention_lab.pipelines.ingestion.sources import read_rotten_tomatoes
+from attention_lab.variants import Study
 
 VARIANTS = {"base": {"method": "head"}, "lora": {"method": "lora"}}
 STUDY = {
     "task": "classification",
     "reference": "base",
+    "seeds": [3, 4],
     "defaults": {
         "model": "minilm",
-        "training": {"max_steps": 2, "batch_size": 4, "max_length": 24, "seed": 3},
+        "training": {"max_steps": 2, "batch_size": 4, "max_length": 24},
     },
 }
+PLAN = Study.from_params({"study": STUDY, "variants": VARIANTS})
 
 
 def corpus() -> pd.DataFrame:
@@ -60,46 +63,52 @@ def catalog(tmp_path_factory) -> DataCatalog:
         "params:analysis.heatmap_metric": MemoryDataset("normalized_entropy"),
         "params:analysis.sink_threshold": MemoryDataset(0.3),
     }
+    datasets["params:variants"] = MemoryDataset(VARIANTS)
     for table in ("performance", "similarity_by_layer", "all_head_metrics"):  # to inspect them
         datasets[table] = ParquetDataset(filepath=str(root / f"{table}.parquet"))
-    for v, spec in VARIANTS.items():
+    for job in PLAN.jobs:
+        v, folder = job.variant, root / job.name
         datasets |= {
-            f"params:variants.{v}": MemoryDataset(spec),
-            f"{v}.variant_name": MemoryDataset(v),
-            f"{v}.model": ModelDirectoryDataset(str(root / v / "model")),
-            f"{v}__attention": AttentionStoreDataset(str(root / v / "attention.zarr.zip")),
+            f"params:variants.{v}": MemoryDataset(VARIANTS[v]),
+            f"{job.name}.job": MemoryDataset({"variant": v, "seed": str(job.seed)}),
+            f"{job.name}.model": ModelDirectoryDataset(str(folder / "model")),
+            f"{job.name}__attention": AttentionStoreDataset(str(folder / "attention.zarr.zip")),
         }
     return DataCatalog(datasets)
 
 
 @pytest.fixture(scope="module")
 def fine_tuned(catalog) -> dict:
-    return SequentialRunner().run(fine_tuning(variants=list(VARIANTS)), catalog)
+    return SequentialRunner().run(fine_tuning(jobs=PLAN.jobs), catalog)
 
 
 @pytest.fixture(scope="module")
 def extracted(catalog, fine_tuned) -> dict:
-    return SequentialRunner().run(extraction(variants=list(VARIANTS)), catalog)
+    return SequentialRunner().run(extraction(jobs=PLAN.jobs), catalog)
 
 
 def test_fine_tuning_pipeline(catalog, fine_tuned):
-    for v, spec in VARIANTS.items():
-        metrics = fine_tuned[f"{v}.metrics"].load()
-        assert metrics["variant"] == v and metrics["method"] == spec["method"]
+    for job in PLAN.jobs:
+        metrics = fine_tuned[f"{job.name}.metrics"].load()
+        assert (metrics["variant"], metrics["seed"]) == (job.variant, job.seed)
+        assert metrics["method"] == VARIANTS[job.variant]["method"]
         assert metrics["test_examples"] == 12 and metrics["untrained_head"] is False
-        assert catalog.load(f"{v}.model").info["variant"] == v
+        assert catalog.load(f"{job.name}.model").info["seed"] == job.seed
 
 
 def test_attention_extraction_pipeline(catalog, extracted):
-    for v in VARIANTS:
-        store = catalog.load(f"{v}__attention")
-        assert len(store) == 3 and store.meta["variant"] == v
+    for job in PLAN.jobs:
+        store = catalog.load(f"{job.name}__attention")
+        assert len(store) == 3 and (store.meta["variant"], store.meta["seed"]) == (
+            job.variant,
+            job.seed,
+        )
         maps = store.attention(0, "encoder")  # [L, H, T, T]
         np.testing.assert_allclose(maps.sum(-1), 1.0, atol=2e-3)
 
 
 def test_analysis_pipeline(catalog, extracted):
-    outputs = SequentialRunner().run(analysis(references=dict.fromkeys(VARIANTS, "base")), catalog)
+    outputs = SequentialRunner().run(analysis(PLAN), catalog)
     performance = catalog.load("performance")
     assert list(performance["variant"]) == list(VARIANTS)
     similarity = catalog.load("similarity_by_layer")

@@ -1,4 +1,4 @@
-"""The study's pipeline graph: one job per variant, and a study-level step after them."""
+"""The study's pipeline graph: one job per (variant, seed), and a study-level step after them."""
 
 from __future__ import annotations
 
@@ -7,54 +7,57 @@ import warnings
 import pytest
 import yaml
 
-from attention_lab.pipelines.analysis.pipeline import EXPORTS
+from attention_lab.pipelines.analysis.pipeline import EXPORTS, IMPORTANCE
 from attention_lab.pipelines.analysis.pipeline import create_pipeline as analysis
 from attention_lab.pipelines.attention_extraction.pipeline import create_pipeline as extraction
 from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
-from attention_lab.variants import references
+from attention_lab.variants import Study
 from tests.conftest import PROJECT
 
 
 @pytest.fixture(scope="module")
 def study():
     params = yaml.safe_load((PROJECT / "conf/base/parameters_fine_tuning.yml").read_text())
-    refs = references(params)
+    plan = Study.from_params(params)
+    assert len(plan.seeds) == 3  # the default study is replicated
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Kedro's warning about dots in dataset names fails here
-        whole = (
-            fine_tuning(variants=list(refs))
-            + extraction(variants=list(refs))
-            + analysis(references=refs)
-        )
-    return whole, refs
+        whole = fine_tuning(jobs=plan.jobs) + extraction(jobs=plan.jobs) + analysis(plan)
+    return whole, plan
 
 
-def test_a_variants_job_needs_nothing_from_another_variant(study):
-    whole, refs = study
-    for v in refs:
-        job = whole.only_nodes_with_namespaces([v])
-        outside = {name for name in job.inputs() if not name.startswith("params:")}
-        assert outside == {"corpus", "probe_set", f"{v}.variant_name"}, v
+def test_a_job_needs_nothing_from_another_job(study):
+    whole, plan = study
+    for job in plan.jobs:
+        nodes = whole.only_nodes_with_namespaces([job.name])
+        outside = {name for name in nodes.inputs() if not name.startswith("params:")}
+        assert outside == {"corpus", "probe_set", f"{job.name}.job"}, job
 
 
-def test_the_study_step_holds_every_node_that_reads_two_variants(study):
-    whole, refs = study
+def test_the_study_step_holds_every_node_that_reads_two_jobs(study):
+    whole, plan = study
     step = whole.only_nodes_with_tags("study")
     assert {node.namespace for node in step.nodes} == {"study"}
     for node in whole.nodes:
-        variants = {name.split("__")[0] for name in node.inputs if "__" in name}
-        if len(variants) > 1:
+        jobs = {"__".join(n.split(".")[0].split("__")[:2]) for n in node.inputs if "__" in n}
+        if len(jobs) > 1:
             assert "study" in node.tags, node.name
-    # what the step reads from the variants' jobs is exactly what they export
+    # what the step reads from the jobs is exactly what they export (importance: first seed)
     exports = {name for name in step.inputs() if "__" in name}
-    assert exports == {f"{v}__{name}" for v in refs for name in EXPORTS}
+    assert exports == {
+        f"{job.name}__{name}"
+        for job in plan.jobs
+        for name in EXPORTS
+        if job.seed == plan.seeds[0] or name not in IMPORTANCE
+    }
 
 
-def test_jobs_are_ingestion_then_one_per_variant_then_the_study(study):
+def test_jobs_are_ingestion_then_one_per_variant_and_seed_then_the_study(study):
     """What kedro-airflow's ``--group-by namespace`` makes into tasks, and their order."""
     from attention_lab.pipelines.ingestion.pipeline import create_pipeline as ingestion
 
-    whole, refs = study
+    whole, plan = study
+    refs = [job.name for job in plan.jobs]
     ingest = ingestion()
     assert {node.namespace for node in ingest.nodes} == {"ingestion"}
     assert {"corpus", "probe_set"} <= ingest.all_outputs()  # names kept: no prefix

@@ -101,7 +101,8 @@ def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
     for i, ((variant, kind), line) in enumerate(data.groupby(["variant", "kind"], sort=False)):
         name = f"{variant} · {kind}" if several_kinds else variant
         colour = colours[i % len(colours)]
-        fig.add_trace(_band(line, "cosine", colour, name))
+        if "cosine_ci_low" in line:
+            fig.add_trace(_band(line, "cosine", colour, name))
         if line.get("seed_similarity", pd.Series(dtype=float)).notna().any():
             fig.add_trace(_band(line, "seed", colour, name, opacity=0.1))
             fig.add_trace(_floor(line, colour, name))
