@@ -356,6 +356,13 @@ def run_name(selection: Selection, side: str) -> str:
     return f"{getattr(selection, side)} · {what}" if what else getattr(selection, side)
 
 
+def run_key(selection: Selection, side: str) -> str:
+    """A column name for variant A or B's run: ``lora_seed43``, ``lora_mean`` (``lora`` unset)."""
+    seed = getattr(selection, f"seed_{side}")
+    suffix = "_mean" if seed == SEED_MEAN else f"_seed{seed}" if seed else ""
+    return getattr(selection, side) + suffix
+
+
 def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
     """(query tokens, key tokens) of one example for an attention kind (or its norm twin)."""
     encoder = meta["tokens"]
@@ -492,9 +499,9 @@ def compare_table(data: StudyData, selection: Selection) -> pd.DataFrame | None:
             "query_token": np.asarray(_table_tokens(view.rows, q))[qi],
             "key_index": view.cols.firsts()[ki],
             "key_token": np.asarray(_table_tokens(view.cols, k))[ki],
-            run_name(selection, "a"): cells[0].ravel(),
-            run_name(selection, "b"): cells[1].ravel(),
-            "b_minus_a": cells[2].ravel(),
+            run_key(selection, "a"): cells[0].ravel(),
+            run_key(selection, "b"): cells[1].ravel(),
+            f"{run_key(selection, 'b')}_minus_{run_key(selection, 'a')}": cells[2].ravel(),
         }
     )
     table.attrs["blocks"] = f"{view.how}{view.rows.block}" if view.pooled else ""

@@ -13,7 +13,7 @@ from kedro.framework.hooks import hook_impl
 from attention_lab.datasets.location import Location
 from attention_lab.errors import AttentionLabError, ConfigError
 from attention_lab.models import zoo
-from attention_lab.variants import parse_study
+from attention_lab.variants import parse_study, study_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,14 @@ class ConfigHooks:
         specs = parse_study(params)  # raises ConfigError naming variant, key and allowed values
         if self._data_root:
             check_writable(self._data_root, self._storage)
-        logger.info("Study: %d variant(s): %s", len(specs), ", ".join(specs))
+        seeds = study_seeds(params.get("study") or {})
+        logger.info(
+            "Study: %d variant(s) x %d seed(s) %s: %s",
+            len(specs),
+            len(seeds),
+            list(seeds),
+            ", ".join(specs),
+        )
 
 
 def _config(loader, name: str) -> dict:

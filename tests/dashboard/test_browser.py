@@ -76,7 +76,8 @@ def test_page_loads_with_two_variants_and_their_difference(server, page):
     open_page(page, server)
     assert page.title() == "Attention Lab"
     fig = figure(page)
-    assert fig["subplots"] == ["base", "lora", "lora − base"]
+    # each side names its run: the study's first seed unless another (or the mean) is chosen
+    assert fig["subplots"] == ["base · seed 7", "lora · seed 7", "lora · seed 7 − base · seed 7"]
     assert len(fig["data"]) == 3
 
 
@@ -86,7 +87,7 @@ def test_choosing_variants_layer_and_head_changes_the_figures(server, page):
     choose(page, "variant-b", "window2_lora")
     page.wait_for_function(
         "() => { const a = document.querySelector('#compare-graph .js-plotly-plot').layout.annotations;"
-        " return !!(a && a[1] && a[1].text == 'window2_lora'); }",
+        " return !!(a && a[1] && a[1].text == 'window2_lora · seed 7'); }",
         timeout=30000,
     )
     after_variant = figure(page)
@@ -105,7 +106,7 @@ def test_a_difference_cell_equals_b_minus_a_read_from_the_stores(server, page, t
         page.evaluate("() => new URLSearchParams(window.location.search).get('example')") or None
     )
     stores = {
-        v: AttentionStore(str(test_env_run / f"07_model_output/{v}/attention.zarr.zip"))
+        v: AttentionStore(str(test_env_run / f"07_model_output/{v}/seed7/attention.zarr.zip"))
         for v in ("base", "gqa4_lora")
     }
     example = example or stores["base"].example_ids[0]
@@ -125,7 +126,9 @@ def test_the_norms_switch_shows_the_norm_maps_of_the_stores(server, page, test_e
     page.wait_for_function("() => window.location.search.includes('measure=norms')", timeout=10000)
     example = page.evaluate("() => new URLSearchParams(window.location.search).get('example')")
     for panel, variant in enumerate(("base", "lora")):
-        store = AttentionStore(str(test_env_run / f"07_model_output/{variant}/attention.zarr.zip"))
+        store = AttentionStore(
+            str(test_env_run / f"07_model_output/{variant}/seed7/attention.zarr.zip")
+        )
         norms = store.attention(example, "encoder_norm", layer=1, head=3)
         assert np.allclose(np.array(fig["data"][panel]["z"], dtype=float), norms, atol=1e-6)
 
@@ -141,7 +144,11 @@ def test_the_url_round_trips(server, page):
     page.goto("about:blank")
     open_page(page, shared)  # a reload of the shared link gives the same view
     fig = wait_for_title(page, "layer 2 · mean over heads")
-    assert fig["subplots"] == ["lora", "gqa4_lora", "gqa4_lora − lora"]
+    assert fig["subplots"] == [
+        "lora · seed 7",
+        "gqa4_lora · seed 7",
+        "gqa4_lora · seed 7 − lora · seed 7",
+    ]
 
 
 def test_clicking_a_head_opens_it_in_compare(server, page):
@@ -156,7 +163,7 @@ def test_clicking_a_head_opens_it_in_compare(server, page):
     box = page.locator("#heads-graph .nsewdrag").nth(4).bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.6)
     fig = wait_for_title(page, "layer 2 · head 4")
-    assert fig["subplots"][0] == "base"
+    assert fig["subplots"][0] == "base · seed 7"
 
 
 def test_csv_export_of_the_matrices_shown(server, page):
@@ -173,14 +180,14 @@ def test_csv_export_of_the_matrices_shown(server, page):
         "query_token",
         "key_index",
         "key_token",
-        "base",
-        "lora",
-        "lora_minus_base",
+        "base_seed7",
+        "lora_seed7",
+        "lora_seed7_minus_base_seed7",
     ]
     n = len(fig["data"][0]["z"])
     assert len(rows) == n * n
     cell = rows[n + 1]  # query 1, key 1
-    assert float(cell["base"]) == pytest.approx(fig["data"][0]["z"][1][1], abs=1e-6)
+    assert float(cell["base_seed7"]) == pytest.approx(fig["data"][0]["z"][1][1], abs=1e-6)
 
 
 def test_dragging_on_a_map_zooms_into_it_and_a_double_click_shows_all(server, page, test_env_run):
@@ -196,7 +203,7 @@ def test_dragging_on_a_map_zooms_into_it_and_a_double_click_shows_all(server, pa
     page.wait_for_function("() => window.location.search.includes('region=')", timeout=10000)
     search = page.evaluate("() => Object.fromEntries(new URLSearchParams(window.location.search))")
     q0, q1, k0, k1 = (int(n) for part in search["region"].split(",") for n in part.split(":"))
-    store = AttentionStore(str(test_env_run / "07_model_output/base/attention.zarr.zip"))
+    store = AttentionStore(str(test_env_run / "07_model_output/base/seed7/attention.zarr.zip"))
     tokens = store.example_meta(search["example"])["tokens"]
     assert 0 < q0 < q1 <= len(tokens) and 0 < k0 < k1 <= len(tokens)  # a part of the map
     a = store.attention(search["example"], "encoder", layer=1, head=2)
@@ -212,6 +219,33 @@ def test_dragging_on_a_map_zooms_into_it_and_a_double_click_shows_all(server, pa
         timeout=30000,
     )
     assert len(figure(page)["data"][0]["z"]) == len(tokens)  # the whole map again
+
+
+def test_the_seed_selector_shows_another_run_and_the_mean_over_seeds(server, page, test_env_run):
+    open_page(page, server + "?a=base&b=lora&layer=5&head=4")
+    wait_for_title(page, "layer 5 · head 4")
+    example = page.evaluate("() => new URLSearchParams(window.location.search).get('example')")
+    runs = [
+        AttentionStore(str(test_env_run / f"07_model_output/lora/seed{s}/attention.zarr.zip"))
+        for s in (7, 8)
+    ]
+    maps = [r.attention(example, "encoder", layer=5, head=4) for r in runs]
+    choose(page, "seed-b", "seed 8")
+    page.wait_for_function(
+        "() => { const a = document.querySelector('#compare-graph .js-plotly-plot').layout.annotations;"
+        " return !!(a && a[1] && a[1].text == 'lora · seed 8'); }",
+        timeout=30000,
+    )
+    assert np.allclose(np.array(figure(page)["data"][1]["z"], dtype=float), maps[1], atol=1e-6)
+    choose(page, "seed-b", "mean over seeds")
+    page.wait_for_function(
+        "() => { const a = document.querySelector('#compare-graph .js-plotly-plot').layout.annotations;"
+        " return !!(a && a[1] && a[1].text == 'lora · mean over seeds'); }",
+        timeout=30000,
+    )
+    shown = np.array(figure(page)["data"][1]["z"], dtype=float)
+    assert np.allclose(shown, np.mean(maps, axis=0), atol=1e-6)
+    page.wait_for_function("() => window.location.search.includes('seed_b=mean')", timeout=10000)
 
 
 def test_unknown_variant_in_the_url_is_explained(server, page):

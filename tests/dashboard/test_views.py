@@ -36,7 +36,7 @@ def test_difference_cell_equals_b_minus_a_from_the_stores(study):
     assert (
         fig["data"][2]["y"] == TOKENS and fig["data"][2]["x"] == TOKENS
     )  # token labels on both axes
-    assert np.allclose(table["b_minus_a"].to_numpy(), (b - a).ravel())
+    assert np.allclose(table["b_minus_a"].to_numpy(), (b - a).ravel())  # seeds unset: plain names
     assert (
         list(table["query_token"][:4]) == ["[CLS]"] * 4 and list(table["key_token"][:4]) == TOKENS
     )
