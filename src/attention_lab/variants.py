@@ -345,7 +345,7 @@ class Study:
     variants: tuple[str, ...]
     seeds: tuple[int, ...]
     references: dict[str, str]  # variant -> the variant it is compared with
-    recipes: dict[str, tuple[Any, str, str]]  # variant -> (base model, method, mechanism)
+    recipes: dict[str, tuple[Any, str, dict]]  # variant -> (base model, method, mechanism)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Study:
@@ -353,13 +353,12 @@ class Study:
         study = params.get("study") or {}
         defaults = study.get("defaults") or {}
 
-        def recipe(name: str) -> tuple[Any, str, str]:
+        def recipe(name: str) -> tuple[Any, str, dict]:
             merged = _merge(defaults, variants[name] or {})
-            mechanism = _mechanism_of(merged.get("mechanism"))
             return (
                 merged.get("model", DEFAULT_MODEL),
                 merged.get("method", "none"),
-                repr(sorted(mechanism.items())),
+                _mechanism_of(merged.get("mechanism")),
             )
 
         return cls(

@@ -82,10 +82,10 @@ def head_metric_heatmaps(
 
 
 def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
-    """Mean cosine similarity to the reference per layer, one line per variant and kind, with
-    its 95% band over seeds and probe examples; beside it, dotted, the variant's noise floor:
-    the similarity between its own seeds, with its band. A layer whose band lies wholly
-    below its floor's is marked as changed."""
+    """Mean cosine similarity to the reference per layer, one panel per variant and one colour
+    per kind, with its 95% band over seeds and probe examples; dotted, in the same colour, the
+    variant's noise floor: the similarity between its own seeds, with its band. A diamond marks
+    a layer whose band lies wholly below its floor's."""
     data = similarity_by_layer[similarity_by_layer["variant"] != similarity_by_layer["reference"]]
     references = list(dict.fromkeys(similarity_by_layer["reference"]))
     if len(references) == 1:
@@ -95,43 +95,63 @@ def similarity_by_layer_figure(similarity_by_layer: pd.DataFrame) -> go.Figure:
             "each variant's reference",
             data.assign(variant=data["variant"] + " vs " + data["reference"]),
         )
-    several_kinds = data["kind"].nunique() > 1
-    fig = go.Figure()
-    colours = px.colors.qualitative.Plotly
-    for i, ((variant, kind), line) in enumerate(data.groupby(["variant", "kind"], sort=False)):
-        name = f"{variant} · {kind}" if several_kinds else variant
-        colour = colours[i % len(colours)]
-        if "cosine_ci_low" in line:
-            fig.add_trace(_band(line, "cosine", colour, name))
-        if line.get("seed_similarity", pd.Series(dtype=float)).notna().any():
-            fig.add_trace(_band(line, "seed", colour, name, opacity=0.1))
-            fig.add_trace(_floor(line, colour, name))
-        fig.add_trace(
-            go.Scatter(
-                x=line["layer"],
-                y=line["cosine_similarity"],
-                mode="lines+markers",
-                name=name,
-                legendgroup=name,
-                line={"color": colour},
-                marker={
-                    "symbol": [
-                        "diamond" if c else "circle"
-                        for c in line.get("changed", [False] * len(line))
-                    ],
-                    "size": [11 if c else 6 for c in line.get("changed", [False] * len(line))],
-                },
-            )
-        )
+    variants = list(dict.fromkeys(data["variant"])) or ["(no variant but the reference)"]
+    cols = min(3, len(variants))
+    rows = -(-len(variants) // cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=variants, shared_yaxes=True, vertical_spacing=0.12
+    )
+    colours = dict(zip(dict.fromkeys(data["kind"]), px.colors.qualitative.Plotly, strict=False))
+    for i, variant in enumerate(variants):
+        cell = {"row": i // cols + 1, "col": i % cols + 1}
+        for kind, line in data[data["variant"] == variant].groupby("kind", sort=False):
+            for trace in _similarity_traces(line, kind, colours[kind], legend=i == 0):
+                fig.add_trace(trace, **cell)
     seeds = int(similarity_by_layer["n_seeds"].max()) if "n_seeds" in similarity_by_layer else 1
     fig.update_layout(
-        title=f"Attention similarity to {to} per layer (cosine of flattened maps; bands: 95% "
-        f"intervals over {seeds} seed(s) and the probes; dotted: between the variant's own "
-        "seeds, the noise floor; ◆ below the floor by more than the intervals allow)"
+        title={
+            "text": f"Attention similarity to {to} per layer, against the seed noise floor",
+            "subtitle": {
+                "text": f"cosine of flattened maps; bands: 95% intervals over {seeds} seed(s) "
+                "and the probes; dotted: between the variant's own seeds; ◆ below the floor "
+                "by more than the intervals allow"
+            },
+        },
+        height=300 * rows + 140,
+        margin={"t": 110},
     )
     fig.update_xaxes(title_text="layer", dtick=1)
-    fig.update_yaxes(title_text="mean cosine similarity")
+    fig.update_yaxes(title_text="mean cosine similarity", col=1)
     return fig
+
+
+def _similarity_traces(line: pd.DataFrame, kind: str, colour: str, legend: bool) -> list:
+    """Band and line of the similarity to the reference; band and dotted line of the floor."""
+    changed = line["changed"] if "changed" in line else pd.Series(False, index=line.index)
+    traces = []
+    if "cosine_ci_low" in line:
+        traces.append(_band(line, "cosine", colour, kind))
+    if line.get("seed_similarity", pd.Series(dtype=float)).notna().any():
+        traces += [
+            _band(line, "seed", colour, kind, opacity=0.1),
+            _floor(line, colour, kind, legend),
+        ]
+    traces.append(
+        go.Scatter(
+            x=line["layer"],
+            y=line["cosine_similarity"],
+            mode="lines+markers",
+            name=f"{kind}: to the reference",
+            legendgroup=kind,
+            showlegend=legend,
+            line={"color": colour},
+            marker={
+                "symbol": ["diamond" if c else "circle" for c in changed],
+                "size": [11 if c else 6 for c in changed],
+            },
+        )
+    )
+    return traces
 
 
 def _band(line: pd.DataFrame, prefix: str, colour: str, name: str, opacity=0.2) -> go.Scatter:
@@ -141,6 +161,7 @@ def _band(line: pd.DataFrame, prefix: str, colour: str, name: str, opacity=0.2) 
     return go.Scatter(
         x=x,
         y=y,
+        mode="lines",
         fill="toself",
         fillcolor=colour,
         opacity=opacity,
@@ -151,13 +172,14 @@ def _band(line: pd.DataFrame, prefix: str, colour: str, name: str, opacity=0.2) 
     )
 
 
-def _floor(line: pd.DataFrame, colour: str, name: str) -> go.Scatter:
+def _floor(line: pd.DataFrame, colour: str, kind: str, legend: bool) -> go.Scatter:
     return go.Scatter(
         x=line["layer"],
         y=line["seed_similarity"],
         mode="lines",
-        name=f"{name}: between seeds",
-        legendgroup=name,
+        name=f"{kind}: between seeds",
+        legendgroup=kind,
+        showlegend=legend,
         line={"color": colour, "dash": "dot"},
     )
 
@@ -199,7 +221,10 @@ def performance_figure(performance: pd.DataFrame) -> go.Figure:
     fig = make_subplots(
         rows=1,
         cols=2,
-        subplot_titles=(f"{metric} (95% interval, {seeds} seed(s))", "train seconds"),
+        subplot_titles=(
+            f"{metric}: mean and 95% interval over {seeds} seed(s) and the test examples",
+            "train seconds (mean over seeds)",
+        ),
     )
     errors = (
         {
@@ -219,6 +244,7 @@ def performance_figure(performance: pd.DataFrame) -> go.Figure:
             error_y=errors,
             text=performance[metric].round(3),
             textposition="inside",
+            insidetextanchor="start",  # at the foot of the bar, clear of the error bar
         ),
         row=1,
         col=1,

@@ -29,7 +29,9 @@ reference's seed s, on the same examples, so both pairings are respected.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,15 +70,6 @@ class Estimate:
             p = 2 * stats.t.sf(t, self.df)
         p = np.where(self.se > 0, p, np.where(self.mean == 0, 1.0, 0.0))
         return np.where(np.isnan(self.mean), np.nan, p)
-
-    def columns(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """``{prefix}mean``-style columns for a table: value, ci_low, ci_high."""
-        name = prefix.rstrip("_") or "mean"
-        return {
-            name: self.mean,
-            f"{prefix}ci_low": self.ci_low,
-            f"{prefix}ci_high": self.ci_high,
-        }
 
 
 def combine(
@@ -150,9 +143,9 @@ def metric_over_runs(
     return combine(per_seed, (n_seeds * pooled - within) / (n_seeds - 1), None)
 
 
-class _quiet(np.testing.suppress_warnings):
+@contextmanager
+def _quiet():
     """No 'mean of empty slice' warnings: an all-NaN column is NaN on purpose."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.filter(RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
