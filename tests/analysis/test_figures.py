@@ -1,0 +1,51 @@
+"""The figures draw what the tables hold: error bars from the intervals, the noise floor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from attention_lab.analysis.figures import performance_figure, similarity_by_layer_figure
+
+
+def test_the_performance_bars_carry_the_interval_over_seeds():
+    table = pd.DataFrame(
+        {
+            "variant": ["base", "lora"],
+            "accuracy": [0.65, 0.80],
+            "accuracy_ci_low": [0.57, 0.74],
+            "accuracy_ci_high": [0.73, 0.86],
+            "n_seeds": 3,
+            "train_seconds": [30.0, 180.0],
+        }
+    )
+    bars = performance_figure(table).data[0]
+    assert np.allclose(bars.error_y.array, [0.08, 0.06])
+    assert np.allclose(bars.error_y.arrayminus, [0.08, 0.06])
+
+
+def test_the_similarity_figure_draws_each_variants_floor_and_marks_changed_layers():
+    table = pd.DataFrame(
+        {
+            "variant": ["base"] * 2 + ["mqa"] * 2,
+            "reference": "base",
+            "kind": "encoder",
+            "layer": [0, 1] * 2,
+            "cosine_similarity": [1.0, 1.0, 0.6, 0.9],
+            "cosine_ci_low": [1.0, 1.0, 0.55, 0.8],
+            "cosine_ci_high": [1.0, 1.0, 0.65, 0.99],
+            "seed_similarity": [1.0, 1.0, 0.9, 0.95],
+            "seed_ci_low": [1.0, 1.0, 0.85, 0.9],
+            "seed_ci_high": [1.0, 1.0, 0.95, 1.0],
+            "changed": [False, False, True, False],
+            "n_seeds": 3,
+        }
+    )
+    fig = similarity_by_layer_figure(table)
+    floor = [t for t in fig.data if t.name == "encoder: between seeds"]
+    line = [t for t in fig.data if t.name == "encoder: to the reference"]
+    assert len(floor) == len(line) == 1  # the reference is not drawn against itself
+    assert list(floor[0].y) == [0.9, 0.95] and floor[0].line.dash == "dot"
+    assert list(line[0].marker.symbol) == ["diamond", "circle"]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(bands) == 2  # one around the line, one around the floor
