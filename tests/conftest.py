@@ -78,7 +78,11 @@ def tiny_llama(
 
 @pytest.fixture(scope="session")
 def test_env_run() -> Path:
-    """Run `kedro run --env=test` once per session (about a minute); returns data/test."""
+    """Run `kedro run --env=test` once per session (about a minute); returns data/test, emptied
+    first so that nothing of an earlier run (another seed, another layout) is compared."""
+    import shutil
+
+    shutil.rmtree(PROJECT / "data" / "test", ignore_errors=True)
     result = subprocess.run(
         [KEDRO, "run", "--env=test"], cwd=PROJECT, capture_output=True, text=True, timeout=900
     )

@@ -40,7 +40,7 @@ def corpus() -> pd.DataFrame:
 
 
 def train_and_save(corpus, tmp_path, name, **variant):
-    model, log = fine_tune(corpus, name, variant, STUDY)
+    model, log = fine_tune(corpus, {"variant": name, "seed": "42"}, variant, STUDY)
     dataset = ModelDirectoryDataset(str(tmp_path / name))
     dataset.save(model)
     return dataset.load(), log
@@ -89,7 +89,7 @@ def test_full_fine_tuning_changes_attention_and_metrics_are_complete(corpus, tmp
     assert not torch.allclose(
         probe_attention(model, tokenizer), probe_attention(pretrained, tokenizer)
     )
-    metrics = evaluate(artifact, corpus, log)
+    metrics, predictions = evaluate(artifact, corpus, log)
     for key in (
         "accuracy",
         "macro_f1",
@@ -104,12 +104,18 @@ def test_full_fine_tuning_changes_attention_and_metrics_are_complete(corpus, tmp
     assert metrics["test_examples"] == len(test)
     assert metrics["accuracy"] in {round(k / len(test), 4) for k in range(len(test) + 1)}
     assert metrics["untrained_head"] is False
+    # each test example's outcome, in the test split's order, agrees with the metrics
+    assert list(predictions["id"]) == list(test["id"])
+    assert predictions["correct"].mean() == pytest.approx(metrics["accuracy"], abs=1e-4)
+    mean_loss = predictions["loss_sum"].sum() / predictions["loss_terms"].sum()
+    assert mean_loss == pytest.approx(metrics["eval_loss"], abs=1e-4)
+    assert (metrics["seed"], set(predictions["seed"])) == (42, {42})
 
 
 def test_method_none_flags_an_untrained_head(corpus, tmp_path):
     artifact, log = train_and_save(corpus, tmp_path, "raw", method="none")
     assert log["train_steps"] == 0
-    assert evaluate(artifact, corpus, log)["untrained_head"] is True
+    assert evaluate(artifact, corpus, log)[0]["untrained_head"] is True
 
 
 def test_causal_lm_reports_perplexity_equal_to_exp_loss(corpus, tmp_path):
@@ -136,6 +142,15 @@ def test_causal_lm_reports_perplexity_equal_to_exp_loss(corpus, tmp_path):
             },
         )
     )
-    metrics = evaluate(dataset.load(), corpus, {"train_seconds": 0})
+    metrics, predictions = evaluate(dataset.load(), corpus, {"train_seconds": 0})
     assert np.isclose(metrics["perplexity"], np.exp(metrics["eval_loss"]), rtol=1e-3)
     assert metrics["perplexity"] > 1000  # a random model over a 30k vocabulary is close to uniform
+    # per example: the model's own loss on that text alone, times its terms (tokens - 1)
+    model = dataset.load().load()[0]
+    texts = corpus[corpus["split"] == "test"]["text"]
+    for row, text in zip(predictions.itertuples(), texts, strict=True):
+        ids = tokenizer(text, truncation=True, max_length=24, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            own = float(model(input_ids=ids, labels=ids).loss)
+        assert row.loss_terms == ids.shape[1] - 1
+        assert row.loss_sum == pytest.approx(own * row.loss_terms, rel=1e-4)
