@@ -87,13 +87,13 @@ def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
         _labelled(
             "Seed of A",
             dcc.Dropdown(seeds, selection.seed_a, id=ID["seed_a"], clearable=False),
-            "140px",
+            "120px",
         ),
         _labelled("Variant B", dcc.Dropdown(variants, selection.b, id=ID["b"], clearable=False)),
         _labelled(
             "Seed of B",
             dcc.Dropdown(seeds, selection.seed_b, id=ID["seed_b"], clearable=False),
-            "140px",
+            "120px",
         ),
         _labelled(
             "Label filter",
@@ -114,7 +114,7 @@ def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
                 clearable=False,
                 searchable=True,
             ),
-            "460px",
+            "400px",
         ),
         _labelled(
             "Zoom: queries, keys",

@@ -193,6 +193,7 @@ def test_csv_export_of_the_matrices_shown(server, page):
 def test_dragging_on_a_map_zooms_into_it_and_a_double_click_shows_all(server, page, test_env_run):
     open_page(page, server + "?a=base&b=lora&layer=1&head=2")
     wait_for_title(page, "layer 1 · head 2")
+    page.locator("#compare-graph").scroll_into_view_if_needed()  # below the controls
     box = page.locator("#compare-graph .nsewdrag").first.bounding_box()
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x + 0.2 * w, y + 0.3 * h)
@@ -212,7 +213,9 @@ def test_dragging_on_a_map_zooms_into_it_and_a_double_click_shows_all(server, pa
         "() => document.querySelector('#compare-graph .js-plotly-plot').data[0].y"
     )
     assert [t.replace("\u200b", "") for t in shown] == tokens[q0:q1]  # token labels
-    page.mouse.dblclick(x + 0.5 * w, y + 0.5 * h)
+    box = page.locator("#compare-graph .nsewdrag").first.bounding_box()  # redrawn: measure again
+    page.wait_for_timeout(1000)  # let plotly finish drawing before it takes the double-click
+    page.mouse.dblclick(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
     page.wait_for_function(
         "() => !document.querySelector('#compare-graph .js-plotly-plot').layout.title.text"
         ".includes('queries')",
@@ -224,11 +227,12 @@ def test_dragging_on_a_map_zooms_into_it_and_a_double_click_shows_all(server, pa
 def test_the_seed_selector_shows_another_run_and_the_mean_over_seeds(server, page, test_env_run):
     open_page(page, server + "?a=base&b=lora&layer=5&head=4")
     wait_for_title(page, "layer 5 · head 4")
-    example = page.evaluate("() => new URLSearchParams(window.location.search).get('example')")
     runs = [
         AttentionStore(str(test_env_run / f"07_model_output/lora/seed{s}/attention.zarr.zip"))
         for s in (7, 8)
     ]
+    example = page.evaluate("() => new URLSearchParams(window.location.search).get('example')")
+    example = example or runs[0].example_ids[0]  # the first probe, until the URL names it
     maps = [r.attention(example, "encoder", layer=5, head=4) for r in runs]
     choose(page, "seed-b", "seed 8")
     page.wait_for_function(
