@@ -116,5 +116,8 @@ def test_analysis_pipeline(catalog, extracted):
     itself = similarity[similarity["variant"] == "base"]["cosine_similarity"]
     np.testing.assert_allclose(itself, 1.0, atol=1e-6)  # the reference against itself
     assert similarity["cosine_similarity"].between(0, 1 + 1e-6).all()
-    assert "<h1>Attention Lab report</h1>" in outputs["attention_report"].load()
+    report = outputs["attention_report"].load()
+    assert "<h1>Attention Lab report</h1>" in report
+    # the per-layer table prints each similarity with its interval and the seed noise floor
+    assert all(c in report for c in ("cosine_ci_low", "seed_similarity", "seed_ci_high"))
     assert set(catalog.load("all_head_metrics")["variant"]) == set(VARIANTS)

@@ -8,7 +8,20 @@ from datetime import UTC, datetime
 import pandas as pd
 import plotly.graph_objects as go
 
-from attention_lab.analysis.tables import similarity_pivot
+LAYER_COLUMNS = [  # each similarity beside its interval over seeds and probes, and the floor's
+    "variant",
+    "reference",
+    "kind",
+    "layer",
+    "cosine_similarity",
+    "cosine_ci_low",
+    "cosine_ci_high",
+    "seed_similarity",
+    "seed_ci_low",
+    "seed_ci_high",
+    "changed",
+    "n_seeds",
+]
 
 
 def significant_counts(head_changes: pd.DataFrame) -> pd.DataFrame:
@@ -33,7 +46,8 @@ def build_report(
     parts = []
     for i, fig in enumerate(figures):
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
-    layer_table = similarity_pivot(similarity_by_layer, list(performance["variant"]))
+    shown = similarity_by_layer[similarity_by_layer["variant"] != similarity_by_layer["reference"]]
+    layer_table = shown[[c for c in LAYER_COLUMNS if c in shown]].round(3)
     first = head_changes.iloc[:1]  # heads of one variant and kind (each kind has its own)
     heads = head_changes.merge(first[["variant", "kind"]]).drop_duplicates(["layer", "head"])
     seeds = int(performance["n_seeds"].max()) if "n_seeds" in performance else 1
@@ -52,6 +66,6 @@ def build_report(
 <body><h1>Attention Lab report</h1><p>Generated {html.escape(datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))}.</p>
 <h2>Performance</h2><p>Means over {seeds} seed(s) with 95% intervals over seeds and test examples.</p>{performance.round(4).to_html(index=False, na_rep="")}
 <h2>Differences</h2><p>Paired by seed and test example; q: Benjamini–Hochberg within each kind of comparison and metric.</p>{performance_comparison.round(4).to_html(index=False, na_rep="")}
-<h2>Similarity to each variant's reference per layer (cosine)</h2>{layer_table.to_html(na_rep="")}
+<h2>Similarity to each variant's reference per layer (cosine)</h2><p>Beside it, the similarity between the variant's own seeds (the noise floor); <i>changed</i>: the first interval lies wholly below the second.</p>{layer_table.to_html(index=False, na_rep="")}
 <h2>Heads that changed significantly</h2>{changed}
 <h2>Figures</h2>{"".join(parts)}</body></html>"""

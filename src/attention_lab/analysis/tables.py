@@ -253,17 +253,6 @@ def summarise_variant(metrics: dict[str, Any], head_metrics: pd.DataFrame) -> di
     }
 
 
-def similarity_pivot(similarity_by_layer: pd.DataFrame, variants: list[str]) -> pd.DataFrame:
-    """Layers x variants (in ``variants`` order) of mean cosine similarity to each variant's
-    reference; a study with several attention kinds gets one column per variant and kind."""
-    kinds = similarity_by_layer["kind"].nunique() > 1
-    rank = {v: i for i, v in enumerate(variants)}
-    table = similarity_by_layer.sort_values("variant", key=lambda s: s.map(rank), kind="stable")
-    table = table.assign(column=table["variant"] + (" · " + table["kind"] if kinds else ""))
-    pivot = table.pivot_table(index="layer", columns="column", values="cosine_similarity")
-    return pivot[list(dict.fromkeys(table["column"]))].round(3)
-
-
 def concat_tables(*tables: pd.DataFrame) -> pd.DataFrame:
     """Stack the per-variant tables into one long table."""
     return pd.concat(tables, ignore_index=True)
