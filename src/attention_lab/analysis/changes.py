@@ -111,7 +111,8 @@ def _changes_of(frame: pd.DataFrame, metric: str, settings: dict[str, float]) ->
                 axis=0,
             )
         )
-        effect_size = np.where(spread > 0, effect / spread, np.where(effect == 0, 0.0, np.inf))
+        # undefined (NaN, never "large") where the metric does not vary between examples
+        effect_size = np.where(spread > 0, effect / spread, np.nan)
     consistent = np.all(np.sign(per_seed) == np.sign(effect), axis=0) & (effect != 0)
     return pd.DataFrame(
         {
