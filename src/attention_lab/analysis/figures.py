@@ -209,52 +209,54 @@ def head_changes_figure(
     )
 
 
+# inference costs the performance figure shows where the study measured them
+COST_PANELS = {
+    "kv_bytes_per_token": "KV-cache bytes per token",
+    "prefill_tokens_per_s": "prefill tokens/s",
+    "decode_tokens_per_s": "decode tokens/s (CPU: bound by weight reads)",
+    "inference_peak_memory_mb": "inference peak memory, MB",
+}
+
+
 def performance_figure(performance: pd.DataFrame) -> go.Figure:
     """Task metric per variant, the mean over seeds with its 95% interval over seeds and test
-    examples as error bars, and the training cost."""
+    examples as error bars; the training cost; and, where measured, what each variant costs
+    at inference (KV bytes per token, prefill and decode speed, peak memory)."""
     metric = (
         "accuracy"
         if "accuracy" in performance
         else ("perplexity" if "perplexity" in performance else "eval_loss")
     )
     seeds = int(performance["n_seeds"].max()) if "n_seeds" in performance else 1
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=(
-            f"{metric}: mean and 95% interval over {seeds} seed(s) and the test examples",
-            "train seconds (mean over seeds)",
-        ),
-    )
-    errors = (
-        {
-            "type": "data",
-            "symmetric": False,
-            "array": performance[f"{metric}_ci_high"] - performance[metric],
-            "arrayminus": performance[metric] - performance[f"{metric}_ci_low"],
-        }
-        if f"{metric}_ci_low" in performance
-        else None
-    )
-    fig.add_trace(
-        go.Bar(
+    panels = {
+        metric: f"{metric}: mean and 95% interval over {seeds} seed(s) and the test examples",
+        "train_seconds": "train seconds (mean over seeds)",
+    } | {c: t for c, t in COST_PANELS.items() if c in performance and performance[c].notna().any()}
+    cols = 3 if len(panels) > 2 else 2
+    rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(panels.values()))
+    for i, column in enumerate(panels):
+        errors = (
+            {
+                "type": "data",
+                "symmetric": False,
+                "array": performance[f"{column}_ci_high"] - performance[column],
+                "arrayminus": performance[column] - performance[f"{column}_ci_low"],
+            }
+            if f"{column}_ci_low" in performance
+            else None
+        )
+        bar = go.Bar(
             x=performance["variant"],
-            y=performance[metric],
-            name=metric,
+            y=performance[column],
+            name=column,
             error_y=errors,
-            text=performance[metric].round(3),
+            text=performance[column].round(3) if column == metric else None,
             textposition="inside",
             insidetextanchor="start",  # at the foot of the bar, clear of the error bar
-        ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(x=performance["variant"], y=performance["train_seconds"], name="train seconds"),
-        row=1,
-        col=2,
-    )
-    fig.update_layout(title="Performance and cost per variant", showlegend=False)
+        )
+        fig.add_trace(bar, row=i // cols + 1, col=i % cols + 1)
+    fig.update_layout(title="Performance and cost per variant", showlegend=False, height=380 * rows)
     return fig
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from attention_lab.analysis.replicates import Estimate, metric_over_runs
 from attention_lab.analysis.statistics import benjamini_hochberg, statistics_settings
-from attention_lab.analysis.tables import SELF_KINDS
+from attention_lab.analysis.tables import COST_COLUMNS, SELF_KINDS
 from attention_lab.errors import DataError
 from attention_lab.kinds import base_kind
 from attention_lab.tasks.classification import macro_f1
@@ -40,7 +40,7 @@ TASK_METRICS: dict[str, tuple[tuple[str, ...], Callable[..., float]]] = {
     "perplexity": (("loss_sum", "loss_terms"), lambda *loss: float(np.exp(_loss(*loss)))),
 }
 # what is reported as a plain mean over seeds, beside the task metrics
-MEANS = ("train_seconds", "peak_memory_mb", "mean_entropy")
+MEANS = ("train_seconds", "peak_memory_mb", "mean_entropy", *COST_COLUMNS)
 COMPARISON_COLUMNS = [
     "comparison",
     "variant",

@@ -242,14 +242,25 @@ SUMMARY_COLUMNS = (
     "total_parameters",
     "peak_memory_mb",
 )
+# inference costs (``{job}.costs``, see attention_lab.models.costs)
+COST_COLUMNS = (
+    "kv_bytes_per_token",
+    "prefill_tokens_per_s",
+    "decode_tokens_per_s",
+    "inference_peak_memory_mb",
+)
 
 
-def summarise_variant(metrics: dict[str, Any], head_metrics: pd.DataFrame) -> dict[str, Any]:
-    """One job's row of the per-run performance table: task metrics, cost and mean entropy."""
+def summarise_variant(
+    metrics: dict[str, Any], head_metrics: pd.DataFrame, costs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One job's row of the per-run performance table: task metrics, training cost, mean
+    entropy and (each variant's first seed) the inference costs."""
     self_attn = head_metrics[head_metrics["kind"].isin(SELF_KINDS)]
     return {
         **{k: metrics.get(k) for k in SUMMARY_COLUMNS},
         "mean_entropy": float(self_attn["entropy"].mean()),
+        **{k: (costs or {}).get(k) for k in COST_COLUMNS},
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import tempfile
 import time
 from dataclasses import replace
@@ -18,6 +17,7 @@ from attention_lab.attention.discovery import discover
 from attention_lab.attention.fast_path import fast_attention
 from attention_lab.datasets.model_directory import TrainedModel
 from attention_lab.errors import ConfigError
+from attention_lab.models.costs import peak_memory_mb
 from attention_lab.models.loading import load_model, load_tokenizer
 from attention_lab.tasks import get_task
 from attention_lab.training.head_features import feature_dataset
@@ -25,13 +25,6 @@ from attention_lab.training.methods import count_parameters, prepare
 from attention_lab.variants import DEFAULT_SEEDS, TrainingSpec, VariantSpec
 
 logger = logging.getLogger(__name__)
-
-
-def peak_memory_mb() -> float:
-    """CUDA: peak allocated by torch. CPU: the process's peak resident set (a high-water mark)."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def label_names(corpus: pd.DataFrame) -> list[str]:

@@ -32,9 +32,9 @@ from attention_lab.variants import Job, Study, exported
 
 
 def job_template(importance: bool) -> Pipeline:
-    """Head metrics and the run's summary; head importance and the pruning curve too when
-    ``importance`` (each variant's first seed: they describe one trained model, and their
-    backward passes would be a large part of each extra seed's cost)."""
+    """Head metrics and the run's summary; head importance, the pruning curve and the
+    inference costs too when ``importance`` (each variant's first seed: they describe one
+    trained model, and their backward passes would be a large part of each extra seed's cost)."""
     metrics = pipeline(
         [
             node(
@@ -50,7 +50,10 @@ def job_template(importance: bool) -> Pipeline:
                 name="summarise_head_metrics",
             ),
             node(
-                summarise_variant, ["metrics", "head_metrics"], "summary", name="summarise_variant"
+                summarise_variant,
+                ["metrics", "head_metrics", *(["costs"] if importance else [])],
+                "summary",
+                name="summarise_variant",
             ),
         ]
     )

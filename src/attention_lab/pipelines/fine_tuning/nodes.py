@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from attention_lab.datasets.model_directory import ModelArtifact, TrainedModel
+from attention_lab.models.costs import CostSettings, measure_in_fresh_process
 from attention_lab.training.fine_tune import evaluate_variant, fine_tune_variant
 from attention_lab.variants import parse_variant
 
@@ -42,3 +43,18 @@ def evaluate(
     summary = {k: metrics[k] for k in ("eval_loss", "accuracy", "perplexity") if k in metrics}
     logger.info("%s (seed %s): %s", metrics["variant"], metrics["seed"], summary)
     return metrics, predictions
+
+
+def measure_costs(
+    model_artifact: ModelArtifact, corpus: pd.DataFrame, costs: dict[str, Any]
+) -> dict[str, Any]:
+    """What the variant costs at inference (``{job}.costs``): KV-cache bytes per token,
+    prefill and decode tokens/s on the test split's text, peak memory; each variant's
+    first seed only, as the architecture and not the seed sets them."""
+    settings = CostSettings.from_params(costs)
+    if not settings.enabled:
+        return {}
+    texts = corpus.loc[corpus["split"] == "test", "text"].tolist()
+    measured = measure_in_fresh_process(model_artifact, texts, settings)
+    logger.info("%s costs: %s", model_artifact.info["variant"], measured)
+    return measured

@@ -120,6 +120,7 @@ def clean_corpus(
     harmonised, relabelled = _harmonise_labels(frame["label"], params.get("source") or {})
     labels, names = _normalise_labels(harmonised, raw_meta.get("label_names"))
     frame = frame.assign(label=labels.astype(int))
+    frame, short = _drop_short(frame, params.get("cleaning", {}).get("min_words", 0))
     before_dedup = len(frame)
     frame = frame.drop_duplicates(subset="text", keep="first")
     report = {
@@ -127,6 +128,7 @@ def clean_corpus(
         "rows_read": len(raw),
         "dropped_empty_text": int(empty.sum()),
         "dropped_missing_label": int((unlabelled & ~empty).sum()),
+        "dropped_short": short,
         "dropped_duplicates": before_dedup - len(frame),
         "relabelled": relabelled,
         "rows_kept": len(frame),
@@ -139,6 +141,16 @@ def clean_corpus(
         )
     frame["label_name"] = [names[i] for i in frame["label"]]
     return frame[["text", "label", "label_name"]].reset_index(drop=True), report
+
+
+def _drop_short(frame: pd.DataFrame, min_words: Any) -> tuple[pd.DataFrame, int]:
+    """Texts of at least ``cleaning.min_words`` words (a long-context study's floor)."""
+    if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 0:
+        raise ConfigError(
+            f"ingestion.cleaning.min_words: expected an integer >= 0, got {min_words!r}."
+        )
+    long_enough = frame["text"].str.split().str.len() >= min_words
+    return frame.loc[long_enough], int((~long_enough).sum())
 
 
 def _stable_id(source: str, text: str) -> str:

