@@ -103,6 +103,22 @@ def test_cleaning_strips_normalises_and_drops_with_counts():
     assert list(clean["label_name"]) == ["x", "y"]
 
 
+def test_convention_speeches_are_long_texts_labelled_by_party():
+    raw, meta = load_source(params(name="convention_speeches"))
+    assert len(raw) == 189
+    assert meta["label_names"] == ["democrat", "republican"]
+    assert raw["text"].str.split().str.len().max() > 2048  # long enough for 2,048 tokens
+
+
+def test_min_words_drops_and_counts_short_texts():
+    raw = pd.DataFrame({"text": ["one two three", "one two", "a b c d"], "label": ["x", "y", "x"]})
+    clean, report = clean_corpus(raw, {"source": "t"}, {"cleaning": {"min_words": 3}})
+    assert list(clean["text"]) == ["one two three", "a b c d"]
+    assert report["dropped_short"] == 1
+    with pytest.raises(ConfigError, match="ingestion.cleaning.min_words: expected an integer >= 0"):
+        clean_corpus(raw, {"source": "t"}, {"cleaning": {"min_words": "many"}})
+
+
 def test_integer_labels_index_declared_names(tmp_path):
     path = tmp_path / "d.jsonl"
     pd.DataFrame({"sentence": ["one", "two", "three"], "y": [0, 1, 1]}).to_json(
@@ -146,7 +162,7 @@ def test_missing_file(tmp_path):
 
 def test_unknown_source():
     with pytest.raises(
-        ConfigError, match="unknown source 'imdb'; allowed: rotten_tomatoes, bbc_news, file, hub"
+        ConfigError, match="unknown source 'imdb'; allowed: rotten_tomatoes, bbc_news, convention_speeches, file, hub"
     ):
         load_source(params(name="imdb"))
 
