@@ -149,3 +149,44 @@ def test_head_importance_matches_finite_differences(minilm_path, bert_tokenizer)
             setattr(modules[layer], HEAD_GATE_ATTR, None)
         finite = abs(losses[0] - losses[1]) / (2 * eps)
         assert grads[layer, head] == pytest.approx(finite, rel=1e-5, abs=1e-9)
+
+
+def gu_compute_attention_sink(attention_scores: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """sail-sg/Attention-Sink's ``compute_attention_sink``, as their code computes it: scores
+    (samples, layers, heads, T, T) -> the sink rate (%) of each key position."""
+    samples, layers, heads, t1, t2 = attention_scores.shape
+    ratios = torch.arange(t1, 0, -1)[None, None, None, :].expand(samples, layers, heads, t1, t2)
+    importance = (attention_scores / ratios.to(attention_scores)).sum(dim=-2)
+    return (importance > epsilon).to(torch.float).mean(dim=(0, 1, 2)) * 100
+
+
+def random_causal_maps(examples: int, layers: int, heads: int, length: int) -> np.ndarray:
+    """Rows of random weights over the keys each query sees, some heads leaning on token 0."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(examples, layers, heads, length, length))
+    logits[..., 0] += rng.uniform(0, 5, size=(examples, layers, heads, 1))  # sinks of any strength
+    logits = np.where(np.tri(length, dtype=bool), logits, -np.inf)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    return weights / weights.sum(-1, keepdims=True)
+
+
+def test_first_token_importance_gives_gu_et_al_sink_rate_on_a_longer_causal_text():
+    maps = random_causal_maps(examples=4, layers=2, heads=3, length=80)  # 80 > their 64 tokens
+    tokens, special = ["t"] * 80, [0] * 80
+    ours = np.stack([head_metrics(m, tokens, special, causal=True) for m in maps])
+    importance = np.stack([m["first_token_importance"] for m in ours])  # (N, L, H)
+    # their code reads a 64-token text: for a causal model, the top-left 64 x 64 block
+    theirs = gu_compute_attention_sink(torch.from_numpy(maps[..., :64, :64]), 0.3)[0] / 100
+    assert (importance > 0.3).mean() == pytest.approx(theirs.item())
+    assert 0 < theirs < 1  # the example straddles the threshold
+    # over the whole 80-token text the first token's mass is another number
+    mass = np.stack([m["first_token_mass"] for m in ours])
+    assert not np.allclose(mass, importance)
+
+
+def test_first_token_importance_is_undefined_for_a_long_bidirectional_text():
+    maps = random_causal_maps(examples=1, layers=1, heads=1, length=70)[0]
+    m = head_metrics(maps, ["t"] * 70, [0] * 70, causal=False)
+    assert np.isnan(m["first_token_importance"]).all()
+    short = head_metrics(maps[..., :10, :10], ["t"] * 10, [0] * 10, causal=False)
+    assert short["first_token_importance"] == pytest.approx(short["first_token_mass"])

@@ -56,7 +56,13 @@ def study():
         {"variant": list(VARIANTS), "reference": "base", "kind": "encoder", "layer": 0}
     ).assign(cosine_similarity=[1.0, 0.9, 0.6], seed_similarity=[1.0, 0.95, 0.9])
     sinks = pd.DataFrame(
-        {"variant": list(VARIANTS), "kind": "encoder", "sink_heads": [2, 1, 0], "heads": 4}
+        {
+            "variant": list(VARIANTS),
+            "kind": "encoder",
+            "sink_heads": [2, 1, 0],
+            "heads": 4,
+            "sink_rate_gu": [0.5, 0.2, 0.0],
+        }
     )
     params = ({"seeds": SEEDS, "reference": "base"}, VARIANTS, {"statistics": {"seed": 0}})
     return predictions, performance_runs(*summaries), similarity, sinks, params
@@ -77,7 +83,8 @@ def test_each_variant_gets_its_mean_over_seeds_with_an_interval(study):
     ]
     assert lora["macro_f1"] == pytest.approx(np.mean(f1))
     assert lora["mean_similarity_between_seeds"] == pytest.approx(0.95)
-    assert lora["sink_rate"] == pytest.approx(0.25)
+    assert lora["sink_head_share"] == pytest.approx(0.25)
+    assert lora["sink_rate_gu"] == pytest.approx(0.2)
 
 
 def test_comparisons_pair_seeds_and_examples_and_adjust_within_each_family(study):

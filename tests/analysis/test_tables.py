@@ -166,10 +166,12 @@ def test_sink_metric_counts_heads_above_the_threshold_per_layer():
             "layer": [0, 0, 1, 1] * 3,
             "head": [0, 1] * 6,
             "first_token_mass": [0.9, 0.1, 0.31, 0.29, 0.2, 0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9],
+            "sink_rate_gu": [1.0, 0.0, 0.5, 0.25] + [0.0] * 8,  # per head: share of examples
         }
     )
     table = attention_sinks(metrics, threshold=0.3)
     assert table["kind"].tolist() == ["decoder", "decoder", "decoder_norm", "decoder_norm"]
     assert table["sink_heads"].tolist() == [1, 1, 0, 0]
     assert table["first_token_mass"].tolist() == pytest.approx([0.5, 0.3, 0.15, 0.1])
-    assert table["sink_rate"].tolist() == [0.5, 0.5, 0.0, 0.0]
+    assert table["sink_head_share"].tolist() == [0.5, 0.5, 0.0, 0.0]
+    assert table["sink_rate_gu"].tolist() == [0.5, 0.375, 0.0, 0.0]

@@ -294,14 +294,14 @@ def pruning_figure(pruning_curves: pd.DataFrame) -> go.Figure:
 
 
 def sinks_figure(attention_sinks: pd.DataFrame) -> go.Figure:
-    """Mean attention to the first token per layer; the legend gives each variant's share of
-    sink heads (Gu et al. 2024)."""
+    """Mean attention to the first token per layer; the legend gives each variant's sink rate
+    as Gu et al. (2024) define it (attention weights)."""
     weights = attention_sinks[~attention_sinks["kind"].str.endswith("_norm")]
-    rates = (
-        weights.groupby("variant")["sink_heads"].sum() / weights.groupby("variant")["heads"].sum()
-    )
+    rates = weights.groupby("variant")["sink_rate_gu"].mean()
     data = attention_sinks.assign(
-        variant=attention_sinks["variant"].map(lambda v: f"{v} (sink heads {rates[v]:.0%})")
+        variant=attention_sinks["variant"].map(
+            lambda v: f"{v} (sink rate, Gu et al.: {rates[v]:.0%})"
+        )
     )
     fig = px.line(
         data,

@@ -8,6 +8,12 @@ and returns ``[layers, heads]``: a mean over query rows. Sources:
 - mean attention distance: ``sum_j a_ij |i - j|`` (Vig & Belinkov, 2019).
 - special tokens / first token (the "sink"), punctuation, previous/same/next token:
   the mass a row puts on those keys (Clark et al., 2019; Xiao et al., 2023 for sinks).
+- first-token importance: Gu et al. (2024), as ``compute_attention_sink`` in their code
+  (sail-sg/Attention-Sink) computes it: the mean over the first ``GU_TOKENS`` = 64 query rows
+  of the attention to the first token. Causal maps: the top-left 64 x 64 block *is* the
+  model's attention on the 64-token prefix, so a longer probe gives their number exactly.
+  Texts shorter than 64 tokens are read whole (their code requires 64); non-causal maps of
+  longer texts are NaN, since later tokens change every row.
 - pattern class: Kovaleva et al. (2019), see :func:`pattern_class`.
 """
 
@@ -18,12 +24,14 @@ import unicodedata
 import numpy as np
 
 SMOOTHING = 0.001  # Clark et al. (2019): mix each distribution with 0.1% of uniform
+GU_TOKENS = 64  # Gu et al. (2024) measure sinks on the first 64 tokens of each text
 METRICS = (
     "entropy",
     "normalized_entropy",
     "mean_distance",
     "special_mass",
     "first_token_mass",
+    "first_token_importance",
     "punctuation_mass",
     "previous_mass",
     "self_mass",
@@ -85,6 +93,15 @@ def within_sentence_mass(weights: np.ndarray, tokens: list[str], special: np.nda
     return inside[..., ordinary[: weights.shape[-2]]].mean(axis=-1)
 
 
+def first_token_importance(weights: np.ndarray, causal: bool) -> np.ndarray:
+    """[L, H]: Gu et al.'s importance of the first token, ``sum_i a_i0 / T`` over the first
+    ``GU_TOKENS`` queries (see the module docstring for texts of other lengths)."""
+    q_len, k_len = weights.shape[-2:]
+    if q_len != k_len or (not causal and q_len > GU_TOKENS):
+        return np.full(weights.shape[:2], np.nan)
+    return weights[..., :GU_TOKENS, 0].mean(axis=-1)  # (L, H)
+
+
 def head_metrics(
     weights: np.ndarray, tokens: list[str], special_mask: list[int], causal: bool
 ) -> dict[str, np.ndarray]:
@@ -116,6 +133,7 @@ def head_metrics(
         "mean_distance": (w * distance).sum(axis=-1).mean(axis=-1),
         "special_mass": mass(special[None, :]),
         "first_token_mass": mass(first[None, :]),
+        "first_token_importance": first_token_importance(w, causal),
         "punctuation_mass": mass(punct[None, :]),
         "previous_mass": mean_over((w * diag(-1)).sum(axis=-1), diag(-1).any(axis=-1)),
         "self_mass": mass(diag(0)),

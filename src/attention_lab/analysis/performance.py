@@ -171,10 +171,13 @@ def _per_variant(plan, runs, outcomes, metrics, settings) -> pd.DataFrame:
 
 
 def _attention_columns(table, similarity_by_layer, sinks) -> pd.DataFrame:
-    """Each variant's share of sink heads (weights, self-attention; mean over seeds) and its
-    mean attention similarity to its reference."""
+    """Each variant's sink rate (Gu et al.) and share of sink heads (weights, self-attention;
+    mean over seeds) and its mean attention similarity to its reference."""
     weights = sinks[sinks["kind"].isin(SELF_KINDS)].groupby("variant")
-    table["sink_rate"] = table["variant"].map(weights["sink_heads"].sum() / weights["heads"].sum())
+    table["sink_rate_gu"] = table["variant"].map(weights["sink_rate_gu"].mean())
+    table["sink_head_share"] = table["variant"].map(
+        weights["sink_heads"].sum() / weights["heads"].sum()
+    )
     of_weights = similarity_by_layer[
         similarity_by_layer["kind"].map(base_kind) == similarity_by_layer["kind"]
     ].groupby("variant")

@@ -108,6 +108,9 @@ def summarise_head_metrics(per_example: pd.DataFrame, params: dict[str, Any]) ->
             low, high = bootstrap_interval(values, resamples, seed)
             heads[name] = nan_mean(values)
             heads[f"{name}_ci_low"], heads[f"{name}_ci_high"] = low, high
+        heads["sink_rate_gu"] = _sink_share(
+            _by_example(frame, "first_token_importance"), params.get("sink_threshold", 0.3)
+        )
         heads["pattern"] = [pattern_class(row) for row in heads.to_dict("records")]
         heads["n_examples"] = frame["example"].nunique()
         tables.append(heads)
@@ -119,6 +122,14 @@ def compute_head_metrics(
 ) -> pd.DataFrame:
     """:func:`summarise_head_metrics` of :func:`example_head_metrics`, in one call."""
     return summarise_head_metrics(example_head_metrics(store), params or {})
+
+
+def _sink_share(importance: np.ndarray, threshold: float) -> np.ndarray:
+    """[examples, heads] first-token importance -> per head, the share of examples over
+    ``threshold``: averaged over heads and layers, Gu et al.'s sink rate (NaN where their
+    importance is undefined)."""
+    over = np.where(np.isnan(importance), np.nan, importance > threshold)
+    return nan_mean(over)
 
 
 def _by_example(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -275,22 +286,30 @@ SINK_COLUMNS = [
     "kind",
     "layer",
     "first_token_mass",
+    "sink_rate_gu",
     "sink_heads",
     "heads",
-    "sink_rate",
+    "sink_head_share",
 ]
 
 
 def attention_sinks(head_metrics: pd.DataFrame, threshold: float = 0.3) -> pd.DataFrame:
-    """Per (variant, seed, kind, layer): the mean first-token mass over heads, and Gu et al. (2024)'s
-    sink metric: the share of heads whose mean attention to the first token exceeds
-    ``threshold`` (their ε = 0.3). Self-attention kinds, weights and norms alike."""
+    """Per (variant, seed, kind, layer) of self-attention (weights and norms):
+
+    - ``sink_rate_gu``: Gu et al. (2024)'s sink rate, the share of (example, head) pairs whose
+      first-token importance exceeds ε = ``threshold`` (their code's definition; averaged over
+      layers with equal weight it is their model-level number);
+    - ``sink_head_share``: the share of heads whose *mean* first-token mass over examples
+      exceeds ``threshold`` (``sink_heads`` of ``heads``), a per-head summary of ours;
+    - ``first_token_mass``: the mean over heads.
+    """
     data = head_metrics[head_metrics["kind"].map(base_kind).isin(SELF_KINDS)]
     table = data.assign(sink=data["first_token_mass"] > threshold)
     table = table.groupby(["variant", "seed", "kind", "layer"], as_index=False, sort=False).agg(
         first_token_mass=("first_token_mass", "mean"),
+        sink_rate_gu=("sink_rate_gu", "mean"),
         sink_heads=("sink", "sum"),
         heads=("head", "count"),
     )
-    table["sink_rate"] = table["sink_heads"] / table["heads"]
+    table["sink_head_share"] = table["sink_heads"] / table["heads"]
     return table[SINK_COLUMNS]

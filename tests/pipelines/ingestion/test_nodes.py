@@ -162,7 +162,8 @@ def test_missing_file(tmp_path):
 
 def test_unknown_source():
     with pytest.raises(
-        ConfigError, match="unknown source 'imdb'; allowed: rotten_tomatoes, bbc_news, convention_speeches, file, hub"
+        ConfigError,
+        match="unknown source 'imdb'; allowed: rotten_tomatoes, bbc_news, convention_speeches, file, hub",
     ):
         load_source(params(name="imdb"))
 
