@@ -315,3 +315,55 @@ def sinks_figure(attention_sinks: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(dtick=1)
     fig.update_yaxes(title_text="first-token mass", range=[0, 1])
     return fig
+
+
+def head_functions_figure(head_functions: pd.DataFrame) -> go.Figure:
+    """Each head's prefix-matching score (Olsson et al. 2022) per variant: where the induction
+    heads sit."""
+    scores = head_functions[head_functions["function"] == "prefix_matching"]
+    if scores.empty:
+        return go.Figure().update_layout(title="Head functions: none detected in this study")
+    return layer_head_grids(
+        scores,
+        "score",
+        "Prefix matching (Olsson et al. 2022): attention to the token after the earlier "
+        "occurrence, on repeated random tokens",
+        "Viridis",
+    )
+
+
+def ablation_figure(summary: pd.DataFrame) -> go.Figure:
+    """Loss on the repeated half as k heads are ablated: the top-k induction heads against k
+    random heads of the same layers (error bars: 95% interval of the difference over probes)."""
+    fig = go.Figure()
+    if summary.empty:
+        return fig.update_layout(title="Induction-head ablation: no causal language model here")
+    for variant, rows in summary.groupby("variant", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["k"],
+                y=rows["loss_induction_ablated"],
+                mode="lines+markers",
+                name=f"{variant}: top-k induction heads",
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": rows["ci_high"] - rows["difference"],
+                    "arrayminus": rows["difference"] - rows["ci_low"],
+                },
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=rows["k"],
+                y=rows["loss_random_ablated"],
+                mode="lines+markers",
+                line={"dash": "dot"},
+                name=f"{variant}: k random heads",
+            )
+        )
+    fig.update_xaxes(title_text="heads ablated (k)", type="log", tickvals=sorted(set(summary["k"])))
+    fig.update_yaxes(title_text="loss on the repeated half (nats)")
+    return fig.update_layout(
+        title="Ablating induction heads against random heads of the same layers"
+    )

@@ -1,5 +1,5 @@
-"""Analysis nodes that need more than a library call: loading a model for head importance
-and pruning."""
+"""Analysis nodes that need more than a library call: loading a model for head importance,
+pruning and head functions."""
 
 from __future__ import annotations
 
@@ -8,10 +8,20 @@ from typing import Any
 
 import pandas as pd
 
+from attention_lab.analysis.function_probes import (
+    ABLATION_COLUMNS,
+    FUNCTION_COLUMNS,
+    FunctionSettings,
+    build_probes,
+    induction_ablation,
+    score_heads,
+)
 from attention_lab.analysis.importance import IMPORTANCE_COLUMNS, importance_table
 from attention_lab.analysis.pruning import PRUNING_COLUMNS, pruning_curve
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.errors import DataError
+from attention_lab.models.loading import load_tokenizer
+from attention_lab.models.shape import model_shape
 
 logger = logging.getLogger(__name__)
 
@@ -52,3 +62,33 @@ def compute_pruning_curve(
         )
     model, tokenizer = model_artifact.load()
     return pruning_curve(model, tokenizer, model_artifact.info, head_importance, test)
+
+
+def build_function_probes(model_artifact: ModelArtifact, params: dict[str, Any]) -> pd.DataFrame:
+    """Repeated random sequences from the variant's own vocabulary (``{job}__function_probes``),
+    the same for every variant of one model (they come from a seed)."""
+    settings = FunctionSettings.from_params(params.get("head_functions"))
+    if not settings.enabled:
+        return pd.DataFrame(columns=["id", "input_ids", "offset", "half"])
+    info = model_artifact.info
+    tokenizer = load_tokenizer(str(model_artifact.path), info.get("trust_remote_code", False))
+    return build_probes(tokenizer, settings)
+
+
+def detect_head_functions(
+    model_artifact: ModelArtifact, probes: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each head's function scores on the probes, and (causal LMs) the loss on the repeated
+    half with the top-k induction heads ablated against k random heads of the same layers."""
+    settings = FunctionSettings.from_params(params.get("head_functions"))
+    if probes.empty:
+        return pd.DataFrame(columns=FUNCTION_COLUMNS), pd.DataFrame(columns=ABLATION_COLUMNS)
+    info = model_artifact.info
+    model, _ = model_artifact.load()
+    kind = model_shape(model).kinds[0]
+    labels = {"variant": info["variant"], "seed": info.get("seed"), "kind": kind}
+    scores = score_heads(model, probes, labels, params)
+    if info["task"] != "causal_lm":  # the repeated-half loss needs next-token predictions
+        return scores, pd.DataFrame(columns=ABLATION_COLUMNS)
+    ablations = induction_ablation(model, probes, scores, settings)
+    return scores, ablations.assign(variant=info["variant"], seed=info.get("seed"))

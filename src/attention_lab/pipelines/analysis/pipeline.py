@@ -8,7 +8,9 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from attention_lab.analysis.changes import head_changes
 from attention_lab.analysis.figures import (
+    ablation_figure,
     head_changes_figure,
+    head_functions_figure,
     head_metric_heatmaps,
     importance_figure,
     performance_figure,
@@ -16,6 +18,7 @@ from attention_lab.analysis.figures import (
     similarity_by_layer_figure,
     sinks_figure,
 )
+from attention_lab.analysis.function_probes import summarise_ablations
 from attention_lab.analysis.noise_floor import similarity_by_kv_group, similarity_by_layer
 from attention_lab.analysis.performance import build_performance_tables, performance_runs
 from attention_lab.analysis.report import build_report
@@ -27,14 +30,20 @@ from attention_lab.analysis.tables import (
     summarise_head_metrics,
     summarise_variant,
 )
-from attention_lab.pipelines.analysis.nodes import compute_head_importance, compute_pruning_curve
+from attention_lab.pipelines.analysis.nodes import (
+    build_function_probes,
+    compute_head_importance,
+    compute_pruning_curve,
+    detect_head_functions,
+)
 from attention_lab.variants import Job, Study, exported
 
 
 def job_template(importance: bool) -> Pipeline:
-    """Head metrics and the run's summary; head importance, the pruning curve and the
-    inference costs too when ``importance`` (each variant's first seed: they describe one
-    trained model, and their backward passes would be a large part of each extra seed's cost)."""
+    """Head metrics and the run's summary; head importance, the pruning curve, the head
+    functions (with their ablations) and the inference costs too when ``importance`` (each
+    variant's first seed: they describe one trained model, and their backward passes would be
+    a large part of each extra seed's cost)."""
     metrics = pipeline(
         [
             node(
@@ -62,6 +71,18 @@ def job_template(importance: bool) -> Pipeline:
     return metrics + pipeline(
         [
             node(
+                build_function_probes,
+                ["model", "params:analysis"],
+                "function_probes",
+                name="build_function_probes",
+            ),
+            node(
+                detect_head_functions,
+                ["model", "function_probes", "params:analysis"],
+                ["head_functions", "function_ablations"],
+                name="detect_head_functions",
+            ),
+            node(
                 compute_head_importance,
                 ["model", "corpus", "params:analysis"],
                 "head_importance",
@@ -85,11 +106,14 @@ EXPORTS = (
     "head_metrics",
     "head_importance",
     "pruning_curve",
+    "head_functions",
+    "function_ablations",
     "summary",
 )
 
 
-IMPORTANCE = ("head_importance", "pruning_curve")  # of each variant's first seed only
+# of each variant's first seed only
+IMPORTANCE = ("head_importance", "pruning_curve", "head_functions", "function_ablations")
 
 
 def job_pipeline(job: Job, first_seed: bool) -> Pipeline:
@@ -214,6 +238,8 @@ STACKED = {
     "head_metrics": "all_head_metrics",
     "head_importance": "head_importance",
     "pruning_curve": "pruning_curves",
+    "head_functions": "head_functions",
+    "function_ablations": "function_ablations",
 }
 
 
@@ -262,6 +288,12 @@ def study_pipeline(study: Study) -> Pipeline:
                     name=f"combine_{name}",
                 )
                 for name, combined in STACKED.items()
+            ),
+            node(
+                summarise_ablations,
+                ["function_ablations", "params:analysis"],
+                "induction_ablation",
+                name="summarise_induction_ablation",
             ),
             node(
                 attention_sinks,
@@ -319,6 +351,13 @@ def figures_pipeline() -> Pipeline:
             node(importance_figure, "head_importance", "importance_figure", name="plot_importance"),
             node(pruning_figure, "pruning_curves", "pruning_figure", name="plot_pruning"),
             node(sinks_figure, "attention_sinks", "sinks_figure", name="plot_sinks"),
+            node(
+                head_functions_figure,
+                "head_functions",
+                "head_functions_figure",
+                name="plot_head_functions",
+            ),
+            node(ablation_figure, "induction_ablation", "ablation_figure", name="plot_ablation"),
             node(
                 build_report,
                 [

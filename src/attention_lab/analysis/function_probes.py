@@ -1,0 +1,232 @@
+"""Head functions of a trained variant: probe sequences, detector scores, and the causal
+check that ablating the induction heads costs more than ablating random heads.
+
+Probes are repeated random tokens drawn from the model's own vocabulary (special tokens
+left out), one sequence ``[BOS] r_1..r_n r_1..r_n`` each, generated from a seed so that every
+variant of one model reads the same ones. Weights come from the model's own eager
+``output_attentions`` on unpadded, equal-length sequences: exactly its attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from attention_lab.analysis.head_functions import (
+    FUNCTIONS,
+    function_scores,
+    repeated_random_tokens,
+)
+from attention_lab.analysis.pruning import heads_masked
+from attention_lab.analysis.statistics import bootstrap_interval, statistics_settings
+from attention_lab.errors import ConfigError
+
+FUNCTION_COLUMNS = [
+    "variant",
+    "seed",
+    "kind",
+    "layer",
+    "head",
+    "function",
+    "score",
+    "ci_low",
+    "ci_high",
+]
+ABLATION_COLUMNS = ["k", "condition", "draw", "probe", "loss", "variant", "seed"]
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """``analysis.head_functions``: probe count and half-length, seed, ablation sizes."""
+
+    sequences: int = 8
+    half: int = 32
+    seed: int = 0
+    ablation_k: tuple[int, ...] = (1, 2, 4, 8)
+    random_draws: int = 3
+    enabled: bool = True
+
+    @classmethod
+    def from_params(cls, raw: dict[str, Any] | None) -> FunctionSettings:
+        raw = dict(raw or {})
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(
+                f"analysis.head_functions: unknown key(s) {sorted(unknown)}; allowed: "
+                f"{', '.join(cls.__dataclass_fields__)}."
+            )
+        for key in ("sequences", "half", "random_draws"):
+            value = raw.get(key, getattr(cls, key))
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(
+                    f"analysis.head_functions.{key}: expected an integer >= 1, got {value!r}."
+                )
+        ks = tuple(raw.get("ablation_k", cls.ablation_k))
+        if not ks or not all(isinstance(k, int) and k >= 1 for k in ks):
+            raise ConfigError(
+                f"analysis.head_functions.ablation_k: expected a list of integers >= 1, got {ks!r}."
+            )
+        return cls(**(raw | {"ablation_k": ks}))
+
+
+def build_probes(tokenizer, settings: FunctionSettings) -> pd.DataFrame:
+    """One row per probe: ``id`` and ``input_ids`` (``[BOS] + 2 * half`` tokens), and
+    ``offset`` (1 with a BOS or [CLS] token in front, else 0)."""
+    special = set(tokenizer.all_special_ids)
+    vocabulary = np.array([i for i in range(len(tokenizer)) if i not in special])
+    if len(vocabulary) < settings.half:
+        raise ConfigError(
+            f"analysis.head_functions.half: {settings.half} distinct tokens asked for, the "
+            f"vocabulary has {len(vocabulary)}; lower half."
+        )
+    body = repeated_random_tokens(vocabulary, settings.sequences, settings.half, settings.seed)
+    first = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+    prefix = [] if first is None else [int(first)]
+    return pd.DataFrame(
+        {
+            "id": [f"repeat{i}" for i in range(len(body))],
+            "input_ids": [prefix + [int(t) for t in row] for row in body],
+            "offset": len(prefix),
+            "half": settings.half,
+        }
+    )
+
+
+def _ids(probes: pd.DataFrame, device) -> torch.Tensor:
+    return torch.tensor(np.stack(probes["input_ids"].to_numpy()), device=device)  # (N, T)
+
+
+@torch.inference_mode()
+def score_heads(model: nn.Module, probes: pd.DataFrame, labels: dict, params: dict) -> pd.DataFrame:
+    """One row per (layer, head, function): the mean score over probes, with its bootstrap
+    interval over probes."""
+    ids = _ids(probes, model.device)
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True)
+    maps = torch.stack(out.attentions, dim=1).float().cpu().numpy()  # (N, L, H, T, T)
+    offset, half = int(probes["offset"].iloc[0]), int(probes["half"].iloc[0])
+    per_probe = [function_scores(m, ids[i].cpu().numpy(), half, offset) for i, m in enumerate(maps)]
+    stats = statistics_settings(params)
+    rows = []
+    layers, heads = maps.shape[1:3]
+    for name in FUNCTIONS:
+        values = np.stack([p[name] for p in per_probe]).reshape(len(maps), -1)  # (N, L*H)
+        low, high = bootstrap_interval(values, stats["resamples"], stats["seed"])
+        for index, (layer, head) in enumerate(np.ndindex(layers, heads)):
+            rows.append(
+                labels
+                | {
+                    "layer": layer,
+                    "head": head,
+                    "function": name,
+                    "score": float(values[:, index].mean()),
+                    "ci_low": float(low[index]),
+                    "ci_high": float(high[index]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@torch.inference_mode()
+def repeated_half_loss(model: nn.Module, ids: torch.Tensor, offset: int, half: int) -> np.ndarray:
+    """(N,): each probe's mean next-token loss over its second copy, which a model that
+    copies from the first can predict."""
+    logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.float()
+    start = offset + half  # first token of the second copy
+    predicted = logits[:, start - 1 : -1]  # (N, half, V): position t predicts token t + 1
+    targets = ids[:, start:]  # (N, half)
+    loss = torch.nn.functional.cross_entropy(predicted.transpose(1, 2), targets, reduction="none")
+    return loss.mean(dim=1).cpu().numpy()
+
+
+def _random_heads(top: list[tuple[int, int]], heads: int, rng) -> list[tuple[int, int]]:
+    """One head per top head, from the same layer and outside the top set where possible."""
+    taken = set(top)
+    chosen = []
+    for layer, _ in top:
+        free = [h for h in range(heads) if (layer, h) not in taken]
+        head = int(rng.choice(free)) if free else int(rng.integers(heads))
+        taken.add((layer, head))
+        chosen.append((layer, head))
+    return chosen
+
+
+def induction_ablation(
+    model: nn.Module, probes: pd.DataFrame, scores: pd.DataFrame, settings: FunctionSettings
+) -> pd.DataFrame:
+    """Per k, condition (none, top-k induction heads by prefix matching, k random heads of the
+    same layers, per draw) and probe: the loss on the repeated half."""
+    ids = _ids(probes, model.device)
+    offset, half = int(probes["offset"].iloc[0]), int(probes["half"].iloc[0])
+    ranked = scores[scores["function"] == "prefix_matching"].sort_values(
+        ["score", "layer", "head"], ascending=[False, True, True], kind="stable"
+    )
+    heads = int(scores["head"].max()) + 1
+    rng = np.random.default_rng(settings.seed)
+    runs = [(0, "none", 0, [])]
+    for k in settings.ablation_k:
+        top = list(zip(ranked["layer"][:k], ranked["head"][:k], strict=True))
+        runs.append((k, "induction", 0, top))
+        runs += [
+            (k, "random", d, _random_heads(top, heads, rng)) for d in range(settings.random_draws)
+        ]
+    rows = []
+    for k, condition, draw, masked in runs:
+        with heads_masked(model, [(int(a), int(b)) for a, b in masked]):
+            losses = repeated_half_loss(model, ids, offset, half)
+        rows += [
+            {"k": k, "condition": condition, "draw": draw, "probe": p, "loss": float(loss)}
+            for p, loss in zip(probes["id"], losses, strict=True)
+        ]
+    return pd.DataFrame(rows)
+
+
+SUMMARY_COLUMNS = [
+    "variant",
+    "seed",
+    "k",
+    "loss_intact",
+    "loss_induction_ablated",
+    "loss_random_ablated",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "n_probes",
+    "random_draws",
+]
+
+
+def summarise_ablations(ablations: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Per (variant, seed, k): the repeated-half loss intact, with the top-k induction heads
+    ablated and with k random heads ablated (mean over draws), and the difference induction −
+    random with its bootstrap interval over probes (draws averaged within each probe)."""
+    stats = statistics_settings(params)
+    rows = []
+    for (variant, seed), runs in ablations.groupby(["variant", "seed"], sort=False):
+        intact = runs[runs["condition"] == "none"].set_index("probe")["loss"]
+        for k in sorted(set(runs["k"]) - {0}):
+            mine = runs[runs["k"] == k]
+            top = mine[mine["condition"] == "induction"].set_index("probe")["loss"]
+            random = mine[mine["condition"] == "random"].groupby("probe")["loss"].mean()
+            difference = (top - random.reindex(top.index)).to_numpy()  # (probes,)
+            low, high = bootstrap_interval(difference[:, None], stats["resamples"], stats["seed"])
+            rows.append(
+                {
+                    "variant": variant,
+                    "seed": seed,
+                    "k": int(k),
+                    "loss_intact": float(intact.mean()),
+                    "loss_induction_ablated": float(top.mean()),
+                    "loss_random_ablated": float(random.mean()),
+                    "difference": float(difference.mean()),
+                    "ci_low": float(low[0]),
+                    "ci_high": float(high[0]),
+                    "n_probes": len(difference),
+                    "random_draws": int(mine["draw"].max()) + 1,
+                }
+            )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
