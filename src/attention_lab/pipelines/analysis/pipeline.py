@@ -372,6 +372,8 @@ def figures_pipeline() -> Pipeline:
                     "importance_figure",
                     "pruning_figure",
                     "sinks_figure",
+                    "head_functions_figure",
+                    "ablation_figure",
                 ],
                 "attention_report",
                 name="build_report",
