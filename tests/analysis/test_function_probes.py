@@ -64,27 +64,29 @@ def test_ablation_runs_every_condition_and_masks_heads(llama, bert_tokenizer):
     counts = runs.groupby(["k", "condition"]).size().to_dict()
     assert counts == {
         (0, "none"): 2,
-        (1, "induction"): 2,
+        (1, "top"): 2,
         (1, "random"): 4,
-        (2, "induction"): 2,
+        (2, "top"): 2,
         (2, "random"): 4,
     }
-    intact = runs[runs["condition"] == "none"]["loss"].to_numpy()
-    ablated = runs[(runs["k"] == 2) & (runs["condition"] == "induction")]["loss"].to_numpy()
+    assert set(runs["function"]) == {"induction"}
+    intact = runs[runs["condition"] == "none"]["value"].to_numpy()
+    ablated = runs[(runs["k"] == 2) & (runs["condition"] == "top")]["value"].to_numpy()
     assert not np.allclose(intact, ablated)  # masking two heads changes the output
 
 
 def test_the_summary_pairs_probes_and_averages_draws():
     rows = [("none", 0, 0, "a", 1.0), ("none", 0, 0, "b", 2.0)]
-    rows += [("induction", 1, 0, "a", 3.0), ("induction", 1, 0, "b", 5.0)]
+    rows += [("top", 1, 0, "a", 3.0), ("top", 1, 0, "b", 5.0)]
     rows += [("random", 1, 0, "a", 1.0), ("random", 1, 1, "a", 2.0)]  # a: mean 1.5
     rows += [("random", 1, 0, "b", 2.0), ("random", 1, 1, "b", 4.0)]  # b: mean 3.0
-    frame = pd.DataFrame(rows, columns=["condition", "k", "draw", "probe", "loss"])
-    summary = summarise_ablations(frame.assign(variant="v", seed=1), {})
+    frame = pd.DataFrame(rows, columns=["condition", "k", "draw", "probe", "value"])
+    summary = summarise_ablations(frame.assign(variant="v", seed=1, function="induction"), {})
     row = summary.iloc[0]
-    assert row["loss_intact"] == 1.5
-    assert row["loss_induction_ablated"] == 4.0
-    assert row["loss_random_ablated"] == 2.25
+    assert row["measure"] == "loss on the repeated half"
+    assert row["intact"] == 1.5
+    assert row["top_ablated"] == 4.0
+    assert row["random_ablated"] == 2.25
     assert row["difference"] == pytest.approx(((3 - 1.5) + (5 - 3.0)) / 2)
     assert row["ci_low"] <= row["difference"] <= row["ci_high"]
     assert row["random_draws"] == 2

@@ -333,37 +333,45 @@ def head_functions_figure(head_functions: pd.DataFrame) -> go.Figure:
 
 
 def ablation_figure(summary: pd.DataFrame) -> go.Figure:
-    """Loss on the repeated half as k heads are ablated: the top-k induction heads against k
-    random heads of the same layers (error bars: 95% interval of the difference over probes)."""
-    fig = go.Figure()
-    if summary.empty:
-        return fig.update_layout(title="Induction-head ablation: no causal language model here")
-    for variant, rows in summary.groupby("variant", sort=False):
-        fig.add_trace(
-            go.Scatter(
-                x=rows["k"],
-                y=rows["loss_induction_ablated"],
-                mode="lines+markers",
-                name=f"{variant}: top-k induction heads",
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": rows["ci_high"] - rows["difference"],
-                    "arrayminus": rows["difference"] - rows["ci_low"],
-                },
-            )
+    """Per function (induction: loss on the repeated half; retrieval: needle-copy accuracy),
+    the measure as its top-k heads are ablated against k random heads of the same layers;
+    error bars: the 95% interval of the difference over probes."""
+    functions = list(dict.fromkeys(summary["function"])) if not summary.empty else []
+    if not functions:
+        return go.Figure().update_layout(
+            title="Head-function ablations: no causal language model in this study"
         )
-        fig.add_trace(
-            go.Scatter(
+    measures = dict(zip(summary["function"], summary["measure"], strict=False))
+    fig = make_subplots(
+        rows=1, cols=len(functions), subplot_titles=[f"{f}: {measures[f]}" for f in functions]
+    )
+    for col, function in enumerate(functions, start=1):
+        for variant, rows in summary[summary["function"] == function].groupby(
+            "variant", sort=False
+        ):
+            errors = {
+                "type": "data",
+                "symmetric": False,
+                "array": rows["ci_high"] - rows["difference"],
+                "arrayminus": rows["difference"] - rows["ci_low"],
+            }
+            top = go.Scatter(
                 x=rows["k"],
-                y=rows["loss_random_ablated"],
+                y=rows["top_ablated"],
+                mode="lines+markers",
+                error_y=errors,
+                name=f"{variant}: top-k {function} heads",
+                legendgroup=variant,
+            )
+            random = go.Scatter(
+                x=rows["k"],
+                y=rows["random_ablated"],
                 mode="lines+markers",
                 line={"dash": "dot"},
                 name=f"{variant}: k random heads",
+                legendgroup=variant,
             )
-        )
-    fig.update_xaxes(title_text="heads ablated (k)", type="log", tickvals=sorted(set(summary["k"])))
-    fig.update_yaxes(title_text="loss on the repeated half (nats)")
-    return fig.update_layout(
-        title="Ablating induction heads against random heads of the same layers"
-    )
+            fig.add_trace(top, row=1, col=col)
+            fig.add_trace(random, row=1, col=col)
+    fig.update_xaxes(title_text="heads ablated (k)", type="log")
+    return fig.update_layout(title="Ablating each function's top heads against random heads")

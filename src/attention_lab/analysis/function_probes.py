@@ -23,7 +23,9 @@ from attention_lab.analysis.head_functions import (
     repeated_random_tokens,
 )
 from attention_lab.analysis.pruning import heads_masked
+from attention_lab.analysis.retrieval import needle_copy_accuracy, retrieval_score
 from attention_lab.analysis.statistics import bootstrap_interval, statistics_settings
+from attention_lab.attention.discovery import discover
 from attention_lab.errors import ConfigError
 
 FUNCTION_COLUMNS = [
@@ -37,7 +39,8 @@ FUNCTION_COLUMNS = [
     "ci_low",
     "ci_high",
 ]
-ABLATION_COLUMNS = ["k", "condition", "draw", "probe", "loss", "variant", "seed"]
+# value: the loss on the repeated half (induction) or the needle-copy accuracy (retrieval)
+ABLATION_COLUMNS = ["function", "k", "condition", "draw", "probe", "value", "variant", "seed"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class FunctionSettings:
     seed: int = 0
     ablation_k: tuple[int, ...] = (1, 2, 4, 8)
     random_draws: int = 3
+    needles: int = 2  # retrieval probes (causal LMs)
+    needle_tokens: int = 512
+    retrieval_k: tuple[int, ...] = (4,)
     enabled: bool = True
 
     @classmethod
@@ -60,18 +66,21 @@ class FunctionSettings:
                 f"analysis.head_functions: unknown key(s) {sorted(unknown)}; allowed: "
                 f"{', '.join(cls.__dataclass_fields__)}."
             )
-        for key in ("sequences", "half", "random_draws"):
+        for key in ("sequences", "half", "random_draws", "needles", "needle_tokens"):
             value = raw.get(key, getattr(cls, key))
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(
                     f"analysis.head_functions.{key}: expected an integer >= 1, got {value!r}."
                 )
-        ks = tuple(raw.get("ablation_k", cls.ablation_k))
-        if not ks or not all(isinstance(k, int) and k >= 1 for k in ks):
-            raise ConfigError(
-                f"analysis.head_functions.ablation_k: expected a list of integers >= 1, got {ks!r}."
-            )
-        return cls(**(raw | {"ablation_k": ks}))
+        lists = {
+            key: tuple(raw.get(key, getattr(cls, key))) for key in ("ablation_k", "retrieval_k")
+        }
+        for key, ks in lists.items():
+            if not ks or not all(isinstance(k, int) and k >= 1 for k in ks):
+                raise ConfigError(
+                    f"analysis.head_functions.{key}: expected a list of integers >= 1, got {ks!r}."
+                )
+        return cls(**(raw | lists))
 
 
 def build_probes(tokenizer, settings: FunctionSettings) -> pd.DataFrame:
@@ -155,73 +164,101 @@ def _random_heads(top: list[tuple[int, int]], heads: int, rng) -> list[tuple[int
     return chosen
 
 
-def induction_ablation(
-    model: nn.Module, probes: pd.DataFrame, scores: pd.DataFrame, settings: FunctionSettings
+def ablation_runs(
+    model: nn.Module, ranked: pd.DataFrame, heads: int, ks, settings: FunctionSettings, measure
 ) -> pd.DataFrame:
-    """Per k, condition (none, top-k induction heads by prefix matching, k random heads of the
-    same layers, per draw) and probe: the loss on the repeated half."""
-    ids = _ids(probes, model.device)
-    offset, half = int(probes["offset"].iloc[0]), int(probes["half"].iloc[0])
-    ranked = scores[scores["function"] == "prefix_matching"].sort_values(
-        ["score", "layer", "head"], ascending=[False, True, True], kind="stable"
-    )
-    heads = int(scores["head"].max()) + 1
+    """Per k, condition (none; the top-k heads of ``ranked``; k random heads of the same
+    layers, per draw) and probe: ``measure(model)``, one value per probe."""
     rng = np.random.default_rng(settings.seed)
     runs = [(0, "none", 0, [])]
-    for k in settings.ablation_k:
+    for k in ks:
         top = list(zip(ranked["layer"][:k], ranked["head"][:k], strict=True))
-        runs.append((k, "induction", 0, top))
+        runs.append((k, "top", 0, top))
         runs += [
             (k, "random", d, _random_heads(top, heads, rng)) for d in range(settings.random_draws)
         ]
     rows = []
     for k, condition, draw, masked in runs:
         with heads_masked(model, [(int(a), int(b)) for a, b in masked]):
-            losses = repeated_half_loss(model, ids, offset, half)
+            values = measure(model)
         rows += [
-            {"k": k, "condition": condition, "draw": draw, "probe": p, "loss": float(loss)}
-            for p, loss in zip(probes["id"], losses, strict=True)
+            {"k": k, "condition": condition, "draw": draw, "probe": p, "value": float(v)}
+            for p, v in enumerate(values)
         ]
     return pd.DataFrame(rows)
+
+
+def _ranked(scores: pd.DataFrame, function: str) -> pd.DataFrame:
+    """Heads by ``function`` score, strongest first (ties by position, for determinism)."""
+    rows = scores[scores["function"] == function]
+    return rows.sort_values(
+        ["score", "layer", "head"], ascending=[False, True, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def induction_ablation(
+    model: nn.Module, probes: pd.DataFrame, scores: pd.DataFrame, settings: FunctionSettings
+) -> pd.DataFrame:
+    """The loss on the repeated half with the top-k induction heads (by prefix matching)
+    ablated, against k random heads of the same layers."""
+    ids = _ids(probes, model.device)
+    offset, half = int(probes["offset"].iloc[0]), int(probes["half"].iloc[0])
+    heads = int(scores["head"].max()) + 1
+    runs = ablation_runs(
+        model,
+        _ranked(scores, "prefix_matching"),
+        heads,
+        settings.ablation_k,
+        settings,
+        lambda m: repeated_half_loss(m, ids, offset, half),
+    )
+    return runs.assign(function="induction")
 
 
 SUMMARY_COLUMNS = [
     "variant",
     "seed",
+    "function",
+    "measure",
     "k",
-    "loss_intact",
-    "loss_induction_ablated",
-    "loss_random_ablated",
+    "intact",
+    "top_ablated",
+    "random_ablated",
     "difference",
     "ci_low",
     "ci_high",
     "n_probes",
     "random_draws",
 ]
+MEASURES = {"induction": "loss on the repeated half", "retrieval": "needle-copy accuracy"}
 
 
 def summarise_ablations(ablations: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Per (variant, seed, k): the repeated-half loss intact, with the top-k induction heads
-    ablated and with k random heads ablated (mean over draws), and the difference induction −
-    random with its bootstrap interval over probes (draws averaged within each probe)."""
+    """Per (variant, seed, function, k): the measure intact, with the function's top-k heads
+    ablated and with k random heads of the same layers ablated (mean over draws), and the
+    difference top − random with its bootstrap interval over probes (draws averaged within
+    each probe)."""
     stats = statistics_settings(params)
     rows = []
-    for (variant, seed), runs in ablations.groupby(["variant", "seed"], sort=False):
-        intact = runs[runs["condition"] == "none"].set_index("probe")["loss"]
+    keys = ["variant", "seed", "function"]
+    for (variant, seed, function), runs in ablations.groupby(keys, sort=False):
+        intact = runs[runs["condition"] == "none"].set_index("probe")["value"]
         for k in sorted(set(runs["k"]) - {0}):
             mine = runs[runs["k"] == k]
-            top = mine[mine["condition"] == "induction"].set_index("probe")["loss"]
-            random = mine[mine["condition"] == "random"].groupby("probe")["loss"].mean()
+            top = mine[mine["condition"] == "top"].set_index("probe")["value"]
+            random = mine[mine["condition"] == "random"].groupby("probe")["value"].mean()
             difference = (top - random.reindex(top.index)).to_numpy()  # (probes,)
             low, high = bootstrap_interval(difference[:, None], stats["resamples"], stats["seed"])
             rows.append(
                 {
                     "variant": variant,
                     "seed": seed,
+                    "function": function,
+                    "measure": MEASURES[function],
                     "k": int(k),
-                    "loss_intact": float(intact.mean()),
-                    "loss_induction_ablated": float(top.mean()),
-                    "loss_random_ablated": float(random.mean()),
+                    "intact": float(intact.mean()),
+                    "top_ablated": float(top.mean()),
+                    "random_ablated": float(random.mean()),
                     "difference": float(difference.mean()),
                     "ci_low": float(low[0]),
                     "ci_high": float(high[0]),
@@ -230,3 +267,45 @@ def summarise_ablations(ablations: pd.DataFrame, params: dict[str, Any]) -> pd.D
                 }
             )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def retrieval_rows(model: nn.Module, needles: pd.DataFrame, labels: dict) -> pd.DataFrame:
+    """One row per (layer, head): Wu et al.'s retrieval score, mean over the needle probes,
+    with its bootstrap interval."""
+    probes = needles.to_dict("records")
+    per_probe = np.stack([retrieval_score(model, p).ravel() for p in probes])  # (N, L*H)
+    layers = len([la for la in discover(model) if la.kind != "cross"])
+    heads = per_probe.shape[1] // layers
+    low, high = bootstrap_interval(per_probe, 1000, 0)
+    return pd.DataFrame(
+        [
+            labels
+            | {
+                "layer": layer,
+                "head": head,
+                "function": "retrieval",
+                "score": float(per_probe[:, i].mean()),
+                "ci_low": float(low[i]),
+                "ci_high": float(high[i]),
+            }
+            for i, (layer, head) in enumerate(np.ndindex(layers, heads))
+        ]
+    )
+
+
+def retrieval_ablation(
+    model: nn.Module, needles: pd.DataFrame, scores: pd.DataFrame, settings: FunctionSettings
+) -> pd.DataFrame:
+    """Needle-copy accuracy with the top-k retrieval heads ablated, against k random heads of
+    the same layers."""
+    probes = needles.to_dict("records")
+    heads = int(scores["head"].max()) + 1
+    runs = ablation_runs(
+        model,
+        _ranked(scores, "retrieval"),
+        heads,
+        settings.retrieval_k,
+        settings,
+        lambda m: [needle_copy_accuracy(m, p) for p in probes],
+    )
+    return runs.assign(function="retrieval")

@@ -14,10 +14,13 @@ from attention_lab.analysis.function_probes import (
     FunctionSettings,
     build_probes,
     induction_ablation,
+    retrieval_ablation,
+    retrieval_rows,
     score_heads,
 )
 from attention_lab.analysis.importance import IMPORTANCE_COLUMNS, importance_table
 from attention_lab.analysis.pruning import PRUNING_COLUMNS, pruning_curve
+from attention_lab.analysis.retrieval import build_needle_probes
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.errors import DataError
 from attention_lab.models.loading import load_tokenizer
@@ -64,22 +67,40 @@ def compute_pruning_curve(
     return pruning_curve(model, tokenizer, model_artifact.info, head_importance, test)
 
 
-def build_function_probes(model_artifact: ModelArtifact, params: dict[str, Any]) -> pd.DataFrame:
-    """Repeated random sequences from the variant's own vocabulary (``{job}__function_probes``),
-    the same for every variant of one model (they come from a seed)."""
+NEEDLE_COLUMNS = ["id", "input_ids", "needle_start", "needle_end", "answer_start"]
+
+
+def build_function_probes(
+    model_artifact: ModelArtifact, corpus: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The probes of head functions, from seeds, so that every variant of one model reads the
+    same ones: repeated random sequences of its vocabulary (``{job}.function_probes``) and,
+    for causal LMs, needles in haystacks of the test split's text (``{job}.needle_probes``)."""
     settings = FunctionSettings.from_params(params.get("head_functions"))
-    if not settings.enabled:
-        return pd.DataFrame(columns=["id", "input_ids", "offset", "half"])
     info = model_artifact.info
+    if not settings.enabled:
+        return pd.DataFrame(columns=["id", "input_ids", "offset", "half"]), pd.DataFrame(
+            columns=NEEDLE_COLUMNS
+        )
     tokenizer = load_tokenizer(str(model_artifact.path), info.get("trust_remote_code", False))
-    return build_probes(tokenizer, settings)
+    needles = pd.DataFrame(columns=NEEDLE_COLUMNS)
+    if info["task"] == "causal_lm":
+        texts = corpus.loc[corpus["split"] == "test", "text"].tolist()
+        needles = build_needle_probes(
+            texts, tokenizer, settings.needles, settings.needle_tokens, settings.seed
+        )
+    return build_probes(tokenizer, settings), needles
 
 
 def detect_head_functions(
-    model_artifact: ModelArtifact, probes: pd.DataFrame, params: dict[str, Any]
+    model_artifact: ModelArtifact,
+    probes: pd.DataFrame,
+    needles: pd.DataFrame,
+    params: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each head's function scores on the probes, and (causal LMs) the loss on the repeated
-    half with the top-k induction heads ablated against k random heads of the same layers."""
+    """Each head's function scores, and (causal LMs) the ablations that check them: the loss
+    on the repeated half with the top-k induction heads ablated, and the needle-copy accuracy
+    with the top-k retrieval heads ablated, each against k random heads of the same layers."""
     settings = FunctionSettings.from_params(params.get("head_functions"))
     if probes.empty:
         return pd.DataFrame(columns=FUNCTION_COLUMNS), pd.DataFrame(columns=ABLATION_COLUMNS)
@@ -88,7 +109,16 @@ def detect_head_functions(
     kind = model_shape(model).kinds[0]
     labels = {"variant": info["variant"], "seed": info.get("seed"), "kind": kind}
     scores = score_heads(model, probes, labels, params)
-    if info["task"] != "causal_lm":  # the repeated-half loss needs next-token predictions
+    if info["task"] != "causal_lm":  # both checks need next-token predictions
         return scores, pd.DataFrame(columns=ABLATION_COLUMNS)
-    ablations = induction_ablation(model, probes, scores, settings)
-    return scores, ablations.assign(variant=info["variant"], seed=info.get("seed"))
+    scores = pd.concat([scores, retrieval_rows(model, needles, labels)], ignore_index=True)
+    ablations = pd.concat(
+        [
+            induction_ablation(model, probes, scores, settings),
+            retrieval_ablation(model, needles, scores, settings),
+        ],
+        ignore_index=True,
+    )
+    return scores, ablations.assign(variant=info["variant"], seed=info.get("seed"))[
+        ABLATION_COLUMNS
+    ]

@@ -72,13 +72,13 @@ def job_template(importance: bool) -> Pipeline:
         [
             node(
                 build_function_probes,
-                ["model", "params:analysis"],
-                "function_probes",
+                ["model", "corpus", "params:analysis"],
+                ["function_probes", "needle_probes"],
                 name="build_function_probes",
             ),
             node(
                 detect_head_functions,
-                ["model", "function_probes", "params:analysis"],
+                ["model", "function_probes", "needle_probes", "params:analysis"],
                 ["head_functions", "function_ablations"],
                 name="detect_head_functions",
             ),
@@ -292,8 +292,8 @@ def study_pipeline(study: Study) -> Pipeline:
             node(
                 summarise_ablations,
                 ["function_ablations", "params:analysis"],
-                "induction_ablation",
-                name="summarise_induction_ablation",
+                "function_ablation",
+                name="summarise_function_ablations",
             ),
             node(
                 attention_sinks,
@@ -357,7 +357,7 @@ def figures_pipeline() -> Pipeline:
                 "head_functions_figure",
                 name="plot_head_functions",
             ),
-            node(ablation_figure, "induction_ablation", "ablation_figure", name="plot_ablation"),
+            node(ablation_figure, "function_ablation", "ablation_figure", name="plot_ablation"),
             node(
                 build_report,
                 [
