@@ -26,6 +26,7 @@ from dashboard.views import (
     compare_view,
     cross_view,
     example_options,
+    functions_view,
     heads_view,
     metrics_view,
     resolve,
@@ -52,6 +53,7 @@ DEPENDS = {
     + ("log", "pool", "region"),
     "heads": ("a", "seed_a", "example", "kind", "measure", "layer", "scope", "order", "pool"),
     "metrics": ("a", "b", "kind", "measure", "metric"),  # tables over every seed
+    "functions": ("a", "b", "function"),  # each variant's first seed
     "rollout": ("a", "b", "seed_a", "seed_b", "example", "kind", "measure"),
     "cross": ("a", "seed_a", "example", "measure", "layer", "head", "log", "pool", "region"),
 }
@@ -105,6 +107,7 @@ def register(app: Dash, data: StudyData) -> None:
     register_compare(app, data)
     register_heads(app, data)
     register_metrics(app, data)
+    register_functions(app, data)
     _view(app, data, "rollout", [Output("rollout-graph", "figure")])(
         lambda s: rollout_view(data, s)
     )
@@ -234,6 +237,16 @@ def register_metrics(app: Dash, data: StudyData) -> None:
                 style={"background": "#fff3cd", "padding": "8px"},
             )
             return empty, empty, empty, [], message
+
+
+def register_functions(app: Dash, data: StudyData) -> None:
+    outputs = [Output("functions-graph", "figure"), Output("ablation-graph", "figure")]
+
+    def failed(message: str):
+        problem = figures.message_figure(message)
+        return problem, problem
+
+    _view(app, data, "functions", outputs, failed=failed)(lambda s: functions_view(data, s))
 
 
 def register_zoom(app: Dash, data: StudyData, graph: str, tab: str, kind: str | None = None):

@@ -7,7 +7,14 @@ from dash import dash_table, dcc, html
 from attention_lab.analysis.metrics import METRICS
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.seed_mean import SEED_MEAN
-from dashboard.views import CONTROLS, Selection, base_kinds, example_options, store_of
+from dashboard.views import (
+    CONTROLS,
+    HEAD_FUNCTIONS,
+    Selection,
+    base_kinds,
+    example_options,
+    store_of,
+)
 
 # every head metric of the analysis, the default first
 METRIC_CHOICES = ["normalized_entropy", *(m for m in METRICS if m != "normalized_entropy")]
@@ -179,6 +186,13 @@ def _view_options(selection: Selection) -> list[html.Div]:
             dcc.Dropdown(METRIC_CHOICES, selection.metric, id=ID["metric"], clearable=False),
             "200px",
         ),
+        _labelled(
+            "Head function",
+            dcc.Dropdown(
+                list(HEAD_FUNCTIONS), selection.function, id=ID["function"], clearable=False
+            ),
+            "170px",
+        ),
     ]
 
 
@@ -195,6 +209,7 @@ def tabs(selection: Selection) -> dcc.Tabs:
             _compare_tab(),
             _graph_tab("Heads", "heads", "heads-graph"),
             _metrics_tab(),
+            _functions_tab(),
             _graph_tab("Rollout", "rollout", "rollout-graph"),
             _graph_tab("Cross-attention", "cross", "cross-graph", loading=False),
         ],
@@ -218,6 +233,11 @@ def _compare_tab() -> dcc.Tab:
             dcc.Loading(dcc.Graph(id="compare-graph", config=GRAPH_CONFIG)),
         ],
     )
+
+
+def _functions_tab() -> dcc.Tab:
+    graphs = [dcc.Graph(id=g, config=GRAPH_CONFIG) for g in ("functions-graph", "ablation-graph")]
+    return dcc.Tab(label="Functions", value="functions", children=[dcc.Loading(graphs)])
 
 
 def _metrics_tab() -> dcc.Tab:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from attention_lab.analysis.head_functions import FUNCTIONS
 from attention_lab.analysis.metrics import METRICS
 from attention_lab.analysis.rollout import token_relevance
 from attention_lab.kinds import NORM_SUFFIX, base_kind
@@ -18,7 +19,9 @@ from dashboard.data import MissingArtifact, StudyData
 from dashboard.heads import HeadOrder, matched_order, natural_order, significant_heads, tested
 from dashboard.seed_mean import SEED_MEAN
 
-TABS = ("compare", "heads", "metrics", "rollout", "cross")
+TABS = ("compare", "heads", "metrics", "functions", "rollout", "cross")
+# every head function the analysis scores (attention_lab.analysis.function_probes)
+HEAD_FUNCTIONS = (*FUNCTIONS, "retrieval")
 # The dashboard's controls, named once: Dash component id -> Selection field.
 CONTROLS = {
     "tabs": "tab",
@@ -33,6 +36,7 @@ CONTROLS = {
     "head": "head",
     "log": "log",
     "metric": "metric",
+    "function": "function",
     "scope": "scope",
     "head-order": "order",
     "pooling": "pool",
@@ -54,6 +58,7 @@ NAMES = {
     "head": "head",
     "log": "log scale",
     "metric": "metric",
+    "function": "head function",
     "scope": "heads view",
     "order": "head order",
     "pool": "pooling",
@@ -63,6 +68,7 @@ CHOICES = {
     "tab": TABS,
     "measure": ("weights", "norms"),
     "metric": METRICS,
+    "function": HEAD_FUNCTIONS,
     "scope": ("layer", "model"),
     "order": ("natural", "matched"),
     "pool": blocks.POOLS,
@@ -97,6 +103,7 @@ class Selection:
     head: str = "mean"  # a head index as text, or "mean" over heads
     log: bool = False
     metric: str = "normalized_entropy"
+    function: str = "prefix_matching"  # functions tab: which head function's scores
     scope: str = "layer"  # heads tab: "layer" (one layer) or "model" (layer x head grid)
     order: str = "natural"  # heads tab: "natural", or "matched" to the reference's heads
     pool: str = "max"  # a map larger than the pixel budget: "max" or "mean" over token blocks
@@ -294,7 +301,7 @@ def _kind_problem(meta: dict, variant: str, value) -> str | None:
 
 # variants (and their seeds) first: kind, measure, layer and head are looked up in their stores
 ORDER = ("tab", "a", "b", "seed_a", "seed_b", "example", "kind", "measure", "layer", "head")
-ORDER += ("metric", "scope", "order")
+ORDER += ("metric", "function", "scope", "order")
 ORDER += ("pool", "region")
 
 
@@ -634,6 +641,44 @@ def metric_grid_view(data: StudyData, selection: Selection) -> go.Figure:
         note=note,
         intervals=(ci_a, ci_b),
     )
+
+
+def functions_view(data: StudyData, selection: Selection) -> tuple[go.Figure, go.Figure]:
+    """Layer x head grids of one head function's score for A, B and B − A (each variant's
+    first seed), and the ablations that check the functions causally."""
+    scores = data.table("head_functions")
+    rows = scores[scores["function"] == selection.function]
+    missing = [v for v in (selection.a, selection.b) if not (rows["variant"] == v).any()]
+    if missing:
+        return figures.message_figure(
+            f"No {selection.function.replace('_', ' ')} scores for {missing[0]}: retrieval is "
+            "scored for causal language models only; run `kedro run --pipeline=analysis`."
+        ), data.figure("ablation_figure")
+    grid_a, ci_a = _function_grid(rows, selection.a)
+    grid_b, ci_b = _function_grid(rows, selection.b, like=grid_a)
+    grids = figures.metric_grid_figure(
+        grid_a.to_numpy(),
+        grid_b.to_numpy(),
+        list(grid_a.index),
+        list(grid_a.columns),
+        (selection.a, selection.b),
+        selection.function,
+        title=f"{selection.function.replace('_', ' ')} score per head (95% interval over probes)",
+        intervals=(ci_a, ci_b),
+    )
+    return grids, data.figure("ablation_figure")
+
+
+def _function_grid(rows: pd.DataFrame, variant: str, like=None):
+    """(layer x head grid of the score, its intervals [layer, head, 2])."""
+    mine = rows[rows["variant"] == variant]
+
+    def grid(column: str) -> pd.DataFrame:
+        table = mine.pivot_table(index="layer", columns="head", values=column, dropna=False)
+        return table if like is None else table.reindex_like(like)
+
+    values = grid("score")
+    return values, np.stack([grid("ci_low").to_numpy(), grid("ci_high").to_numpy()], axis=-1)
 
 
 def _metric_kind(head_metrics: pd.DataFrame, selection: Selection) -> str:

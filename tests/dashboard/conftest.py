@@ -14,7 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attention_lab.analysis.figures import performance_figure, similarity_by_layer_figure
+from attention_lab.analysis.figures import (
+    ablation_figure,
+    performance_figure,
+    similarity_by_layer_figure,
+)
 from attention_lab.datasets.store import (
     AttentionStore,
     AttentionStream,
@@ -181,6 +185,8 @@ def make_study(tmp_path, norms=("a", "b")) -> InMemoryStudy:
             }
         ),
     }
+    tables["head_functions"] = head_functions_table()
+    tables["ablation_figure"] = ablation_figure(pd.DataFrame(columns=["function"]))
     tables["similarity_figure"] = similarity_by_layer_figure(tables["similarity_by_layer"])
     tables["performance_figure"] = performance_figure(tables["performance"])
     b_kinds = ("encoder", "decoder", "cross")
@@ -194,6 +200,27 @@ def make_study(tmp_path, norms=("a", "b")) -> InMemoryStudy:
         ],
     }
     return InMemoryStudy(stores, probes, tables, reference="a", seeds=list(SEEDS))
+
+
+def head_functions_table() -> pd.DataFrame:
+    """Prefix-matching scores: A's head (l, h) scores 0.1 * (l + h), B's 0.5 more."""
+    rows = [
+        {
+            "variant": variant,
+            "seed": SEEDS[0],
+            "kind": "encoder",
+            "layer": layer,
+            "head": head,
+            "function": "prefix_matching",
+            "score": 0.1 * (layer + head) + shift,
+            "ci_low": 0.1 * (layer + head) + shift - 0.05,
+            "ci_high": 0.1 * (layer + head) + shift + 0.05,
+        }
+        for variant, shift in (("a", 0.0), ("b", 0.5))
+        for layer in LAYERS
+        for head in HEADS
+    ]
+    return pd.DataFrame(rows)
 
 
 @pytest.fixture

@@ -50,9 +50,15 @@ BAD = {
     "unknown tab": (
         "tabs",
         "bogus",
-        "Unknown tab 'bogus'; choose one of: compare, heads, metrics, rollout, cross.",
+        "Unknown tab 'bogus'; choose one of: compare, heads, metrics, functions, rollout, cross.",
     ),
     "unknown pooling": ("pooling", "median", "Unknown pooling 'median'; choose one of: max, mean."),
+    "unknown function": (
+        "function",
+        "copying",
+        "Unknown head function 'copying'; choose one of: previous_token, duplicate_token, "
+        "induction, prefix_matching, retrieval.",
+    ),
     "bad zoom": (
         "zoom",
         "1-4,0-2",
@@ -76,6 +82,7 @@ SHOWN = {
     "heads": ["unknown variant", "unknown example", *KINDS, "layer out of range"]
     + ["unknown head order", "unknown pooling"],
     "metrics": ["unknown variant", *KINDS],
+    "functions": ["unknown variant", "unknown function"],
     "rollout": ["unknown variant", "unknown example", *KINDS],
     "cross": ["unknown variant", "unknown example", "unknown measure", "layer out of range"]
     + ["head out of range", "unknown pooling"],
@@ -84,6 +91,7 @@ GRAPHS = {
     "compare": ["compare-graph"],
     "heads": ["heads-graph"],
     "metrics": ["metric-graph", "similarity-graph", "performance-graph"],
+    "functions": ["functions-graph", "ablation-graph"],
     "rollout": ["rollout-graph"],
     "cross": ["cross-graph"],
 }
@@ -152,7 +160,7 @@ def test_a_bad_value_is_a_message_in_the_views_figures(app, client, tab, bad):
 @pytest.mark.parametrize("measure", ["weights", "norms"])
 def test_good_values_render_every_view(app, client, measure):
     # metrics: A, B, B − A and the significance marks (A is B's reference)
-    traces = {"compare": 3, "heads": 4, "metrics": 4, "rollout": 2, "cross": 1}
+    traces = {"compare": 3, "heads": 4, "metrics": 4, "functions": 3, "rollout": 2, "cross": 1}
     for tab, graphs in GRAPHS.items():
         selection = replace(GOOD, tab=tab, a="b" if tab == "cross" else "a", measure=measure)
         response = post(app, client, f"{graphs[0]}.figure", inputs(selection))
@@ -310,7 +318,7 @@ def app_without_norms(tmp_path):
     return create_app(data=make_study(tmp_path / "study", norms=("b",)))
 
 
-@pytest.mark.parametrize("tab", list(GRAPHS))
+@pytest.mark.parametrize("tab", [t for t in GRAPHS if t != "functions"])  # no maps read there
 def test_norms_of_a_variant_without_them_are_a_message(app_without_norms, tab):
     client = app_without_norms.server.test_client()
     selection = replace(GOOD, tab=tab, measure="norms")

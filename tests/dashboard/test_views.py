@@ -17,6 +17,7 @@ from dashboard.views import (
     compare_table,
     compare_view,
     cross_view,
+    functions_view,
     heads_view,
     metrics_view,
     resolve,
@@ -121,6 +122,16 @@ def test_metrics_rollout_and_cross_views(study):
     cross = cross_view(study, Selection(a="b", example="e0", layer=0, head="1"))
     expected = study.store("b").attention("e0", "cross", layer=0, head=1)  # [decoder, encoder]
     np.testing.assert_allclose(np.asarray(cross["data"][0]["z"], dtype=float), expected, atol=1e-6)
+
+
+def test_functions_view_shows_each_variants_scores_and_their_difference(study):
+    grids, ablations = functions_view(study, Selection(a="a", b="b", function="prefix_matching"))
+    expected = 0.1 * (np.array(LAYERS)[:, None] + np.array(HEADS)[None, :])  # [layer, head]
+    np.testing.assert_allclose(np.asarray(grids.data[0].z, dtype=float), expected)
+    np.testing.assert_allclose(np.asarray(grids.data[2].z, dtype=float), 0.5)  # B - A
+    assert ablations is study._tables["ablation_figure"]
+    missing, _ = functions_view(study, Selection(a="a", b="b", function="retrieval"))
+    assert "No retrieval scores for a" in missing.layout.annotations[0].text
 
 
 def test_missing_analysis_names_the_command(study):
