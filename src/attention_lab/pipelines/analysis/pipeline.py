@@ -18,6 +18,7 @@ from attention_lab.analysis.figures import (
     similarity_by_layer_figure,
     sinks_figure,
 )
+from attention_lab.analysis.function_changes import function_changes
 from attention_lab.analysis.function_probes import summarise_ablations
 from attention_lab.analysis.noise_floor import similarity_by_kv_group, similarity_by_layer
 from attention_lab.analysis.performance import build_performance_tables, performance_runs
@@ -288,6 +289,12 @@ def study_pipeline(study: Study) -> Pipeline:
                     name=f"combine_{name}",
                 )
                 for name, combined in STACKED.items()
+            ),
+            node(
+                function_changes,
+                ["head_functions", "attention_comparison", "params:study", "params:variants"],
+                "function_changes",
+                name="follow_head_functions",
             ),
             node(
                 summarise_ablations,
