@@ -11,8 +11,15 @@ from tests.conftest import PROJECT
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("*.ipynb"))
 
 
-def test_both_notebooks_exist():
-    assert {p.name for p in NOTEBOOKS} == {"heatmap_visualization.ipynb", "result_comparison.ipynb"}
+def test_every_experiment_has_its_notebook():
+    assert {p.name for p in NOTEBOOKS} == {
+        "heatmap_visualization.ipynb",
+        "result_comparison.ipynb",
+        "fine_tuning.ipynb",
+        "attention_mechanisms.ipynb",
+        "cross_attention.ipynb",
+        "head_functions.ipynb",
+    }
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
