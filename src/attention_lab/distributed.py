@@ -41,8 +41,7 @@ def train_variant(variant: str, env: str | None, seed: int | None = None) -> Non
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from attention_lab.pipelines.fine_tuning.nodes import evaluate
-    from attention_lab.training.fine_tune import fine_tune_variant
+    from attention_lab.training.fine_tune import evaluate_artifact, fine_tune_variant
     from attention_lab.training.fine_tune import processes as training_processes
     from attention_lab.variants import Job, exported, parse_variant, study_seeds
 
@@ -65,7 +64,7 @@ def train_variant(variant: str, env: str | None, seed: int | None = None) -> Non
             logger.info("rank %d of %d: trained; rank 0 writes the outputs", rank, processes)
             return
         catalog.save(f"{job.name}.model", trained)
-        metrics, predictions = evaluate(
+        metrics, predictions = evaluate_artifact(
             catalog.load(f"{job.name}.model"), corpus, log | {"processes": processes}
         )
         catalog.save(f"{job.name}.metrics", metrics)

@@ -10,8 +10,8 @@ import fsspec
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from attention_lab.datasets.location import Location
 from attention_lab.errors import AttentionLabError, ConfigError
+from attention_lab.location import Location
 from attention_lab.models import zoo
 from attention_lab.variants import parse_study, study_seeds
 

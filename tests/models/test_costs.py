@@ -12,6 +12,7 @@ import torch
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
 from attention_lab.attention.mechanisms import MechanismSpec
+from attention_lab.datasets.cost_process import measure_in_fresh_process
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.errors import ConfigError
 from attention_lab.models.costs import (
@@ -21,7 +22,6 @@ from attention_lab.models.costs import (
     decode_steps,
     evict,
     measure_costs,
-    measure_in_fresh_process,
     prefill,
 )
 from attention_lab.models.loading import load_model

@@ -7,7 +7,6 @@ from typing import Any
 from kedro.io import AbstractVersionedDataset
 from kedro.io.core import DatasetError, Version
 
-from attention_lab.datasets.location import Location
 from attention_lab.datasets.store import (
     AttentionStore,
     AttentionStream,
@@ -18,6 +17,7 @@ from attention_lab.datasets.store import (
     write_store,
 )
 from attention_lab.errors import ArtifactError, ConfigError
+from attention_lab.location import Location
 
 
 class AttentionStoreDataset(AbstractVersionedDataset[AttentionStream, AttentionStore]):

@@ -18,8 +18,8 @@ from kedro.io import AbstractVersionedDataset
 from kedro.io.core import DatasetError, Version
 
 from attention_lab.attention.mechanisms import MechanismSpec
-from attention_lab.datasets.location import Location, download_folder, upload_folder
 from attention_lab.errors import ArtifactError
+from attention_lab.location import Location, download_folder, upload_folder
 
 INFO_FILE = "attention_lab.json"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import fsspec
 
-from attention_lab.datasets.location import download_folder, upload_folder
 from attention_lab.errors import ArtifactError, ConfigError
+from attention_lab.location import download_folder, upload_folder
 
 logger = logging.getLogger(__name__)
 

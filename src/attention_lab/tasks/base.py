@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from attention_lab.kinds import base_kind
-from attention_lab.training.data import EncodedDataset
+from attention_lab.tasks.data import EncodedDataset
 
 
 @dataclass

@@ -251,3 +251,15 @@ def evaluate_variant(
         "test_examples": len(test),
     }
     return metrics, examples.assign(**labels)
+
+
+def evaluate_artifact(
+    model_artifact, corpus: pd.DataFrame, train_log: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A saved variant's metrics (with its training log) and per-example outcomes."""
+    model, tokenizer = model_artifact.load()
+    metrics, predictions = evaluate_variant(model, tokenizer, model_artifact.info, corpus)
+    metrics = {**metrics, **train_log}
+    summary = {k: metrics[k] for k in ("eval_loss", "accuracy", "perplexity") if k in metrics}
+    logger.info("%s (seed %s): %s", metrics["variant"], metrics["seed"], summary)
+    return metrics, predictions

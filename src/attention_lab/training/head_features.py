@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from attention_lab.attention.fast_path import RELATIVE_TOLERANCE, fast_attention
-from attention_lab.training.data import EncodedDataset
+from attention_lab.tasks.data import EncodedDataset
 from attention_lab.training.methods import classifier_head_names
 
 logger = logging.getLogger(__name__)

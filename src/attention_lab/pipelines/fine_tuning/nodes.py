@@ -7,9 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from attention_lab.datasets.cost_process import measure_in_fresh_process
 from attention_lab.datasets.model_directory import ModelArtifact, TrainedModel
-from attention_lab.models.costs import CostSettings, measure_in_fresh_process
-from attention_lab.training.fine_tune import evaluate_variant, fine_tune_variant
+from attention_lab.models.costs import CostSettings
+from attention_lab.training.fine_tune import evaluate_artifact, fine_tune_variant
 from attention_lab.variants import parse_variant
 
 logger = logging.getLogger(__name__)
@@ -37,12 +38,7 @@ def evaluate(
     Classification: accuracy, macro-F1, loss (``untrained_head`` flags method ``none``).
     Causal LM: loss and perplexity. Seq2seq: loss and exact-match accuracy of the label name.
     """
-    model, tokenizer = model_artifact.load()
-    metrics, predictions = evaluate_variant(model, tokenizer, model_artifact.info, corpus)
-    metrics = {**metrics, **train_log}
-    summary = {k: metrics[k] for k in ("eval_loss", "accuracy", "perplexity") if k in metrics}
-    logger.info("%s (seed %s): %s", metrics["variant"], metrics["seed"], summary)
-    return metrics, predictions
+    return evaluate_artifact(model_artifact, corpus, train_log)
 
 
 def measure_costs(
