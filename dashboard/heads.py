@@ -84,3 +84,42 @@ def tested(changes: pd.DataFrame, variant: str, reference: str, kind: str, metri
 def significant_heads(rows: pd.DataFrame) -> pd.DataFrame:
     """Layer, head, effect, interval and q of the heads whose change is significant."""
     return rows.loc[rows["significant"].astype(bool), MARK_COLUMNS].reset_index(drop=True)
+
+
+# how a head's title names its strongest function
+BADGES = {
+    "previous_token": "prev",
+    "duplicate_token": "dup",
+    "induction": "ind",
+    "prefix_matching": "ind",
+    "retrieval": "ret",
+}
+
+
+def function_badges(
+    scores: pd.DataFrame, variant: str, kind: str, thresholds: dict[str, float]
+) -> dict[tuple[int, int], tuple[str, str]]:
+    """(layer, head) -> (a badge for the title, a hover line) naming the head's strongest
+    function: the one whose score's interval lies furthest above its threshold (in units of
+    the threshold); heads with none get nothing."""
+    mine = scores[(scores["variant"] == variant) & (scores["kind"] == kind)]
+    mine = mine.assign(margin=mine["ci_low"] / mine["function"].map(thresholds))
+    mine = mine[mine["margin"] >= 1]
+    strongest = mine.sort_values("margin", ascending=False).drop_duplicates(["layer", "head"])
+    return {
+        (int(row.layer), int(row.head)): (
+            f" ·{BADGES[row.function]}",
+            f"{row.function.replace('_', ' ')} {row.score:.2f} ({row.ci_low:.2f}–{row.ci_high:.2f})",
+        )
+        for row in strongest.itertuples()
+    }
+
+
+def merged_labels(*tables: dict) -> dict[tuple[int, int], tuple[str, str]]:
+    """Labels of several sources for one head, suffixes and hover lines joined."""
+    merged: dict[tuple[int, int], tuple[str, str]] = {}
+    for table in tables:
+        for key, (suffix, line) in table.items():
+            old_suffix, old_line = merged.get(key, ("", ""))
+            merged[key] = (old_suffix + suffix, "<br>".join(x for x in (old_line, line) if x))
+    return merged

@@ -10,13 +10,22 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from attention_lab.analysis.function_changes import THRESHOLDS
 from attention_lab.analysis.head_functions import FUNCTIONS
 from attention_lab.analysis.metrics import METRICS
 from attention_lab.analysis.rollout import token_relevance
 from attention_lab.kinds import NORM_SUFFIX, base_kind
 from dashboard import blocks, figures, maps
 from dashboard.data import MissingArtifact, StudyData
-from dashboard.heads import HeadOrder, matched_order, natural_order, significant_heads, tested
+from dashboard.heads import (
+    HeadOrder,
+    function_badges,
+    matched_order,
+    merged_labels,
+    natural_order,
+    significant_heads,
+    tested,
+)
 from dashboard.seed_mean import SEED_MEAN
 
 TABS = ("compare", "heads", "metrics", "functions", "rollout", "cross")
@@ -553,6 +562,7 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
     q, k = axis_tokens(store.example_meta(selection.example), selection.kind)
     view = blocks.drawn((len(q), len(k)), "", selection.pool, blocks.GRID_CELLS)
     order = head_order(data, selection)
+    labels = merged_labels(order.labels, _badges(data, selection))
     notes = [order.note, blocks.note(view, hint=False), sparse_note(data, selection)]
     value = selection.measure_names[2]
     return figures.heads_grid_figure(
@@ -561,12 +571,24 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
         store.meta["heads"],
         store.meta["kv_group"],
         columns=order.columns,
-        labels=order.labels,
+        labels=labels,
         title=f"{run_name(selection, 'a')}: {selection.kind} {selection.measure_names[0]}",
         note=" · ".join(n for n in notes if n),
         value=f"{view.how} {value}" if view.pooled else value,
         axes=(blocks.labels(view.rows, q), blocks.labels(view.cols, k)) if view.pooled else None,
     )
+
+
+def _badges(data: StudyData, selection: Selection) -> dict:
+    """A's heads labelled with their strongest function (scored on each variant's first
+    seed); none where the study has no head-function scores yet."""
+    try:
+        scores = data.table("head_functions")
+    except MissingArtifact:
+        return {}
+    if selection.measure == "norms" or scores.empty:
+        return {}
+    return function_badges(scores, selection.a, selection.kind, THRESHOLDS)
 
 
 def _head_grids(store, selection: Selection, layers: list[int], view: blocks.Drawn):

@@ -357,7 +357,7 @@ def test_heads_in_matched_order_follow_the_hungarian_match(study, measure):
         assert f"matched to a head {matched}" in trace.hovertemplate
         assert f"cosine with it {0.9 - 0.01 * head:.3f}" in trace.hovertemplate
         assert "with a head" in trace.hovertemplate and "0.500" in trace.hovertemplate
-    assert fig.layout.annotations[0].text.endswith("→0")
+    assert "→0" in fig.layout.annotations[0].text.split()
     assert "Hungarian match to a" in fig.layout.title.text
     # a click opens the head shown there, not the one of the natural order
     assert [clicked_head(study, selection, n) for n in range(8)] == expected
@@ -447,3 +447,11 @@ def test_a_seed_the_study_does_not_have_is_named(study):
         BadSelection, match=r"Unknown seed '7'; this study has seeds 42, 43, or 'mean'"
     ):
         validate(study, selection)
+
+
+def test_the_heads_view_badges_each_head_with_its_strongest_function(study):
+    fig = heads_view(study, Selection(a="a", example="e0", kind="encoder", layer=0, scope="model"))
+    titles = [a.text for a in fig.layout.annotations if a.text.startswith("l")]
+    # A's prefix-matching score is 0.1 (layer + head), its interval ±0.05: only layer 1, head
+    # 3 (0.35 to 0.45) lies wholly above the 0.3 threshold
+    assert [t for t in titles if "·ind" in t] == ["l1 h3 kv1 ·ind"]
