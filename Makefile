@@ -83,3 +83,4 @@ bench: setup
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/dashboard_load.py
 	$(BIN)/python benchmarks/long_context.py
+	$(BIN)/python benchmarks/head_functions.py

@@ -40,7 +40,9 @@ def run(args: list[str], threads: int | None = None) -> float:
     with log.open("a") as out:
         out.write(f"\n$ kedro run {' '.join(args)}\n")
         out.flush()
-        subprocess.run([KEDRO, "run", *args], cwd=PROJECT, env=env, stdout=out, stderr=out, check=True)
+        subprocess.run(
+            [KEDRO, "run", *args], cwd=PROJECT, env=env, stdout=out, stderr=out, check=True
+        )
     return time.perf_counter() - start
 
 
@@ -56,7 +58,12 @@ def main() -> None:
     rows = [
         ("run", "seconds", "minutes", "ratio"),
         ("1 seed, one job at a time", f"{single:.0f}", f"{single / 60:.1f}", "1.00"),
-        ("all seeds, one job per core", f"{replicated:.0f}", f"{replicated / 60:.1f}", f"{ratio:.2f}"),
+        (
+            "all seeds, one job per core",
+            f"{replicated:.0f}",
+            f"{replicated / 60:.1f}",
+            f"{ratio:.2f}",
+        ),
     ]
     report(
         "seeds",
