@@ -13,6 +13,7 @@ from kedro.framework.hooks import hook_impl
 from attention_lab.errors import AttentionLabError, ConfigError
 from attention_lab.location import Location
 from attention_lab.models import zoo
+from attention_lab.run_summary import summary_lines
 from attention_lab.variants import parse_study, study_seeds
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,17 @@ class ConfigHooks:
             list(seeds),
             ", ".join(specs),
         )
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        """A run that built the study's tables ends by saying what they hold and where."""
+        if "performance" not in pipeline.all_outputs():
+            return
+        report = catalog.get("attention_report") if "attention_report" in catalog else None
+        where = getattr(report, "_filepath", None) or "attention_report (see the catalog)"
+        env = run_params.get("env")
+        for line in summary_lines(catalog.load("performance"), str(where), env):
+            logger.info(line)
 
 
 def _config(loader, name: str) -> dict:
