@@ -418,6 +418,23 @@ def map_title(selection: Selection, kind: str | None = None) -> str:
     )
 
 
+def store_notes(data: StudyData, selection: Selection, sides=("a",)) -> str:
+    """What a figure says about how the shown stores were made: sparse rows, and maps read
+    from a family's own output_attentions rather than through the attention interface."""
+    own = [
+        run_name(selection, side)
+        for side in sides
+        if store_of(data, selection, side).meta.get("attention_path") == "output_attentions"
+    ]
+    path = (
+        f"{', '.join(own)}: maps from the model's own output_attentions (its family is outside "
+        "the attention interface; mha only)"
+        if own
+        else ""
+    )
+    return " · ".join(n for n in (sparse_note(data, selection, sides), path) if n)
+
+
 def sparse_note(data: StudyData, selection: Selection, sides=("a",)) -> str:
     """What a figure says when a variant's store keeps only the top mass of each row."""
     masses = {
@@ -450,7 +467,7 @@ def _left_out(data: StudyData, side: str, selection: Selection, view: blocks.Dra
 def _drawing(data: StudyData, selection: Selection, view: blocks.Drawn, q, k, sides):
     """(row labels, column labels, value names, figure options) of maps drawn as ``view``."""
     rows, columns = blocks.labels(view.rows, q), blocks.labels(view.cols, k)
-    notes = [blocks.note(view), sparse_note(data, selection, sides)]
+    notes = [blocks.note(view), store_notes(data, selection, sides)]
     options = {"note": " · ".join(n for n in notes if n)}
     value = selection.measure_names[1:]
     if view.pooled:
@@ -563,7 +580,7 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
     view = blocks.drawn((len(q), len(k)), "", selection.pool, blocks.GRID_CELLS)
     order = head_order(data, selection)
     labels = merged_labels(order.labels, _badges(data, selection))
-    notes = [order.note, blocks.note(view, hint=False), sparse_note(data, selection)]
+    notes = [order.note, blocks.note(view, hint=False), store_notes(data, selection)]
     value = selection.measure_names[2]
     return figures.heads_grid_figure(
         _head_grids(store, selection, rows, view),

@@ -299,6 +299,50 @@ FAMILIES = [
         "seq2seq",
     ),
 ]
+# families whose attention does not call transformers' AttentionInterface: mechanism mha only,
+# their maps read from their own eager output_attentions
+OWN_ATTENTION_FAMILIES = [
+    Family(
+        "deberta_v2",
+        "DebertaV2Config",
+        {
+            **SMALL,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 64,
+            "relative_attention": True,
+            "pos_att_type": ["p2c", "c2p"],
+            "position_buckets": 16,
+            "max_relative_positions": 32,
+            "pad_token_id": 0,
+            "num_labels": 2,
+        },
+        "disentangled attention (content and relative position), outside the interface",
+        task="classification",
+    ),
+    Family(
+        "bloom",
+        "BloomConfig",
+        {**SMALL, "hidden_size": 32, "n_layer": 2, "n_head": 4, **IDS},
+        "ALiBi position bias, fused query_key_value, outside the interface",
+    ),
+    Family(
+        "mpt",
+        "MptConfig",
+        {
+            **SMALL,
+            "d_model": 32,
+            "n_layers": 2,
+            "n_heads": 4,
+            "max_seq_len": 64,
+            "expansion_ratio": 2,
+            **IDS,
+        },
+        "ALiBi, fused Wqkv, outside the interface",
+    ),
+]
 BY_NAME = {family.name: family for family in FAMILIES}
 
 LENGTHS = (7, 3, 5)  # one batch: every example but the longest is padded

@@ -22,9 +22,11 @@ from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
 from attention_lab.models.shape import model_shape
 from attention_lab.tasks import get_task
+from attention_lab.tasks.base import accepts
 from tests.conformance.families import (
     BY_NAME,
     FAMILIES,
+    OWN_ATTENTION_FAMILIES,
     kv_heads,
     mechanisms_for,
     pooled_kv_copy,
@@ -69,13 +71,16 @@ def native(family, store: AttentionStore, example: int, model=None) -> dict[str,
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+@pytest.mark.parametrize("family", FAMILIES + OWN_ATTENTION_FAMILIES, ids=lambda f: f.name)
 def test_stored_maps_equal_native_eager_attention(family, side, tmp_path):
     model = apply_mechanism(family.build(), MechanismSpec("mha"))
     store = extract(model, family, side, tmp_path)
     # decoders keep the tokenizer's side (position ids follow the real tokens); encoders and
     # encoder-decoders are padded on the right, so for them "left" repeats "right"
-    assert store.meta["padding_side"] == (side if family.task == "causal_lm" else "right")
+    # (BLOOM and MPT take no position ids: their ALiBi needs no shift, but they are padded on
+    # the right like encoders, which is exact in every family)
+    keeps_left = family.task == "causal_lm" and accepts(model, "position_ids")
+    assert store.meta["padding_side"] == (side if keeps_left else "right")
     for example in range(len(store)):
         expected = native(family, store, example)
         assert sorted(expected) == sorted(store.kinds)
@@ -161,3 +166,26 @@ def test_sink_tokens_follow_the_first_real_token_with_left_padding(tmp_path):
             alone = torch.stack(model(input_ids=ids, output_attentions=True).attentions, 1)[0]
         np.testing.assert_allclose(store.attention(example, "decoder"), alone.numpy(), atol=1e-5)
         assert bool((alone[..., 2:, 0] > 0).all())  # beyond the window, the sink still sees
+
+
+@pytest.mark.parametrize("family", OWN_ATTENTION_FAMILIES, ids=lambda f: f.name)
+def test_a_family_outside_the_interface_records_its_path_and_refuses_what_needs_it(
+    family, tmp_path
+):
+    model = apply_mechanism(family.build(), MechanismSpec("mha"))
+    store = extract(model, family, "right", tmp_path)
+    assert store.meta["attention_path"] == "output_attentions"
+    for spec in mechanisms_for(family):
+        with pytest.raises(ConfigError, match="cannot be applied; mechanism mha works") as caught:
+            apply_mechanism(family.build(), spec)
+        assert "\n" not in str(caught.value) and "Llama" in str(caught.value)
+    with pytest.raises(ConfigError, match="norm-based maps .* needs the attention interface"):
+        extract(model, family, "right", tmp_path, norms=True)
+
+
+def test_a_family_inside_the_interface_records_that_path(tmp_path):
+    family = BY_NAME["llama"]
+    store = extract(
+        apply_mechanism(family.build(), MechanismSpec("mha")), family, "right", tmp_path
+    )
+    assert store.meta["attention_path"] == "attention_interface"

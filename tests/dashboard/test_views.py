@@ -455,3 +455,13 @@ def test_the_heads_view_badges_each_head_with_its_strongest_function(study):
     # A's prefix-matching score is 0.1 (layer + head), its interval ±0.05: only layer 1, head
     # 3 (0.35 to 0.45) lies wholly above the 0.3 threshold
     assert [t for t in titles if "·ind" in t] == ["l1 h3 kv1 ·ind"]
+
+
+def test_a_store_read_from_output_attentions_says_so(study):
+    from dashboard.views import store_notes
+
+    selection = Selection(a="a", b="b", example="e0", kind="encoder")
+    assert store_notes(study, selection, ("a", "b")) == ""
+    study.store("b", 42).meta["attention_path"] = "output_attentions"
+    note = store_notes(study, selection, ("a", "b"))
+    assert note.startswith("b: maps from the model's own output_attentions")

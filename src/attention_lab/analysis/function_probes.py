@@ -25,7 +25,6 @@ from attention_lab.analysis.head_functions import (
 from attention_lab.analysis.pruning import heads_masked
 from attention_lab.analysis.retrieval import needle_copy_accuracy, retrieval_score
 from attention_lab.analysis.statistics import bootstrap_interval, statistics_settings
-from attention_lab.attention.discovery import discover
 from attention_lab.errors import ConfigError
 
 FUNCTION_COLUMNS = [
@@ -273,9 +272,9 @@ def retrieval_rows(model: nn.Module, needles: pd.DataFrame, labels: dict) -> pd.
     """One row per (layer, head): Wu et al.'s retrieval score, mean over the needle probes,
     with its bootstrap interval."""
     probes = needles.to_dict("records")
-    per_probe = np.stack([retrieval_score(model, p).ravel() for p in probes])  # (N, L*H)
-    layers = len([la for la in discover(model) if la.kind != "cross"])
-    heads = per_probe.shape[1] // layers
+    per_probe = np.stack([retrieval_score(model, p) for p in probes])  # (N, L, H)
+    layers, heads = per_probe.shape[1:]
+    per_probe = per_probe.reshape(len(probes), -1)  # (N, L*H)
     low, high = bootstrap_interval(per_probe, 1000, 0)
     return pd.DataFrame(
         [

@@ -15,12 +15,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from attention_lab.attention.discovery import discover
-from attention_lab.attention.interface import HEAD_GATE_ATTR
+from attention_lab.attention.interface import HEAD_GATE_ATTR, require_interface
 from attention_lab.tasks import get_task
 
 
 def head_gradients(model: nn.Module, batches) -> np.ndarray:
     """Sum over batches of |dL/d xi| for every self-attention layer: [layers, heads] (float64)."""
+    require_interface(model, "head importance (head gates)")
     layers = [layer for layer in discover(model) if layer.kind != "cross"]
     modules = [layer.module for layer in layers]
     num_heads = layers[0].num_heads

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from attention_lab.attention.discovery import discover
 from attention_lab.attention.fast_path import fast_attention
-from attention_lab.attention.interface import HEAD_GATE_ATTR
+from attention_lab.attention.interface import HEAD_GATE_ATTR, require_interface
 from attention_lab.tasks import get_task
 
 PRUNING_COLUMNS = ["variant", "fraction_pruned", "heads_pruned", "accuracy", "test_examples"]
@@ -26,6 +26,7 @@ PRUNING_COLUMNS = ["variant", "fraction_pruned", "heads_pruned", "accuracy", "te
 @contextmanager
 def heads_masked(model: nn.Module, pruned: list[tuple[int, int]]):
     """Within the block, the (layer, head) pairs in ``pruned`` contribute nothing."""
+    require_interface(model, "masking heads (head gates)")
     layers = [layer for layer in discover(model) if layer.kind != "cross"]
     for index, layer in enumerate(layers):
         gate = torch.ones(layer.num_heads, device=model.device)

@@ -9,10 +9,16 @@ from torch import nn
 
 from attention_lab.attention.discovery import LAYERS_ATTR, AttentionLayer, discover, run_probe
 from attention_lab.attention.fast_path import FAST_OK_ATTR
-from attention_lab.attention.interface import IMPLEMENTATION, PLAN_ATTR
+from attention_lab.attention.interface import IMPLEMENTATION, OWN_ATTENTIONS_ATTR, PLAN_ATTR
 from attention_lab.attention.mechanisms import CONFIG_KEY, MechanismSpec
 from attention_lab.attention.plan import LayerPlan, band
 from attention_lab.errors import ConfigError
+
+# the conformance suite's families, whose attention goes through the interface
+INTERFACE_FAMILIES = (
+    "BERT, RoBERTa, DistilBERT, Llama, Qwen2, Mistral, Gemma-2, Gemma-3, GPT-OSS, Phi-3, GPT-2, "
+    "GPT-NeoX, OPT, BART and T5"
+)
 
 
 def _covers(spec: MechanismSpec, layer: AttentionLayer) -> bool:
@@ -58,7 +64,16 @@ def apply_mechanism(model: nn.Module, spec: MechanismSpec) -> nn.Module:
     family = type(model).__name__
     self_layers = [layer for layer in layers if layer.kind != "cross"]
     if not self_layers:
-        raise ConfigError(f"{family}: no self-attention layer calls the attention interface.")
+        if spec.name == "mha":  # nothing to transform: the family's own maps are exact
+            setattr(model, OWN_ATTENTIONS_ATTR, True)
+            setattr(model.config, CONFIG_KEY, spec.to_dict())
+            return model
+        raise ConfigError(
+            f"{family}: no self-attention layer calls the attention interface, so mechanism "
+            f"{spec.name!r} cannot be applied; mechanism mha works (the model's own "
+            f"output_attentions). Every mechanism works on {INTERFACE_FAMILIES} "
+            "(docs/families.md)."
+        )
     for kind in {layer.kind for layer in self_layers}:
         stack = [layer for layer in self_layers if layer.kind == kind]
         spec.check_against(len(stack), stack[0].num_heads)

@@ -43,7 +43,28 @@ HEAD_GATE_ATTR = "attention_lab_head_gate"  # optional (Hq,) tensor scaling each
 # transformed, output (B, Tq, Hq, d) as returned
 OBSERVER_ATTR = "attention_lab_observer"
 
+# set on a model whose family's attention does not go through AttentionInterface (DeBERTa-v2,
+# BLOOM, MPT): with mechanism mha its maps are its own eager ``output_attentions``
+OWN_ATTENTIONS_ATTR = "attention_lab_own_attentions"
+# where a store's maps came from, as its metadata records it
+INTERFACE_PATH, OUTPUT_ATTENTIONS_PATH = "attention_interface", "output_attentions"
+
 EagerFunction = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def attention_path(model: nn.Module) -> str:
+    """How this model's maps are read: through the attention interface (every mechanism, head
+    gates, streaming, norms) or from its own ``output_attentions`` (mha only)."""
+    return OUTPUT_ATTENTIONS_PATH if getattr(model, OWN_ATTENTIONS_ATTR, False) else INTERFACE_PATH
+
+
+def require_interface(model: nn.Module, what: str) -> None:
+    """Stop with one line where ``what`` needs the attention interface and the family lacks it."""
+    if attention_path(model) != INTERFACE_PATH:
+        raise ConfigError(
+            f"{type(model).__name__}: {what} needs the attention interface, which this family's "
+            "attention does not call; its maps come from its own output_attentions."
+        )
 
 
 def family_eager(module: nn.Module) -> EagerFunction:

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from attention_lab import __version__
 from attention_lab.attention.apply import spec_from_config
+from attention_lab.attention.interface import INTERFACE_PATH, attention_path, require_interface
 from attention_lab.datasets.store import ExampleAttention, LayerMaps
 from attention_lab.extraction.maps import cut, stack_batch
 from attention_lab.extraction.norms import output_projections, recording_norms
@@ -59,6 +60,7 @@ def store_metadata(
         "causal": {kind: shape.causal[base_kind(kind)] for kind in opts.kinds(shape)},
         "norms": opts.norms,
         "padding_side": side,
+        "attention_path": attention_path(model),  # the attention interface or output_attentions
         "precision_bits": opts.precision_bits,
         "label_names": info.get("label_names"),
         "attention_lab_version": __version__,
@@ -125,6 +127,9 @@ def iter_attention(
         [len(x) for x in enc["input_ids"]], kind="stable"
     )  # little padding per batch
     special = set(tokenizer.all_special_ids)
+    through_interface = attention_path(model) == INTERFACE_PATH
+    if opts.norms:
+        require_interface(model, "norm-based maps (set attention_extraction.norms: false)")
     grams = output_projections(model) if opts.norms else None  # one probe pass, not one per batch
     bar = tqdm(total=len(order), desc="extract attention", unit="ex")
     for start in range(0, len(order), opts.batch_size):
@@ -142,7 +147,8 @@ def iter_attention(
             }
             for row in rows
         ]
-        if should_stream(task, shape.kinds, batch, opts):  # each layer as soon as it exists
+        # each layer as soon as it exists: the observer needs the attention interface
+        if through_interface and should_stream(task, shape.kinds, batch, opts):
             yield from stream_batch(model, batch, metas, [int(r) for r in rows], opts, grams)
         else:
             yield from _whole_batch(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from attention_lab.attention.apply import spec_from_config
-from attention_lab.attention.discovery import AttentionLayer, discover, kinds_of
+from attention_lab.attention.discovery import AttentionLayer, discover, kinds_of, probe_inputs
+from attention_lab.attention.interface import OUTPUT_ATTENTIONS_PATH, attention_path
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class ModelShape:
 
 
 def model_shape(model: nn.Module) -> ModelShape:
+    if attention_path(model) == OUTPUT_ATTENTIONS_PATH:
+        return _shape_from_outputs(model)
     layers: list[AttentionLayer] = discover(model)
     kinds = tuple(kinds_of(model))
     first = next(layer for layer in layers if layer.kind != "cross")
@@ -41,3 +45,14 @@ def model_shape(model: nn.Module) -> ModelShape:
         num_heads=first.num_heads,
         num_kv_heads=min(target or first.num_kv_heads, first.num_kv_heads),
     )
+
+
+@torch.no_grad()
+def _shape_from_outputs(model: nn.Module) -> ModelShape:
+    """A family outside the attention interface, read from its own ``output_attentions`` on a
+    probe: one stack, causal where every map is zero above the diagonal."""
+    maps = model(**probe_inputs(model), output_attentions=True).attentions  # L x (1, H, T, T)
+    causal = bool(all((torch.triu(m[0], diagonal=1) == 0).all() for m in maps))
+    kind = "decoder" if causal else "encoder"
+    heads = maps[0].shape[1]
+    return ModelShape((kind,), {kind: len(maps)}, {kind: causal}, heads, heads)

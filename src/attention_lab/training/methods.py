@@ -6,6 +6,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from attention_lab.attention.discovery import discover
+from attention_lab.errors import ConfigError
 from attention_lab.tasks import get_task
 from attention_lab.variants import LoraSpec
 
@@ -21,10 +22,18 @@ def lora_targets(model: nn.Module, spec: LoraSpec) -> list[str]:
     fused ``qkv_proj`` or ``c_attn``."""
     if spec.targets:
         return list(spec.targets)
+    modules = [layer.module for layer in discover(model)]
+    if not modules:  # a family outside the attention interface: its attention classes by name
+        modules = [m for m in model.modules() if type(m).__name__.endswith("Attention")]
     found = set()
-    for layer in discover(model):
+    for module in modules:
         found.update(
-            n for n, child in layer.module.named_children() if isinstance(child, nn.Linear | Conv1D)
+            n for n, child in module.named_children() if isinstance(child, nn.Linear | Conv1D)
+        )
+    if not found:
+        raise ConfigError(
+            f"{type(model).__name__}: no attention projection found for LoRA; name them in "
+            "the variant's lora.targets (module names such as q_proj, v_proj)."
         )
     return sorted(found)
 

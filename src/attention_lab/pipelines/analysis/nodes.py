@@ -21,6 +21,7 @@ from attention_lab.analysis.function_probes import (
 from attention_lab.analysis.importance import IMPORTANCE_COLUMNS, importance_table
 from attention_lab.analysis.pruning import PRUNING_COLUMNS, pruning_curve
 from attention_lab.analysis.retrieval import build_needle_probes
+from attention_lab.attention.interface import INTERFACE_PATH, attention_path
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.errors import DataError
 from attention_lab.models.loading import load_tokenizer
@@ -45,6 +46,11 @@ def compute_head_importance(
             "head importance: the validation split is empty; give ingestion.split a validation share."
         )
     model, tokenizer = model_artifact.load()
+    if attention_path(model) != INTERFACE_PATH:
+        logger.info(
+            "%s: head importance needs head gates (attention interface); skipped", info["variant"]
+        )
+        return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
     return importance_table(model, tokenizer, info, validation)
 
 
@@ -109,7 +115,8 @@ def detect_head_functions(
     kind = model_shape(model).kinds[0]
     labels = {"variant": info["variant"], "seed": info.get("seed"), "kind": kind}
     scores = score_heads(model, probes, labels, params)
-    if info["task"] != "causal_lm":  # both checks need next-token predictions
+    if info["task"] != "causal_lm" or attention_path(model) != INTERFACE_PATH:
+        # both checks need next-token predictions, and heads gated through the interface
         return scores, pd.DataFrame(columns=ABLATION_COLUMNS)
     scores = pd.concat([scores, retrieval_rows(model, needles, labels)], ignore_index=True)
     ablations = pd.concat(
