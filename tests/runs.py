@@ -16,6 +16,7 @@ from tests.conftest import KEDRO, PROJECT
 
 # measured, not computed: they differ between two identical runs
 TIMING = {"train_seconds", "train_examples_per_second", "peak_memory_mb"}
+TIMING |= {"prefill_tokens_per_s", "decode_tokens_per_s", "inference_peak_memory_mb"}  # costs
 
 
 def kedro(*args: str, check: bool = True) -> subprocess.CompletedProcess:

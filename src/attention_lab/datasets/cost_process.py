@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from attention_lab.attention.fast_path import fast_attention
+from attention_lab.attention.interface import INTERFACE_PATH, attention_path
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.models.costs import CostSettings, context_ids, measure_costs, peak_memory_mb
 
@@ -27,8 +28,11 @@ def _measure_artifact(path: str, info: dict[str, Any], texts: list[str], raw: di
     config = model.config.get_text_config()
     limit = getattr(config, "max_position_embeddings", None) or settings.context_tokens
     ids = context_ids(tokenizer, texts, min(settings.context_tokens, limit)).to(model.device)
+    # the KV cache is measured where the cache layout is transformers' own (the interface's
+    # families); a family outside it (BLOOM, MPT) gets prefill speed and memory only
+    decoder = info["task"] == "causal_lm" and attention_path(model) == INTERFACE_PATH
     with fast_attention(model, enabled=info.get("fast_path", True)):  # as evaluation runs
-        costs = measure_costs(model, ids, settings, decoder=info["task"] == "causal_lm")
+        costs = measure_costs(model, ids, settings, decoder=decoder)
     return costs | {
         "inference_peak_memory_mb": peak_memory_mb(),
         "cost_threads": torch.get_num_threads(),
