@@ -67,9 +67,12 @@ def job_template(importance: bool) -> Pipeline:
             ),
         ]
     )
-    if not importance:
-        return metrics
-    return metrics + pipeline(
+    return metrics + first_seed_template() if importance else metrics
+
+
+def first_seed_template() -> Pipeline:
+    """One trained model's head functions (and ablations), head importance, pruning curve."""
+    return pipeline(
         [
             node(
                 build_function_probes,
@@ -291,18 +294,6 @@ def study_pipeline(study: Study) -> Pipeline:
                 for name, combined in STACKED.items()
             ),
             node(
-                function_changes,
-                ["head_functions", "attention_comparison", "params:study", "params:variants"],
-                "function_changes",
-                name="follow_head_functions",
-            ),
-            node(
-                summarise_ablations,
-                ["function_ablations", "params:analysis"],
-                "function_ablation",
-                name="summarise_function_ablations",
-            ),
-            node(
                 attention_sinks,
                 ["all_head_metrics", "params:analysis.sink_threshold"],
                 "attention_sinks",
@@ -330,7 +321,34 @@ def study_pipeline(study: Study) -> Pipeline:
             ),
         ]
     )
-    return tables + figures_pipeline()
+    return tables + functions_pipeline() + figures_pipeline()
+
+
+def functions_pipeline() -> Pipeline:
+    """Head functions followed across variants; ablations summarised; both drawn."""
+    return pipeline(
+        [
+            node(
+                function_changes,
+                ["head_functions", "attention_comparison", "params:study", "params:variants"],
+                "function_changes",
+                name="follow_head_functions",
+            ),
+            node(
+                summarise_ablations,
+                ["function_ablations", "params:analysis"],
+                "function_ablation",
+                name="summarise_function_ablations",
+            ),
+            node(
+                head_functions_figure,
+                "head_functions",
+                "head_functions_figure",
+                name="plot_head_functions",
+            ),
+            node(ablation_figure, "function_ablation", "ablation_figure", name="plot_ablation"),
+        ]
+    )
 
 
 def figures_pipeline() -> Pipeline:
@@ -358,13 +376,6 @@ def figures_pipeline() -> Pipeline:
             node(importance_figure, "head_importance", "importance_figure", name="plot_importance"),
             node(pruning_figure, "pruning_curves", "pruning_figure", name="plot_pruning"),
             node(sinks_figure, "attention_sinks", "sinks_figure", name="plot_sinks"),
-            node(
-                head_functions_figure,
-                "head_functions",
-                "head_functions_figure",
-                name="plot_head_functions",
-            ),
-            node(ablation_figure, "function_ablation", "ablation_figure", name="plot_ablation"),
             node(
                 build_report,
                 [
