@@ -149,3 +149,18 @@ def test_an_encoder_gets_prefill_speed_only(minilm_path, bert_tokenizer):
 def test_wrong_settings_are_named(raw, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         CostSettings.from_params(raw)
+
+
+def test_a_fresh_process_reports_its_own_peak_memory_not_its_parents(tmp_path):
+    """A parent holding 1 GB starts a child: the child's peak must not include that gigabyte."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, subprocess, sys\n"
+        "held = np.ones(2**27)  # 1 GiB, touched\n"
+        "code = 'from attention_lab.models.costs import peak_memory_mb; print(peak_memory_mb())'\n"
+        "print(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert 0 < float(out.stdout.strip()) < 900  # torch and the package, not the parent's 1 GiB

@@ -22,6 +22,7 @@ from __future__ import annotations
 import resource
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import median
 from typing import Any
 
@@ -216,9 +217,18 @@ def measure_costs(
 
 
 def peak_memory_mb() -> float:
-    """CUDA: peak allocated by torch. CPU: the process's peak resident set (a high-water mark)."""
+    """CUDA: peak allocated by torch. CPU: the process's peak resident set (a high-water mark).
+
+    On Linux it is ``VmHWM`` of ``/proc/self/status``: the high-water mark of this process's
+    own memory. ``ru_maxrss`` would carry over the parent's peak into a process started by
+    ``fork`` and ``exec`` (as the fresh process of a cost measurement is)."""
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
