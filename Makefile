@@ -73,7 +73,8 @@ viz: setup
 results: setup
 	$(BIN)/python docs/update_results.py
 
-results-llm: setup   # after `kedro run --env=llm`: its tables in docs/analysis.md
+results-llm: setup   # after `kedro run --env=llm`: quiet cost measurements, then the tables in docs/analysis.md
+	$(BIN)/python benchmarks/costs.py --env llm
 	$(BIN)/python docs/update_results.py --env llm
 
 bench: setup

@@ -1,6 +1,7 @@
 """Render the analysis figures of a run (loaded through the catalog) to PNG for the docs.
 
     .venv/bin/python docs/render_figures.py [--env ENV]      # writes docs/images/<figure>.png
+    .venv/bin/python docs/render_figures.py --env llm --prefix llm_ --figures ablation_figure
 
 Uses Debian's chromium through Playwright (`make setup-test` installs it).
 """
@@ -21,12 +22,16 @@ FIGURES = (
     "head_changes_figure",
     "pruning_figure",
     "sinks_figure",
+    "head_functions_figure",
+    "ablation_figure",
 )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=None)
+    parser.add_argument("--figures", nargs="*", default=list(FIGURES), choices=FIGURES)
+    parser.add_argument("--prefix", default="", help="file name prefix, e.g. llm_")
     args = parser.parse_args()
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -38,7 +43,7 @@ def main() -> None:
     bootstrap_project(PROJECT)
     with KedroSession.create(project_path=PROJECT, env=args.env) as session:
         catalog = session.load_context().catalog
-        figures = {name: catalog.load(name) for name in FIGURES}
+        figures = {name: catalog.load(name) for name in args.figures}
     out = PROJECT / "docs" / "images"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
@@ -50,8 +55,9 @@ def main() -> None:
             fig.write_html(html, include_plotlyjs=True, full_html=True)
             page.goto(html.as_uri())
             page.wait_for_selector(".main-svg")
-            page.locator(".js-plotly-plot").screenshot(path=str(out / f"{name}.png"))
-            print("wrote", out / f"{name}.png")
+            target = out / f"{args.prefix}{name}.png"
+            page.locator(".js-plotly-plot").screenshot(path=str(target))
+            print("wrote", target)
         browser.close()
 
 
