@@ -334,44 +334,58 @@ def head_functions_figure(head_functions: pd.DataFrame) -> go.Figure:
 
 def ablation_figure(summary: pd.DataFrame) -> go.Figure:
     """Per function (induction: loss on the repeated half; retrieval: needle-copy accuracy),
-    the measure as its top-k heads are ablated against k random heads of the same layers;
-    error bars: the 95% interval of the difference over probes."""
+    the measure as its top-k heads are ablated (solid) against k random heads of the same
+    layers (dotted), one colour per variant; error bars: the 95% interval of the difference
+    over probes."""
     functions = list(dict.fromkeys(summary["function"])) if not summary.empty else []
     if not functions:
         return go.Figure().update_layout(
             title="Head-function ablations: no causal language model in this study"
         )
     measures = dict(zip(summary["function"], summary["measure"], strict=False))
+    colours = {
+        v: px.colors.qualitative.Plotly[i % 10]
+        for i, v in enumerate(dict.fromkeys(summary["variant"]))
+    }
     fig = make_subplots(
         rows=1, cols=len(functions), subplot_titles=[f"{f}: {measures[f]}" for f in functions]
     )
     for col, function in enumerate(functions, start=1):
-        for variant, rows in summary[summary["function"] == function].groupby(
-            "variant", sort=False
-        ):
+        rows_of = summary[summary["function"] == function]
+        for variant, rows in rows_of.groupby("variant", sort=False):
             errors = {
                 "type": "data",
                 "symmetric": False,
                 "array": rows["ci_high"] - rows["difference"],
                 "arrayminus": rows["difference"] - rows["ci_low"],
             }
-            top = go.Scatter(
-                x=rows["k"],
-                y=rows["top_ablated"],
-                mode="lines+markers",
-                error_y=errors,
-                name=f"{variant}: top-k {function} heads",
-                legendgroup=variant,
+            style = {"color": colours[variant]}
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["k"],
+                    y=rows["top_ablated"],
+                    mode="lines+markers",
+                    error_y=errors,
+                    line=style,
+                    name=f"{variant}: its top-k heads",
+                    legendgroup=variant,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
             )
-            random = go.Scatter(
-                x=rows["k"],
-                y=rows["random_ablated"],
-                mode="lines+markers",
-                line={"dash": "dot"},
-                name=f"{variant}: k random heads",
-                legendgroup=variant,
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["k"],
+                    y=rows["random_ablated"],
+                    mode="lines+markers",
+                    line=style | {"dash": "dot"},
+                    name=f"{variant}: k random heads",
+                    legendgroup=variant,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
             )
-            fig.add_trace(top, row=1, col=col)
-            fig.add_trace(random, row=1, col=col)
-    fig.update_xaxes(title_text="heads ablated (k)", type="log")
+    fig.update_xaxes(title_text="heads ablated (k)", type="log", tickvals=sorted(set(summary["k"])))
     return fig.update_layout(title="Ablating each function's top heads against random heads")
