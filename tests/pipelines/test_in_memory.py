@@ -59,7 +59,14 @@ def catalog(tmp_path_factory) -> DataCatalog:
         "probe_set": MemoryDataset(probes),
         "params:study": MemoryDataset(STUDY),
         "params:attention_extraction": MemoryDataset({"max_length": 24, "batch_size": 2}),
-        "params:analysis": MemoryDataset({"importance_examples": 4, "pruning_examples": 4}),
+        "params:analysis": MemoryDataset(
+            {
+                "importance_examples": 4,
+                "pruning_examples": 4,
+                "head_functions": {"sequences": 2, "half": 8},
+            }
+        ),
+        "params:costs": MemoryDataset({"context_tokens": 16, "decode_tokens": 2, "repeats": 1}),
         "params:analysis.heatmap_metric": MemoryDataset("normalized_entropy"),
         "params:analysis.sink_threshold": MemoryDataset(0.3),
     }
