@@ -4,6 +4,7 @@ pruning and head functions."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -89,6 +90,7 @@ def build_function_probes(
             columns=NEEDLE_COLUMNS
         )
     tokenizer = load_tokenizer(str(model_artifact.path), info.get("trust_remote_code", False))
+    settings = _fitted(settings, _max_positions(model_artifact), info["variant"])
     needles = pd.DataFrame(columns=NEEDLE_COLUMNS)
     if info["task"] == "causal_lm":
         texts = corpus.loc[corpus["split"] == "test", "text"].tolist()
@@ -96,6 +98,36 @@ def build_function_probes(
             texts, tokenizer, settings.needles, settings.needle_tokens, settings.seed
         )
     return build_probes(tokenizer, settings), needles
+
+
+def _max_positions(model_artifact: ModelArtifact) -> int | None:
+    """How many positions the variant's model reads (its config, or its base model's)."""
+    from transformers import AutoConfig
+
+    from attention_lab.models.zoo import resolve
+
+    info = model_artifact.info
+    folder = model_artifact.path
+    source = str(folder) if (folder / "config.json").exists() else resolve(info["base_model"])
+    config = AutoConfig.from_pretrained(
+        source, trust_remote_code=info.get("trust_remote_code", False)
+    )
+    return getattr(config.get_text_config(), "max_position_embeddings", None)
+
+
+def _fitted(settings: FunctionSettings, limit: int | None, variant: str) -> FunctionSettings:
+    """The probes shortened to fit a model with ``limit`` positions (a BOS token included)."""
+    if limit is None or (2 * settings.half + 1 <= limit and settings.needle_tokens <= limit):
+        return settings
+    fitted = replace(
+        settings,
+        half=min(settings.half, (limit - 1) // 2),
+        needle_tokens=min(settings.needle_tokens, limit),
+    )
+    logger.info(
+        "%s reads %d positions: head-function probes shortened to %s", variant, limit, fitted
+    )
+    return fitted
 
 
 def detect_head_functions(
