@@ -56,7 +56,7 @@ airflow-dag: setup
 # Jobs (a variant and a seed each) run one per core, one thread each (Kedro's ParallelRunner):
 # on 2 cores that trains a third faster than one job on both (benchmarks/seeds.py).
 run: setup
-	KEDRO_LOGGING_CONFIG=conf/logging_run.yml OMP_NUM_THREADS=1 $(BIN)/kedro run --runner=ParallelRunner $(RUN_ARGS)
+	KEDRO_LOGGING_CONFIG=conf/logging_run.yml TRANSFORMERS_VERBOSITY=error OMP_NUM_THREADS=1 $(BIN)/kedro run --runner=ParallelRunner $(RUN_ARGS)
 
 test: setup-test
 	$(BIN)/python -m pytest
