@@ -709,15 +709,9 @@ def functions_view(data: StudyData, selection: Selection) -> tuple[go.Figure, go
 
 
 def _function_grid(rows: pd.DataFrame, variant: str, like=None):
-    """(layer x head grid of the score, its intervals [layer, head, 2])."""
-    mine = rows[rows["variant"] == variant]
-
-    def grid(column: str) -> pd.DataFrame:
-        table = mine.pivot_table(index="layer", columns="head", values=column, dropna=False)
-        return table if like is None else table.reindex_like(like)
-
-    values = grid("score")
-    return values, np.stack([grid("ci_low").to_numpy(), grid("ci_high").to_numpy()], axis=-1)
+    """(layer x head grid of a function's score, its intervals [layer, head, 2])."""
+    named = rows.rename(columns={"score": "s", "ci_low": "s_ci_low", "ci_high": "s_ci_high"})
+    return _metric_grid(named, variant, "s", like)
 
 
 def _metric_kind(head_metrics: pd.DataFrame, selection: Selection) -> str:

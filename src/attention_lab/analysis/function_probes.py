@@ -25,7 +25,7 @@ from attention_lab.analysis.head_functions import (
 from attention_lab.analysis.pruning import heads_masked
 from attention_lab.analysis.retrieval import needle_copy_accuracy, retrieval_score
 from attention_lab.analysis.statistics import bootstrap_interval, statistics_settings
-from attention_lab.errors import ConfigError
+from attention_lab.errors import ConfigError, checked_settings
 
 FUNCTION_COLUMNS = [
     "variant",
@@ -58,19 +58,8 @@ class FunctionSettings:
 
     @classmethod
     def from_params(cls, raw: dict[str, Any] | None) -> FunctionSettings:
-        raw = dict(raw or {})
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(
-                f"analysis.head_functions: unknown key(s) {sorted(unknown)}; allowed: "
-                f"{', '.join(cls.__dataclass_fields__)}."
-            )
-        for key in ("sequences", "half", "random_draws", "needles", "needle_tokens"):
-            value = raw.get(key, getattr(cls, key))
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(
-                    f"analysis.head_functions.{key}: expected an integer >= 1, got {value!r}."
-                )
+        positive = ("sequences", "half", "random_draws", "needles", "needle_tokens")
+        raw = checked_settings(cls, raw, "analysis.head_functions", positive)
         lists = {
             key: tuple(raw.get(key, getattr(cls, key))) for key in ("ablation_k", "retrieval_k")
         }

@@ -32,7 +32,7 @@ from transformers import DynamicCache
 
 from attention_lab.attention.discovery import discover
 from attention_lab.attention.interface import PLAN_ATTR
-from attention_lab.errors import ConfigError
+from attention_lab.errors import ConfigError, checked_settings
 
 
 @dataclass(frozen=True)
@@ -46,17 +46,7 @@ class CostSettings:
 
     @classmethod
     def from_params(cls, raw: dict[str, Any] | None) -> CostSettings:
-        raw = dict(raw or {})
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(
-                f"costs: unknown key(s) {sorted(unknown)}; allowed: "
-                f"{', '.join(cls.__dataclass_fields__)}."
-            )
-        for key in ("context_tokens", "decode_tokens", "repeats"):
-            value = raw.get(key, getattr(cls, key))
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"costs.{key}: expected an integer >= 1, got {value!r}.")
+        raw = checked_settings(cls, raw, "costs", ("context_tokens", "decode_tokens", "repeats"))
         if not isinstance(raw.get("enabled", True), bool):
             raise ConfigError(f"costs.enabled: expected true or false, got {raw['enabled']!r}.")
         return cls(**raw)
