@@ -84,7 +84,9 @@ def measure(study: str) -> dict:
         needles = build_needle_probes(
             texts, tokenizer, settings.needles, settings.needle_tokens, settings.seed
         )
-        scores = pd.concat([scores, retrieval_rows(model, needles, labels)], ignore_index=True)
+        scores = pd.concat(
+            [scores, retrieval_rows(model, needles, labels, analysis)], ignore_index=True
+        )
         induction_ablation(model, probes, scores, settings)
         retrieval_ablation(model, needles, scores, settings)
     per_variant = time.perf_counter() - start

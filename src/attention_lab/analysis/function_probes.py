@@ -257,14 +257,17 @@ def summarise_ablations(ablations: pd.DataFrame, params: dict[str, Any]) -> pd.D
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def retrieval_rows(model: nn.Module, needles: pd.DataFrame, labels: dict) -> pd.DataFrame:
+def retrieval_rows(
+    model: nn.Module, needles: pd.DataFrame, labels: dict, params: dict
+) -> pd.DataFrame:
     """One row per (layer, head): Wu et al.'s retrieval score, mean over the needle probes,
     with its bootstrap interval."""
     probes = needles.to_dict("records")
     per_probe = np.stack([retrieval_score(model, p) for p in probes])  # (N, L, H)
     layers, heads = per_probe.shape[1:]
     per_probe = per_probe.reshape(len(probes), -1)  # (N, L*H)
-    low, high = bootstrap_interval(per_probe, 1000, 0)
+    stats = statistics_settings(params)  # the study's resamples and seed, as for every interval
+    low, high = bootstrap_interval(per_probe, stats["resamples"], stats["seed"])
     return pd.DataFrame(
         [
             labels

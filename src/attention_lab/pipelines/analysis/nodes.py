@@ -150,7 +150,7 @@ def detect_head_functions(
     if info["task"] != "causal_lm" or attention_path(model) != INTERFACE_PATH:
         # both checks need next-token predictions, and heads gated through the interface
         return scores, pd.DataFrame(columns=ABLATION_COLUMNS)
-    scores = pd.concat([scores, retrieval_rows(model, needles, labels)], ignore_index=True)
+    scores = pd.concat([scores, retrieval_rows(model, needles, labels, params)], ignore_index=True)
     ablations = pd.concat(
         [
             induction_ablation(model, probes, scores, settings),
