@@ -428,20 +428,7 @@ def pooled_kv_copy(family: Family, groups: int) -> torch.nn.Module:
 
 
 def word_tokenizer(pad: int, padding_side: str):
-    """A word-level tokenizer over ``t0 … t127``: text ``"t5 t9"`` is ids ``[5, 9]``.
+    """A word-level tokenizer over ``t0 … t127``: text ``"t5 t9"`` is ids ``[5, 9]``."""
+    from attention_lab.analysis.copy_task import word_tokenizer as words
 
-    The pad and unknown tokens get names that no word contains: special tokens are split out
-    of the text before words are, so a pad token ``t1`` would cut ``t12`` in two.
-    """
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from tokenizers.pre_tokenizers import WhitespaceSplit
-    from transformers import PreTrainedTokenizerFast
-
-    names = {pad: "<pad>", 3: "<unk>"}
-    vocab = {names.get(i, f"t{i}"): i for i in range(VOCAB)}
-    core = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", padding_side=padding_side
-    )
+    return words(VOCAB, pad, padding_side)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from transformers import BartConfig, BartForConditionalGeneration
 
+from attention_lab.analysis.copy_task import LENGTH, PAD, VOCAB, copy_model
 from attention_lab.attention.apply import apply_mechanism
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.datasets.store import AttentionStore, AttentionStream, write_store
@@ -16,44 +16,6 @@ from attention_lab.extraction.run import iter_attention, store_metadata
 from attention_lab.models.shape import model_shape
 from attention_lab.tasks import get_task
 from tests.conformance.families import word_tokenizer
-
-VOCAB, LENGTH, PAD, EOS, START = 32, 6, 1, 2, 2
-
-
-def copy_model(steps: int = 2000, seed: int = 0) -> BartForConditionalGeneration:
-    """No encoder layer (embeddings only, so source tokens stay unmixed and the only way to read
-    token i is to attend to it), one decoder layer with one cross-attention head, trained to copy."""
-    torch.manual_seed(seed)
-    config = BartConfig(
-        vocab_size=VOCAB,
-        d_model=128,
-        encoder_layers=0,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=1,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_position_embeddings=32,
-        pad_token_id=PAD,
-        bos_token_id=0,
-        eos_token_id=EOS,
-        decoder_start_token_id=START,
-        forced_eos_token_id=None,
-        dropout=0.0,
-        attention_dropout=0.0,
-    )
-    model = BartForConditionalGeneration(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(steps):
-        source = torch.randint(4, VOCAB, (64, LENGTH), generator=generator)
-        labels = torch.cat([source, torch.full((64, 1), EOS)], dim=1)  # copy, then stop
-        loss = model(input_ids=source, labels=labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
 
 
 def test_copying_decoder_attends_to_the_aligned_source_token(tmp_path):
