@@ -19,6 +19,9 @@ METHODS = ("none", "head", "lora", "full")
 # the names of attention_lab.tasks.TASKS, kept here so that config checks import no torch
 TASKS = ("classification", "causal_lm", "seq2seq")
 PRECISIONS = ("auto", "bf16", "fp32")
+# lm: the task's own loss; distill: KL divergence to the base checkpoint's next-token
+# distribution (uptraining a converted mechanism toward the model it came from)
+OBJECTIVES = ("lm", "distill")
 DEFAULT_MODEL = "minilm"
 # a valid Kedro namespace, without "__": that joins a variant to its seed in a job's name
 VARIANT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*$")
@@ -48,6 +51,7 @@ class TrainingSpec:
     precision: str = "auto"
     # its own step for cross-attention (new in a warm-started encoder-decoder); null: the same
     cross_attention_learning_rate: float | None = None
+    objective: str = "lm"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class LoraSpec:
     alpha: int = 16
     dropout: float = 0.05
     targets: tuple[str, ...] | None = None
+    # modules trained whole beside the adapters (peft's modules_to_save), e.g. [k_proj, v_proj]
+    # where a converted mechanism needs more than a low-rank change to its projections
+    train_fully: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ def _dataclass_from(cls, raw: Any, where: str):
     values = {}
     for key, value in raw.items():
         default = getattr(cls(), key)
-        if key == "targets":
+        if key in ("targets", "train_fully"):
             values[key] = tuple(value) if value is not None else None
             continue
         if isinstance(default, bool) and not isinstance(value, bool):
@@ -174,6 +181,16 @@ def _training(raw: Any, task: str, where: str, seed: int) -> TrainingSpec:
         raise ConfigError(
             f"{where}.precision: unknown precision {training.precision!r}; "
             f"allowed: {', '.join(PRECISIONS)}."
+        )
+    if training.objective not in OBJECTIVES:
+        raise ConfigError(
+            f"{where}.objective: unknown objective {training.objective!r}; "
+            f"allowed: {', '.join(OBJECTIVES)}."
+        )
+    if training.objective == "distill" and task != "causal_lm":
+        raise ConfigError(
+            f"{where}.objective: distill matches the base model's next-token distribution, so it "
+            f"needs study.task causal_lm (it is {task!r}); use lm."
         )
     if training.cross_attention_learning_rate is not None and task != "seq2seq":
         raise ConfigError(

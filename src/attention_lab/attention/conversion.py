@@ -51,6 +51,23 @@ def _regroup(linear: nn.Linear, current: int, target: int, head_dim: int) -> nn.
     return new
 
 
+def head_dim_of(config) -> int:
+    """The per-head size of a (text) config."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def set_kv_heads(model: nn.Module, target: int) -> nn.Module:
+    """Record ``target`` key/value heads in the config and the attention modules, once their
+    projections have been rewritten."""
+    config = model.config.get_text_config()
+    for layer in discover(model):
+        if layer.kind != "cross" and hasattr(layer.module, "num_key_value_groups"):
+            layer.module.num_key_value_groups = config.num_attention_heads // target
+    config.num_key_value_heads = target
+    setattr(model, LAYERS_ATTR, None)  # head counts changed: discover again
+    return model
+
+
 def convert_kv_heads(model: nn.Module, target: int) -> nn.Module:
     """Rewrite every self-attention layer to ``target`` key/value heads, in place."""
     config = model.config.get_text_config()
@@ -62,15 +79,11 @@ def convert_kv_heads(model: nn.Module, target: int) -> nn.Module:
             f"kv_heads: cannot convert {current} key/value heads to {target}; the target must divide "
             f"{current} (pooling) or be a multiple of it (repeating)."
         )
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    head_dim = head_dim_of(config)
     for layer in discover(model):
         if layer.kind == "cross":
             continue
         module = layer.module
         module.k_proj = _regroup(module.k_proj, current, target, head_dim)
         module.v_proj = _regroup(module.v_proj, current, target, head_dim)
-        if hasattr(module, "num_key_value_groups"):
-            module.num_key_value_groups = config.num_attention_heads // target
-    config.num_key_value_heads = target
-    setattr(model, LAYERS_ATTR, None)  # head counts changed: discover again
-    return model
+    return set_kv_heads(model, target)

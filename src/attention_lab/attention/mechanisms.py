@@ -11,7 +11,9 @@ from typing import Any
 
 from attention_lab.errors import ConfigError
 
-MECHANISMS = ("mha", "gqa", "mqa", "sliding_window")
+MECHANISMS = ("mha", "gqa", "mqa", "sliding_window", "mla", "gated")
+POOLINGS = ("mean", "calibrated")  # how gqa/mqa build their shared key/value heads
+KEYS = ("name", "kv_heads", "window", "layers", "sink_tokens", "pooling", "rank", "rope_pairs")
 CONFIG_KEY = "attention_lab_mechanism"  # where a saved model's config records its mechanism
 
 
@@ -30,6 +32,17 @@ class MechanismSpec:
         layers: layer indices the mechanism applies to; ``None`` means every layer.
         sink_tokens: with ``sliding_window``, the first ``sink_tokens`` keys stay visible to
             every query (StreamingLLM, Xiao et al., 2023).
+        pooling: with ``gqa``/``mqa``, ``mean`` averages the grouped heads' projections
+            (Ainslie et al., 2023); ``calibrated`` fits the shared heads to activations on a
+            few training texts (:mod:`attention_lab.attention.calibrated`).
+        rank: with ``mla`` (multi-head latent attention by the MHA2MLA recipe, Ji et al.,
+            2025), the size of the latent that keys and values share.
+        rope_pairs: with ``mla``, how many RoPE frequency pairs each key/value head keeps
+            (chosen by query and key 2-norm on calibration texts); the rest lose RoPE.
+
+    ``gated`` adds a head-specific sigmoid gate on each head's output (Qiu et al., 2025).
+    ``mla``, ``gated`` and calibrated pooling change a checkpoint in ways its base cannot
+    rebuild, so their models are stored whole (:attr:`converts_weights`).
     """
 
     name: str = "mha"
@@ -37,6 +50,9 @@ class MechanismSpec:
     window: int | None = None
     layers: tuple[int, ...] | None = None
     sink_tokens: int = 0
+    pooling: str = "mean"
+    rank: int | None = None
+    rope_pairs: int | None = None
 
     @property
     def target_kv_heads(self) -> int | None:
@@ -47,14 +63,20 @@ class MechanismSpec:
             return self.kv_heads
         return None
 
+    @property
+    def converts_weights(self) -> bool:
+        """Whether the mechanism rewrites the checkpoint (fits new projections or adds modules)."""
+        return self.name in ("mla", "gated") or self.pooling == "calibrated"
+
     def applies_to(self, layer: int) -> bool:
         return self.layers is None or layer in self.layers
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["layers"] = list(self.layers) if self.layers is not None else None
-        if not self.sink_tokens:
-            del data["sink_tokens"]  # the record of a plain mechanism stays as it was
+        for key, default in (("sink_tokens", 0), ("pooling", "mean"), ("rank", None), ("rope_pairs", None)):
+            if data[key] == default:
+                del data[key]  # the record of a plain mechanism stays as it was
         return data
 
     @classmethod
@@ -66,11 +88,10 @@ class MechanismSpec:
             raw = {"name": raw}
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a name or a mapping, got {raw!r}.")
-        unknown = set(raw) - {"name", "kv_heads", "window", "layers", "sink_tokens"}
+        unknown = set(raw) - set(KEYS)
         if unknown:
             raise ConfigError(
-                f"{where}: unknown key(s) {sorted(unknown)}; "
-                "allowed: name, kv_heads, window, layers, sink_tokens."
+                f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(KEYS)}."
             )
         name = raw.get("name", "mha")
         if name not in MECHANISMS:
@@ -80,6 +101,15 @@ class MechanismSpec:
         kv_heads = _owned_integer(raw, "kv_heads", name, "gqa", 1, where)
         window = _owned_integer(raw, "window", name, "sliding_window", 1, where)
         sink_tokens = _owned_integer(raw, "sink_tokens", name, "sliding_window", 0, where) or 0
+        rank = _owned_integer(raw, "rank", name, "mla", 1, where)
+        rope_pairs = _owned_integer(raw, "rope_pairs", name, "mla", 1, where)
+        pooling = raw.get("pooling", "mean")
+        if pooling != "mean" and name not in ("gqa", "mqa"):
+            raise ConfigError(f"{where}.pooling: only gqa and mqa pool heads (mechanism is {name!r}).")
+        if pooling not in POOLINGS:
+            raise ConfigError(
+                f"{where}.pooling: unknown pooling {pooling!r}; allowed: {', '.join(POOLINGS)}."
+            )
         layers = raw.get("layers")
         if layers is not None:
             if not isinstance(layers, list | tuple) or not all(
@@ -89,7 +119,13 @@ class MechanismSpec:
                     f"{where}.layers: expected a list of layer indices >= 0, got {layers!r}."
                 )
             layers = tuple(sorted(set(layers)))
-        return cls(name, kv_heads, window, layers, sink_tokens)
+        if layers is not None and (name in ("mla", "gated") or pooling == "calibrated"):
+            raise ConfigError(
+                f"{where}.layers: {name} with {pooling} pooling converts every layer; remove layers."
+                if pooling == "calibrated"
+                else f"{where}.layers: {name} converts every layer; remove layers."
+            )
+        return cls(name, kv_heads, window, layers, sink_tokens, pooling, rank, rope_pairs)
 
     def check_against(self, num_layers: int, num_heads: int, where: str = "mechanism") -> None:
         """Check the spec fits a stack of ``num_layers`` layers of ``num_heads`` query heads."""

@@ -83,14 +83,25 @@ def tokens_held(model: nn.Module, context: int) -> list[int]:
     return held
 
 
-def computed_kv_bytes(model: nn.Module, context: int) -> int:
-    """Bytes of keys and values cached after ``context`` tokens, from the architecture alone."""
+def cached_widths(model: nn.Module) -> list[int]:
+    """Per decoder layer: numbers cached per position. A key and a value per key/value head,
+    or, for multi-head latent attention, the kept RoPE dims and the latent."""
     config = _text_config(model)
     kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    widths = [2 * kv_heads * head_dim] * config.num_hidden_layers
+    for layer in discover(model):
+        latent = getattr(layer.module, "latent", None)
+        if layer.kind == "decoder" and latent is not None:
+            widths[layer.index] = latent.cached_width
+    return widths
+
+
+def computed_kv_bytes(model: nn.Module, context: int) -> int:
+    """Bytes of keys and values cached after ``context`` tokens, from the architecture alone."""
     itemsize = next(model.parameters()).element_size()
-    per_position = 2 * kv_heads * head_dim * itemsize  # one key and one value per kv head
-    return per_position * sum(tokens_held(model, context))
+    held = tokens_held(model, context)
+    return itemsize * sum(w * n for w, n in zip(cached_widths(model), held, strict=True))
 
 
 def cache_bytes(cache: DynamicCache) -> int:

@@ -9,8 +9,8 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from attention_lab.attention.apply import apply_mechanism
-from attention_lab.attention.conversion import convert_kv_heads, supports_native_kv_heads
 from attention_lab.attention.mechanisms import MechanismSpec
+from attention_lab.attention.structure import convert, restore
 from attention_lab.errors import ArtifactError
 from attention_lab.models.zoo import hub_error, resolve
 from attention_lab.tasks import get_task
@@ -51,6 +51,7 @@ def load_model(
     trust_remote_code: bool = False,
     pad_token_id: int | None = None,
     allow_pickle: bool = False,
+    calibration: torch.Tensor | None = None,
 ) -> nn.Module:
     """Load ``name`` (alias, folder or hub id) for ``task`` with ``mechanism`` applied.
 
@@ -80,7 +81,6 @@ def load_model(
         raise hub_error(name, exc) from exc
     if pad_token_id is not None and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = pad_token_id
-    target = mechanism.target_kv_heads
-    if target is not None and mechanism.layers is None and supports_native_kv_heads(model):
-        convert_kv_heads(model, target)
+    restore(model, source)
+    convert(model, mechanism, calibration)
     return apply_mechanism(model, mechanism)

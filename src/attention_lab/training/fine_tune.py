@@ -6,6 +6,8 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -13,13 +15,16 @@ import pandas as pd
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
+from attention_lab.attention.calibration import calibration_ids
 from attention_lab.attention.discovery import discover
 from attention_lab.attention.fast_path import fast_attention
 from attention_lab.datasets.model_directory import TrainedModel
 from attention_lab.errors import ConfigError
 from attention_lab.models.costs import peak_memory_mb
+from attention_lab.models.loading import device as default_device
 from attention_lab.models.loading import load_model, load_tokenizer
 from attention_lab.tasks import get_task
+from attention_lab.training.distillation import Teacher, distillation_loss
 from attention_lab.training.head_features import feature_dataset
 from attention_lab.training.methods import count_parameters, prepare
 from attention_lab.variants import DEFAULT_SEEDS, TrainingSpec, VariantSpec
@@ -104,10 +109,26 @@ class StudyTrainer(Trainer):
     its split of decayed and undecayed parameters) is kept; each group is split in two.
     """
 
-    def __init__(self, *args, cross_attention_lr: float | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        cross_attention_lr: float | None = None,
+        teacher: Teacher | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.cross_attention_lr = cross_attention_lr
         self.cross = cross_attention_parameters(self.model) if cross_attention_lr else set()
+        self.teacher = teacher
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The task's loss, or with a teacher, KL divergence to its next-token distribution."""
+        if self.teacher is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(**inputs)
+        mask = inputs.get("attention_mask")
+        loss = distillation_loss(outputs.logits, self.teacher.logits(inputs), mask)
+        return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         if self.optimizer is not None or not self.cross:  # already built, or nothing to split
@@ -126,8 +147,9 @@ class StudyTrainer(Trainer):
         return optimizer
 
 
-def _fit(model, data, t: TrainingSpec, collator=None, by_length=False) -> int:
-    """Train ``model`` on ``data``; returns the number of optimizer steps."""
+def _fit(model, data, t: TrainingSpec, collator=None, by_length=False, teacher=None) -> int:
+    """Train ``model`` on ``data`` (toward ``teacher``'s logits if given); returns the number
+    of optimizer steps."""
     with tempfile.TemporaryDirectory() as out:
         trainer = StudyTrainer(
             model=model,
@@ -135,6 +157,7 @@ def _fit(model, data, t: TrainingSpec, collator=None, by_length=False) -> int:
             train_dataset=data,
             data_collator=collator,
             cross_attention_lr=t.cross_attention_learning_rate,
+            teacher=teacher,
         )
         return trainer.train().global_step
 
@@ -157,14 +180,47 @@ def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[fl
                 *prepared, replace(t, cross_attention_learning_rate=None, precision="fp32")
             )
             return time.perf_counter() - start, steps
-    with fast_attention(model, enabled=t.fast_path):
-        steps = _fit(model, data, t, task.collate(tokenizer, model), by_length=t.fast_path)
+    teacher = base_teacher(spec) if t.objective == "distill" else None
+    with fast_attention(model, enabled=t.fast_path), _fast_teacher(teacher, t.fast_path):
+        steps = _fit(
+            model, data, t, task.collate(tokenizer, model), by_length=t.fast_path, teacher=teacher
+        )
     return time.perf_counter() - start, steps
 
 
-def build(spec: VariantSpec, labels: list[str]):
-    """The variant's tokenizer and model: base checkpoint, mechanism, method applied."""
+def base_teacher(spec: VariantSpec) -> Teacher:
+    """The variant's base checkpoint, unconverted, as the distillation teacher."""
+    model = load_model(
+        spec.model,
+        spec.task,
+        trust_remote_code=spec.trust_remote_code,
+        allow_pickle=spec.allow_pickle,
+    )
+    return Teacher(model.to(default_device()))
+
+
+@contextmanager
+def _fast_teacher(teacher: Teacher | None, enabled: bool) -> Iterator[None]:
+    """The teacher's forward passes through SDPA too, where it matches eager."""
+    if teacher is None:
+        yield
+        return
+    with fast_attention(teacher.model, enabled=enabled):
+        yield
+
+
+CALIBRATION_TEXTS = 4  # training texts a conversion fits its weights on (at training.max_length)
+
+
+def build(spec: VariantSpec, labels: list[str], train_texts: list[str] | None = None):
+    """The variant's tokenizer and model: base checkpoint, mechanism, method applied.
+
+    A mechanism that fits weights calibrates on the first training texts."""
     tokenizer = load_tokenizer(spec.model, spec.trust_remote_code)
+    calibration = None
+    if spec.mechanism.converts_weights:
+        length = spec.training.max_length
+        calibration = calibration_ids(tokenizer, train_texts or [], CALIBRATION_TEXTS, length)
     model = load_model(
         spec.model,
         spec.task,
@@ -173,6 +229,7 @@ def build(spec: VariantSpec, labels: list[str]):
         trust_remote_code=spec.trust_remote_code,
         pad_token_id=tokenizer.pad_token_id,
         allow_pickle=spec.allow_pickle,
+        calibration=calibration,
     )
     get_task(spec.task).configure(model, tokenizer)
     return prepare(model, spec.method, spec.task, spec.lora), tokenizer
@@ -185,7 +242,7 @@ def fine_tune_variant(
     (seconds, steps, examples per second, parameter counts, peak memory)."""
     set_seed(spec.training.seed)
     labels = label_names(corpus)
-    model, tokenizer = build(spec, labels)
+    model, tokenizer = build(spec, labels, list(corpus.loc[corpus["split"] == "train", "text"]))
     trainable, total = count_parameters(model)
     logger.info(
         "%s: %s/%s/%s, %d of %d parameters train",
@@ -197,6 +254,9 @@ def fine_tune_variant(
         total,
     )
     seconds, steps = train(model, tokenizer, spec, corpus) if spec.method != "none" else (0.0, 0)
+    stored_whole = spec.method == "lora" and spec.mechanism.converts_weights
+    if stored_whole:  # the base checkpoint cannot rebuild the conversion: keep the whole model
+        model = model.merge_and_unload()
     info = {
         "variant": spec.name,
         "seed": spec.training.seed,
@@ -206,7 +266,8 @@ def fine_tune_variant(
         "mechanism": spec.mechanism.to_dict(),
         "label_names": labels,
         "num_labels": len(labels),
-        "adapter": spec.method == "lora",
+        "adapter": spec.method == "lora" and not stored_whole,
+        "objective": spec.training.objective,
         "max_length": spec.training.max_length,
         "eval_batch_size": spec.training.eval_batch_size,
         "fast_path": spec.training.fast_path,

@@ -50,12 +50,20 @@ def prepare(model: nn.Module, method: str, task: str, lora: LoraSpec) -> nn.Modu
         return model
     from peft import LoraConfig, get_peft_model
 
+    whole = list(lora.train_fully or ())
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    if missing := [w for w in whole if w not in names]:
+        raise ConfigError(
+            f"lora.train_fully: {type(model).__name__} has no module named {missing[0]!r}; "
+            "name modules such as k_proj or v_proj."
+        )
     config = LoraConfig(
         task_type=get_task(task).peft_task_type,
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=lora_targets(model, lora),
+        target_modules=[t for t in lora_targets(model, lora) if t not in whole],
+        modules_to_save=whole or None,  # trained whole, saved with the adapter
     )
     return get_peft_model(model, config)  # SEQ_CLS also trains (saves) the classifier head
 
