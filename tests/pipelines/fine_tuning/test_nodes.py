@@ -154,3 +154,58 @@ def test_causal_lm_reports_perplexity_equal_to_exp_loss(corpus, tmp_path):
             own = float(model(input_ids=ids, labels=ids).loss)
         assert row.loss_terms == ids.shape[1] - 1
         assert row.loss_sum == pytest.approx(own * row.loss_terms, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_folder(tmp_path_factory) -> str:
+    """A tiny random Llama saved with MiniLM's tokenizer: a base checkpoint to convert."""
+    from transformers import AutoTokenizer
+
+    from attention_lab.models.zoo import resolve
+    from tests.conftest import tiny_llama
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_llama(num_heads=4, kv_heads=2).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(resolve("minilm")).save_pretrained(folder)
+    return str(folder)
+
+
+LM_STUDY = {
+    "task": "causal_lm",
+    "defaults": {
+        "training": {"max_steps": 2, "batch_size": 4, "max_length": 16, "learning_rate": 1e-2},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "mechanism",
+    [
+        {"name": "mqa", "pooling": "calibrated"},
+        {"name": "mla", "rank": 6, "rope_pairs": 2},
+        {"name": "gated"},
+    ],
+    ids=["calibrated_mqa", "mla", "gated"],
+)
+def test_a_converted_lora_variant_is_stored_whole_and_reloads_as_trained(
+    corpus, tmp_path, tiny_llama_folder, mechanism
+):
+    variant = {
+        "model": tiny_llama_folder,
+        "method": "lora",
+        "mechanism": mechanism,
+        "training": {"objective": "distill"},
+    }
+    trained, log = fine_tune(corpus, {"variant": "converted", "seed": "42"}, variant, LM_STUDY)
+    assert trained.info["adapter"] is False and trained.info["objective"] == "distill"
+    assert log["train_steps"] == 2
+    dataset = ModelDirectoryDataset(str(tmp_path / "converted"))
+    dataset.save(trained)
+    assert (tmp_path / "converted" / "model.safetensors").exists()
+    model, tokenizer = dataset.load().load()
+    ids = tokenizer(["a great movie number seven"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        expected = trained.model.eval()(input_ids=ids).logits
+        got = model(input_ids=ids).logits
+    assert float((expected - got).abs().max()) <= 1e-5
+    assert model.config.attention_lab_mechanism["name"] == mechanism["name"]
