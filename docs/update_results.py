@@ -199,8 +199,60 @@ def sinks_table(sinks):
     return table
 
 
+CONVERTED = ("mqa", "gqa", "mla", "gated")  # mechanisms whose conversion the section follows
+
+
+def conversion_table(performance, sinks):
+    """Each key/value conversion beside the base model: perplexity, cache and sinks as ratios."""
+    rows = performance[performance["mechanism"].isin(CONVERTED) | (performance["variant"] == "base")]
+    rows = rows[rows["variant"].str.startswith(("base", "m", "gated"))]
+    base = performance.set_index("variant").loc["base"]
+    sink_rate = sinks[~sinks["kind"].str.endswith("_norm")].groupby("variant")["sink_rate_gu"].mean()
+    table = rows[["variant", "method"]].copy()
+    table["perplexity (× base)"] = [
+        f"{p:,.1f} ({p / base['perplexity']:.2f}×)" for p in rows["perplexity"]
+    ]
+    table["KV bytes/token (× base)"] = [
+        f"{v:,.0f} ({v / base['kv_bytes_per_token']:.2f}×)" for v in rows["kv_bytes_per_token"]
+    ]
+    table["sink rate, Gu et al."] = rows["variant"].map(sink_rate).map("{:.0%}".format)
+    table["similarity to base"] = rows["mean_similarity_to_reference"].map("{:.3f}".format)
+    return table
+
+
+def layer_band_table(similarity, variants, band: int = 5):
+    """Mean cosine similarity of attention maps to the reference, per band of ``band`` layers."""
+    weights = similarity[(similarity["kind"] == "decoder") & similarity["variant"].isin(variants)]
+    weights = weights.assign(band=weights["layer"] // band * band)
+    table = weights.pivot_table(index="variant", columns="band", values="cosine_similarity")
+    table = table.reindex([v for v in variants if v in table.index])
+    table.columns = [f"layers {b}–{b + band - 1}" for b in table.columns]
+    return table.map("{:.3f}".format).reset_index()
+
+
+def uptraining_table():
+    """``benchmarks/uptraining.py``'s curve: perplexity against distillation steps."""
+    path = PROJECT / "benchmarks" / "results" / "uptraining.json"
+    if not path.exists():
+        return "(run `python benchmarks/uptraining.py` for the curve)"
+    result = json.loads(path.read_text())
+    import pandas as pd
+
+    curve = pd.DataFrame(result["curve"])
+    table = curve.pivot_table(index="step", columns="recipe", values="ratio_to_base")
+    table = table.map("{:.2f}×".format).reset_index()
+    table.insert(1, "training tokens", table["step"] * 1024)
+    return (
+        f"base perplexity {result['base_perplexity']:.1f}; each cell is the recipe's perplexity "
+        f"as a multiple of it:\n\n{markdown_table(table)}"
+    )
+
+
 def llm_section(env: str) -> str:
-    performance, sinks, costs = load_tables(env, "performance", "attention_sinks", "params:costs")
+    performance, sinks, costs, similarity = load_tables(
+        env, "performance", "attention_sinks", "params:costs", "similarity_by_layer"
+    )
+    conversions = conversion_table(performance, sinks)
     context = costs["context_tokens"]
     performance, speeds = quiet_costs(performance, env)
     return (
@@ -211,6 +263,14 @@ def llm_section(env: str) -> str:
         "thread each. On a CPU decoding is bound by reading the weights: the speed a smaller "
         "cache buys shows on a GPU.*\n\n"
         f"{markdown_table(cost_table(performance))}\n\n"
+        "Conversions of SmolLM2's 3 key/value heads, against the base model (sink rate: the "
+        "mean over layers of Gu et al.'s rate, defined below):\n\n"
+        f"{markdown_table(conversions)}\n\n"
+        "Attention similarity to the base model by depth (mean cosine similarity of the maps, "
+        "per band of 5 layers):\n\n"
+        f"{markdown_table(layer_band_table(similarity, list(conversions['variant'])))}\n\n"
+        "Uptraining past the study's budget (`benchmarks/uptraining.py`, distillation, same "
+        f"data and settings): {uptraining_table()}\n\n"
         "StreamingLLM, no training: a 64-token window, with and without 4 sink tokens:\n\n"
         f"{markdown_table(streaming_table(performance))}\n\n"
         "Sinks: Gu et al. (2024)'s sink rate (the share of (article, layer, head) triples whose "

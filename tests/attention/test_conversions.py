@@ -150,40 +150,75 @@ def rope_by_hand(x: np.ndarray, positions: np.ndarray, d: int, theta: float, kep
     return out
 
 
+def latent_attention_by_hand(model, ids: torch.Tensor) -> list[np.ndarray]:
+    """Each layer's (Hq, T, T) attention of a latent (MLA) Llama on ids (1, T), in float64 from
+    its weights, RoPE's angles from their formula, and the layer's input hidden states."""
+    inputs = attention_inputs(model, ids)
+    theta = model.config.rope_parameters["rope_theta"]
+    maps = []
+    for module in self_attention_modules(model):
+        latent, d = module.latent, module.head_dim
+        x = inputs[module].double().numpy()  # (T, hidden)
+        t, kv, q_heads = len(x), latent.kv_heads, module.q_proj.out_features // d
+        positions = np.arange(t, dtype=float)
+
+        def linear(layer, inputs):
+            w = layer.weight.detach().double().numpy()
+            b = layer.bias.detach().double().numpy() if layer.bias is not None else 0
+            return inputs @ w.T + b
+
+        q = linear(module.q_proj, x).reshape(t, q_heads, d)
+        c = x @ latent.kv_down.weight.detach().double().numpy().T  # (T, rank)
+        rope = linear(latent.k_rope, x).reshape(t, kv, latent.rope_dims)
+        nope = linear(latent.k_up, c).reshape(t, kv, d - latent.rope_dims)
+        order = latent.order.numpy()
+        causal = np.triu(np.full((t, t), -np.inf), 1)
+        layer = []
+        for h in range(q_heads):
+            g = h // (q_heads // kv)
+            kept = order[g, : latent.rope_dims // 2]
+            key = np.zeros((t, d))
+            key[:, order[g, : latent.rope_dims]] = rope[:, g]
+            key[:, order[g, latent.rope_dims :]] = nope[:, g]
+            qh = rope_by_hand(q[:, h], positions, d, theta, kept)
+            kh = rope_by_hand(key, positions, d, theta, kept)
+            logits = qh @ kh.T / math.sqrt(d) + causal
+            weights = np.exp(logits - logits.max(-1, keepdims=True))
+            layer.append(weights / weights.sum(-1, keepdims=True))
+        maps.append(np.stack(layer))
+    return maps
+
+
 def test_mla_maps_equal_attention_written_out_by_hand():
     model = llama(num_heads=4, kv_heads=2, layers=1)
     convert_to_latent(model, rank=6, rope_pairs=2, calibration=IDS)
-    module = self_attention_modules(model)[0]
-    latent = module.latent
-    x = attention_inputs(model, PROBE)[module].double().numpy()  # (T, hidden)
-    t, d = len(x), 8
-    positions = np.arange(t, dtype=float)
-    theta = model.config.rope_parameters["rope_theta"]
-
-    def linear(layer, inputs):
-        w = layer.weight.detach().numpy()
-        b = layer.bias.detach().numpy() if layer.bias is not None else 0
-        return inputs @ w.T + b
-
-    q = linear(module.q_proj, x).reshape(t, 4, d)
-    c = x @ latent.kv_down.weight.detach().numpy().T  # (T, rank)
-    rope = linear(latent.k_rope, x).reshape(t, 2, 4)
-    nope = linear(latent.k_up, c).reshape(t, 2, 4)
-    order = latent.order.numpy()
     got = run(model).attentions[0][0].numpy()  # (Hq, T, T)
-    causal = np.triu(np.full((t, t), -np.inf), 1)
-    for h in range(4):
-        g = h // 2
-        kept = order[g, :2]
-        key = np.zeros((t, d))
-        key[:, order[g, :4]] = rope[:, g]
-        key[:, order[g, 4:]] = nope[:, g]
-        qh = rope_by_hand(q[:, h], positions, d, theta, kept)
-        kh = rope_by_hand(key, positions, d, theta, kept)
-        logits = qh @ kh.T / math.sqrt(d) + causal
-        weights = np.exp(logits - logits.max(-1, keepdims=True))
-        # transformers computes RoPE's angles in float32, even for a float64 model
-        np.testing.assert_allclose(got[h], weights / weights.sum(-1, keepdims=True), atol=1e-6)
+    expected = latent_attention_by_hand(model, PROBE)[0]
+    # transformers computes RoPE's angles in float32, even for a float64 model
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_stored_maps_of_a_latent_gated_model_equal_attention_by_hand(side, tmp_path):
+    """The project's extraction and store, on padded batches, against the hand reference: the
+    gate changes each head's output, not its weights, so the maps are the latent attention's."""
+    from tests.conformance.families import BY_NAME
+    from tests.conformance.test_families import extract
+
+    family = BY_NAME["llama"]
+    model = family.build()
+    spec = MechanismSpec.from_config({"name": "mla", "rank": 5, "rope_pairs": 1})
+    convert(model, spec, IDS)
+    convert_to_gated(model)
+    for module in self_attention_modules(model):
+        torch.nn.init.normal_(module.output_gate.weight)  # a gate that acts
+    apply_mechanism(model, spec)
+    store = extract(model, family, side, tmp_path)
+    for example in range(len(store)):
+        ids = torch.tensor([store.example_meta(example)["token_ids"]])
+        stored = store.attention(example, "decoder")  # (L, H, T, T)
+        expected = np.stack(latent_attention_by_hand(model, ids))
+        assert float(np.abs(stored - expected).max()) <= 1e-5
 
 
 def test_mla_cache_holds_the_latent_and_decodes_as_the_full_forward():
@@ -236,9 +271,10 @@ def test_a_trained_gate_scales_each_head_output_elementwise():
     base_module.o_proj.register_forward_pre_hook(lambda m, a: heads.setdefault("y", a[0]))
     module.register_forward_hook(keep, with_kwargs=True)
     run(base), run(gated)
-    gate = torch.sigmoid(x @ module.output_gate.weight.T + module.output_gate.bias)
     opening = 1 / (1 + math.exp(-GATE_INIT_LOGIT))
-    expected = (heads["y"][0] * gate) @ (base_module.o_proj.weight / opening).T
+    with torch.no_grad():
+        gate = torch.sigmoid(x @ module.output_gate.weight.T + module.output_gate.bias)
+        expected = (heads["y"][0] * gate) @ (base_module.o_proj.weight / opening).T
     assert float((seen["out"][0] - expected).abs().max()) <= 1e-10
 
 
