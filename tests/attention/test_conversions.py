@@ -284,3 +284,15 @@ def test_conversions_refuse_families_other_than_llama():
     gpt2 = BY_NAME["gpt2"].build("eager")
     with pytest.raises(ConfigError, match="Llama attention"):
         convert_to_gated(gpt2)
+
+
+def test_lora_reaches_the_projections_a_conversion_adds():
+    from attention_lab.training.methods import lora_targets
+    from attention_lab.variants import LoraSpec
+
+    model = tiny_llama(num_heads=4, kv_heads=2)
+    convert(model, MechanismSpec.from_config({"name": "mla", "rank": 5, "rope_pairs": 1}), IDS)
+    convert_to_gated(model)
+    assert set(lora_targets(model, LoraSpec())) == {
+        "q_proj", "o_proj", "k_rope", "kv_down", "k_up", "v_up", "output_gate"
+    }

@@ -17,18 +17,20 @@ def classifier_head_names(model: nn.Module) -> list[str]:
 
 
 def lora_targets(model: nn.Module, spec: LoraSpec) -> list[str]:
-    """The configured targets, or every projection (Linear, or GPT-2's Conv1D) directly inside
-    the attention layers: ``q_proj``/``k_proj``/``v_proj``/``o_proj``, ``query``/``key``/``value``,
-    fused ``qkv_proj`` or ``c_attn``."""
+    """The configured targets, or every projection (Linear, or GPT-2's Conv1D) inside the
+    attention layers: ``q_proj``/``k_proj``/``v_proj``/``o_proj``, ``query``/``key``/``value``,
+    fused ``qkv_proj`` or ``c_attn``, and what a conversion added (``kv_down``, ``output_gate``)."""
     if spec.targets:
         return list(spec.targets)
     modules = [layer.module for layer in discover(model)]
     if not modules:  # a family outside the attention interface: its attention classes by name
         modules = [m for m in model.modules() if type(m).__name__.endswith("Attention")]
     found = set()
-    for module in modules:
+    for module in modules:  # direct children, and those a conversion nests (latent.kv_down)
         found.update(
-            n for n, child in module.named_children() if isinstance(child, nn.Linear | Conv1D)
+            n.rsplit(".", 1)[-1]
+            for n, child in module.named_modules()
+            if n and isinstance(child, nn.Linear | Conv1D)
         )
     if not found:
         raise ConfigError(
