@@ -18,7 +18,7 @@ first without changing the model:
   by their best rank-``d`` joint fit (an SVD); ``o_proj`` absorbs each head's reconstruction.
 
 Both fits need only the layer's input activations on a few calibration texts. With no pooling
-(each group one head) both are exact reparametrisations (``tests/attention/test_calibrated.py``).
+(each group one head) both are exact reparametrisations (``tests/attention/test_conversions.py``).
 """
 
 from __future__ import annotations
