@@ -2,8 +2,9 @@
 
 The `llm` study trains each variant for 8 steps (16 BBC articles of 512 tokens, batch 2:
 8,192 tokens). This script goes on past that budget for the converted variants, with the
-same data, settings and distillation objective, and evaluates the test split's perplexity
-at a few step counts, so the distance to a target (multi-query within 1.5x the base model's
+same data, batch, learning rate and distillation objective (AdamW at a constant rate, where
+the study's Trainer decays it linearly to 0 over its 8 steps), and evaluates the test split's
+perplexity at a few step counts, so the distance to a target (multi-query within 1.5x the base model's
 perplexity) is a curve, not a guess. Each recipe is compared with the base model's
 perplexity measured in the same run.
 
