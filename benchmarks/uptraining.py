@@ -84,9 +84,15 @@ def curve(recipe: str, corpus, study: dict, max_steps: int) -> list[dict]:
     while True:
         if step in CHECKPOINTS or step == max_steps:
             with fast_attention(model):
-                rows.append({"recipe": recipe, "step": step, "tokens": step * t.batch_size * t.max_length,
-                             "perplexity": perplexity(model, tokenizer, test, t.max_length),
-                             "seconds": round(time.perf_counter() - start, 1)})
+                rows.append(
+                    {
+                        "recipe": recipe,
+                        "step": step,
+                        "tokens": step * t.batch_size * t.max_length,
+                        "perplexity": perplexity(model, tokenizer, test, t.max_length),
+                        "seconds": round(time.perf_counter() - start, 1),
+                    }
+                )
             print(rows[-1], flush=True)
         if step >= max_steps:
             return rows
@@ -97,7 +103,9 @@ def curve(recipe: str, corpus, study: dict, max_steps: int) -> list[dict]:
             ids = torch.tensor([b[:length] for b in batch])
             model.train()
             with fast_attention(model), fast_attention(teacher.model):
-                loss = distillation_loss(model(input_ids=ids).logits, teacher.logits({"input_ids": ids}), None)
+                loss = distillation_loss(
+                    model(input_ids=ids).logits, teacher.logits({"input_ids": ids}), None
+                )
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -115,15 +123,19 @@ def main() -> None:
 
     corpus, study = study_inputs()
     test = corpus.loc[corpus["split"] == "test", "text"].tolist()
-    base = perplexity(load_model("smollm2-135m", "causal_lm"), load_tokenizer("smollm2-135m"), test, 512)
+    base = perplexity(
+        load_model("smollm2-135m", "causal_lm"), load_tokenizer("smollm2-135m"), test, 512
+    )
     print({"base_perplexity": base}, flush=True)
     rows = [r for recipe in args.recipes for r in curve(recipe, corpus, study, args.steps)]
     for row in rows:
         row["ratio_to_base"] = round(row["perplexity"] / base, 2)
     print(f"\n{'recipe':<20}{'step':>6}{'tokens':>8}{'perplexity':>12}{'x base':>8}")
     for row in rows:
-        print(f"{row['recipe']:<20}{row['step']:>6}{row['tokens']:>8}{row['perplexity']:>12.1f}"
-              f"{row['ratio_to_base']:>8.2f}")
+        print(
+            f"{row['recipe']:<20}{row['step']:>6}{row['tokens']:>8}{row['perplexity']:>12.1f}"
+            f"{row['ratio_to_base']:>8.2f}"
+        )
     out = RESULTS / "uptraining.json"
     out.write_text(json.dumps({"base_perplexity": base, "curve": rows}, indent=2))
     print(f"\nwrote {out}")

@@ -204,10 +204,14 @@ CONVERTED = ("mqa", "gqa", "mla", "gated")  # mechanisms whose conversion the se
 
 def conversion_table(performance, sinks):
     """Each key/value conversion beside the base model: perplexity, cache and sinks as ratios."""
-    rows = performance[performance["mechanism"].isin(CONVERTED) | (performance["variant"] == "base")]
+    rows = performance[
+        performance["mechanism"].isin(CONVERTED) | (performance["variant"] == "base")
+    ]
     rows = rows[rows["variant"].str.startswith(("base", "m", "gated"))]
     base = performance.set_index("variant").loc["base"]
-    sink_rate = sinks[~sinks["kind"].str.endswith("_norm")].groupby("variant")["sink_rate_gu"].mean()
+    sink_rate = (
+        sinks[~sinks["kind"].str.endswith("_norm")].groupby("variant")["sink_rate_gu"].mean()
+    )
     table = rows[["variant", "method"]].copy()
     table["perplexity (× base)"] = [
         f"{p:,.1f} ({p / base['perplexity']:.2f}×)" for p in rows["perplexity"]

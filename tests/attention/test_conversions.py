@@ -48,7 +48,10 @@ def test_calibrated_fit_without_pooling_is_an_exact_reparametrisation():
         fit_layer(module, inputs[module], 2, 2, 4, 8)  # two heads into two: nothing pooled
     a, b = run(base), run(fitted)
     assert float((a.logits - b.logits).abs().max()) <= 1e-9
-    assert max(float((x - y).abs().max()) for x, y in zip(a.attentions, b.attentions)) <= 1e-9
+    assert (
+        max(float((x - y).abs().max()) for x, y in zip(a.attentions, b.attentions, strict=True))
+        <= 1e-9
+    )
 
 
 def complex_pairs(states: np.ndarray, d: int) -> np.ndarray:
@@ -119,7 +122,10 @@ def test_calibrated_pooling_shrinks_the_cache_and_its_maps_are_its_own():
     eager = copy.deepcopy(model)
     eager.set_attn_implementation("eager")  # transformers' own attention, no project code
     a, b = run(model), run(eager)
-    assert max(float((x - y).abs().max()) for x, y in zip(a.attentions, b.attentions)) <= 1e-6
+    assert (
+        max(float((x - y).abs().max()) for x, y in zip(a.attentions, b.attentions, strict=True))
+        <= 1e-6
+    )
 
 
 def test_calibrated_pooling_needs_calibration_and_fewer_heads():
@@ -136,7 +142,10 @@ def test_mla_at_full_rank_with_every_pair_kept_equals_the_original():
     convert_to_latent(latent, rank=16, rope_pairs=4, calibration=IDS)  # 2 heads x 8 values
     a, b = run(base), run(latent)
     assert float((a.logits - b.logits).abs().max()) <= 1e-5
-    assert max(float((x - y).abs().max()) for x, y in zip(a.attentions, b.attentions)) <= 1e-5
+    assert (
+        max(float((x - y).abs().max()) for x, y in zip(a.attentions, b.attentions, strict=True))
+        <= 1e-5
+    )
 
 
 def rope_by_hand(x: np.ndarray, positions: np.ndarray, d: int, theta: float, kept) -> np.ndarray:
@@ -249,7 +258,10 @@ def test_gate_at_identity_leaves_the_outputs_unchanged():
     assert self_attention_modules(gated)[0].output_gate.bias[0] == GATE_INIT_LOGIT
     a, b = run(base), run(gated)
     assert float((a.logits - b.logits).abs().max()) <= 1e-9
-    assert max(float((x - y).abs().max()) for x, y in zip(a.attentions, b.attentions)) == 0
+    assert (
+        max(float((x - y).abs().max()) for x, y in zip(a.attentions, b.attentions, strict=True))
+        == 0
+    )
 
 
 def test_a_trained_gate_scales_each_head_output_elementwise():
@@ -294,5 +306,11 @@ def test_lora_reaches_the_projections_a_conversion_adds():
     convert(model, MechanismSpec.from_config({"name": "mla", "rank": 5, "rope_pairs": 1}), IDS)
     convert_to_gated(model)
     assert set(lora_targets(model, LoraSpec())) == {
-        "q_proj", "o_proj", "k_rope", "kv_down", "k_up", "v_up", "output_gate"
+        "q_proj",
+        "o_proj",
+        "k_rope",
+        "kv_down",
+        "k_up",
+        "v_up",
+        "output_gate",
     }

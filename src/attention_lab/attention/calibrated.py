@@ -40,7 +40,11 @@ def require_full_rope(model: nn.Module, what: str) -> None:
     if partial != 1.0 or normed:
         raise ConfigError(
             f"{what}: {type(model).__name__} "
-            + ("rotates only part of each head" if partial != 1.0 else "normalises each head's keys")
+            + (
+                "rotates only part of each head"
+                if partial != 1.0
+                else "normalises each head's keys"
+            )
             + "; the conversion needs RoPE over whole heads and linear keys (Llama, Mistral, Qwen2)."
         )
 

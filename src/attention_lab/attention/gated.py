@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from attention_lab.attention.calibration import self_attention_modules
-from attention_lab.attention.converted import convertible, converted, record_structure
+from attention_lab.attention.converted import converted, convertible, record_structure
 
 GATE_INIT_LOGIT = 3.0  # sigmoid(3) = 0.953
 

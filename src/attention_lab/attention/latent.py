@@ -21,7 +21,7 @@ from torch import nn
 from attention_lab.attention.calibrated import require_full_rope
 from attention_lab.attention.calibration import attention_inputs, self_attention_modules
 from attention_lab.attention.conversion import head_dim_of
-from attention_lab.attention.converted import LatentKV, convertible, converted, record_structure
+from attention_lab.attention.converted import LatentKV, converted, convertible, record_structure
 from attention_lab.attention.discovery import LAYERS_ATTR
 from attention_lab.errors import ConfigError
 
@@ -125,8 +125,13 @@ def restore_latent(model: nn.Module, record: dict) -> None:
     for module, order in zip(self_attention_modules(model), record["orders"], strict=True):
         bias = module.k_proj.bias is not None
         latent = LatentKV(
-            module.k_proj.in_features, kv_heads, d, record["rank"], record["rope_pairs"],
-            order, bias=bias,
+            module.k_proj.in_features,
+            kv_heads,
+            d,
+            record["rank"],
+            record["rope_pairs"],
+            order,
+            bias=bias,
         ).to(device=module.q_proj.weight.device, dtype=module.q_proj.weight.dtype)
         converted(module)
         del module.k_proj, module.v_proj

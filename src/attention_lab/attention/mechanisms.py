@@ -74,7 +74,12 @@ class MechanismSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["layers"] = list(self.layers) if self.layers is not None else None
-        for key, default in (("sink_tokens", 0), ("pooling", "mean"), ("rank", None), ("rope_pairs", None)):
+        for key, default in (
+            ("sink_tokens", 0),
+            ("pooling", "mean"),
+            ("rank", None),
+            ("rope_pairs", None),
+        ):
             if data[key] == default:
                 del data[key]  # the record of a plain mechanism stays as it was
         return data
@@ -105,7 +110,9 @@ class MechanismSpec:
         rope_pairs = _owned_integer(raw, "rope_pairs", name, "mla", 1, where)
         pooling = raw.get("pooling", "mean")
         if pooling != "mean" and name not in ("gqa", "mqa"):
-            raise ConfigError(f"{where}.pooling: only gqa and mqa pool heads (mechanism is {name!r}).")
+            raise ConfigError(
+                f"{where}.pooling: only gqa and mqa pool heads (mechanism is {name!r})."
+            )
         if pooling not in POOLINGS:
             raise ConfigError(
                 f"{where}.pooling: unknown pooling {pooling!r}; allowed: {', '.join(POOLINGS)}."
