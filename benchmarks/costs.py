@@ -11,17 +11,18 @@ seed again, each in a fresh process, with nothing else running and one thread ea
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report  # noqa: E402
+from common import RESULTS, report  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def measure(env: str) -> list[dict]:
+def measure(env: str, only: list[str] | None = None) -> list[dict]:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
@@ -39,7 +40,9 @@ def measure(env: str) -> list[dict]:
         corpus = catalog.load("corpus")
         texts = corpus.loc[corpus["split"] == "test", "text"].tolist()
         rows = []
-        for variant in plan.variants:
+        for variant in only or plan.variants:
+            if variant not in plan.variants:
+                raise SystemExit(f"{variant!r} is not a variant of --env={env}")
             job = plan.jobs_of(variant)[0]
             costs = measure_in_fresh_process(catalog.load(f"{job.name}.model"), texts, settings)
             rows.append({"variant": variant, "reference": plan.reference_of(variant), **costs})
@@ -58,8 +61,20 @@ def ratio(rows: list[dict], row: dict, key: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="llm")
+    parser.add_argument(
+        "--variants", nargs="+", help="measure these again, keeping the others' earlier results"
+    )
     args = parser.parse_args()
-    rows = measure(args.env)
+    rows = measure(args.env, args.variants)
+    if args.variants:  # merged into the earlier results, in the study's order
+        earlier = RESULTS / f"costs_{args.env}.json"
+        kept = json.loads(earlier.read_text())["results"] if earlier.exists() else []
+        fresh = {r["variant"]: r for r in rows}
+        order = [r["variant"] for r in kept] + [
+            v for v in fresh if v not in {r["variant"] for r in kept}
+        ]
+        merged = {r["variant"]: r for r in kept} | fresh
+        rows = [merged[v] for v in order]
     keys = ["kv_bytes_per_token", "prefill_tokens_per_s", "decode_tokens_per_s"]
     table = [("variant", "KV bytes/token", "prefill tok/s", "decode tok/s", "peak MB")]
     table += [
