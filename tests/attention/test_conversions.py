@@ -314,3 +314,17 @@ def test_lora_reaches_the_projections_a_conversion_adds():
         "v_up",
         "output_gate",
     }
+
+
+def test_norm_maps_are_skipped_for_gated_attention_and_kept_for_latent(tmp_path):
+    """Norm-based maps need the head outputs to reach o_proj unchanged: true for MLA (its norms
+    come from the values it computes), false once a gate scales them per query."""
+    from attention_lab.extraction.norms import gated_layers, output_projections
+
+    model = tiny_llama(num_heads=4, kv_heads=2)
+    convert(model, MechanismSpec.from_config({"name": "mla", "rank": 5, "rope_pairs": 1}), IDS)
+    assert gated_layers(model) == [] and len(output_projections(model)) == 2
+    convert_to_gated(model)
+    assert len(gated_layers(model)) == 2
+    with pytest.raises(ConfigError, match="no output projection"):
+        output_projections(model)

@@ -72,6 +72,13 @@ def output_projections(model: nn.Module) -> dict[int, torch.Tensor]:
     return grams
 
 
+def gated_layers(model: nn.Module) -> list[str]:
+    """Names of attention layers whose heads' outputs a gate scales (gated attention): there the
+    contribution of key j to query i is ``α_ij (v_j ⊙ g_i) W_O^h``, which the value and output
+    projections alone do not give, so norm-based maps are not defined by this module."""
+    return [layer.name for layer in discover(model) if getattr(layer.module, "output_gate", None)]
+
+
 def _same(received: torch.Tensor, output: torch.Tensor) -> bool:
     """Whether a linear layer's input is the attention output (heads concatenated)."""
     return received.shape == output.shape and torch.equal(received, output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pandas as pd
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.datasets.store import AttentionStream
 from attention_lab.errors import DataError
+from attention_lab.extraction.norms import gated_layers
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
 from attention_lab.models.shape import model_shape
@@ -34,6 +36,15 @@ def extract_attention(
     model, tokenizer = model_artifact.load()
     task, shape = get_task(model_artifact.info["task"]), model_shape(model)
     opts = ExtractionOptions.parse(params, shape)
+    if opts.norms and (gated := gated_layers(model)):
+        logger.warning(
+            "%s: no norm-based maps: a gate scales each head's output per query in %d layers "
+            "(gated attention), which the value and output projections alone do not give; "
+            "its attention weights are stored as usual.",
+            model_artifact.info["variant"],
+            len(gated),
+        )
+        opts = replace(opts, norms=False)
     side = padding_side(model, tokenizer, shape)
     meta = store_metadata(model, shape, model_artifact.info, opts, side)
     if opts.shard is not None:  # this job's block of the probe set; the reader joins them
