@@ -209,3 +209,11 @@ def test_a_converted_lora_variant_is_stored_whole_and_reloads_as_trained(
         got = model(input_ids=ids).logits
     assert float((expected - got).abs().max()) <= 1e-5
     assert model.config.attention_lab_mechanism["name"] == mechanism["name"]
+    # extraction asked for norm-based maps: defined unless a gate scales the head outputs
+    from attention_lab.pipelines.attention_extraction.nodes import extract_attention
+
+    probes = corpus[corpus["split"] == "test"].iloc[:2].assign(source="test")
+    stream = extract_attention(dataset.load(), probes, {"norms": True, "max_length": 16})
+    gated = mechanism["name"] == "gated"
+    assert stream.meta["norms"] is not gated
+    assert ("decoder_norm" in stream.meta["kinds"]) is not gated
