@@ -137,8 +137,13 @@ def quiet_costs(performance, env: str):
     quiet = {r["variant"]: r for r in json.loads(path.read_text())["results"]}
     performance = performance.copy()
     for key in ("prefill_tokens_per_s", "decode_tokens_per_s", "inference_peak_memory_mb"):
-        performance[key] = performance["variant"].map(lambda v, k=key: quiet.get(v, {}).get(k))
-    return performance, "measured by `benchmarks/costs.py` one variant at a time"
+        measured = performance["variant"].map(lambda v, k=key: quiet.get(v, {}).get(k))
+        performance[key] = measured.fillna(performance[key])  # the run's, where not measured
+    missing = [v for v in performance["variant"] if v not in quiet]
+    note = "measured by `benchmarks/costs.py` one variant at a time"
+    if missing:
+        note += f" (for {', '.join(missing)}: in the run, beside the other job)"
+    return performance, note
 
 
 def cost_table(performance):
