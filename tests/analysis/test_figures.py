@@ -75,3 +75,13 @@ def test_the_similarity_figure_draws_each_variants_floor_and_marks_changed_layer
     assert list(line[0].marker.symbol) == ["diamond", "circle"]
     bands = [t for t in fig.data if t.fill == "toself"]
     assert len(bands) == 2  # one around the line, one around the floor
+
+
+def test_perplexity_goes_on_a_log_axis_only_when_a_broken_variant_would_flatten_the_rest():
+    def table(perplexities):
+        return pd.DataFrame(
+            {"variant": ["a", "b"], "perplexity": perplexities, "train_seconds": [0.0, 1.0]}
+        )
+
+    assert performance_figure(table([29.0, 19780.0])).layout.yaxis.type == "log"
+    assert performance_figure(table([29.0, 35.0])).layout.yaxis.type != "log"

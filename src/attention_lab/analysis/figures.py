@@ -256,7 +256,12 @@ def performance_figure(performance: pd.DataFrame) -> go.Figure:
             insidetextanchor="start",  # at the foot of the bar, clear of the error bar
         )
         fig.add_trace(bar, row=i // cols + 1, col=i % cols + 1)
+        values = performance[column].dropna()
+        if column == "perplexity" and len(values) and values.max() > 100 * values.min() > 0:
+            # a broken variant (thousands) would flatten every working one (tens) to nothing
+            fig.update_yaxes(type="log", row=i // cols + 1, col=i % cols + 1)
     fig.update_layout(title="Performance and cost per variant", showlegend=False, height=380 * rows)
+    fig.update_annotations(font_size=12)  # the long first title stays within its panel
     return fig
 
 
