@@ -218,9 +218,10 @@ def conversion_table(performance, sinks):
         sinks[~sinks["kind"].str.endswith("_norm")].groupby("variant")["sink_rate_gu"].mean()
     )
     table = rows[["variant", "method"]].copy()
-    table["perplexity (× base)"] = [
-        f"{p:,.1f} ({p / base['perplexity']:.2f}×)" for p in rows["perplexity"]
-    ]
+    table["perplexity (95% interval over articles)"] = with_interval(
+        rows, "perplexity", "perplexity_ci_low", "perplexity_ci_high", digits=1
+    )
+    table["× base"] = [f"{p / base['perplexity']:.2f}" for p in rows["perplexity"]]
     table["KV bytes/token (× base)"] = [
         f"{v:,.0f} ({v / base['kv_bytes_per_token']:.2f}×)" for v in rows["kv_bytes_per_token"]
     ]
