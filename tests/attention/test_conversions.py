@@ -326,5 +326,5 @@ def test_norm_maps_are_skipped_for_gated_attention_and_kept_for_latent(tmp_path)
     assert gated_layers(model) == [] and len(output_projections(model)) == 2
     convert_to_gated(model)
     assert len(gated_layers(model)) == 2
-    with pytest.raises(ConfigError, match="no output projection"):
+    with pytest.raises(ConfigError, match="a gate scales"):
         output_projections(model)

@@ -51,6 +51,20 @@ def storage_order(scores: torch.Tensor, rope_pairs: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
+def install_latent(
+    module: nn.Module, order, rope_pairs: int, rank: int, kv_heads: int, d: int
+) -> LatentKV:
+    """Swap ``module``'s k_proj/v_proj for an (unfilled) :class:`LatentKV`; returns it."""
+    bias = module.k_proj.bias is not None
+    weight = module.q_proj.weight
+    latent = LatentKV(module.k_proj.in_features, kv_heads, d, rank, rope_pairs, order, bias=bias)
+    latent = latent.to(device=weight.device, dtype=weight.dtype)
+    converted(module)
+    del module.k_proj, module.v_proj
+    module.latent = latent
+    return latent
+
+
 @torch.no_grad()
 def to_latent(
     module: nn.Module, order: torch.Tensor, rope_pairs: int, rank: int, kv_heads: int, d: int
@@ -71,23 +85,19 @@ def to_latent(
     u, s, vt = torch.linalg.svd(joint, full_matrices=False)
     root = s[:rank].sqrt()
     down, up = root[:, None] * vt[:rank], u[:, :rank] * root  # (rank, in), (rows, rank)
-    bias = module.k_proj.bias is not None
-    latent = LatentKV(
-        module.k_proj.in_features, kv_heads, d, rank, rope_pairs, order, bias=bias
-    ).to(device=module.k_proj.weight.device, dtype=module.k_proj.weight.dtype)
+    k_bias = module.k_proj.bias
+    k_bias = k_bias.view(kv_heads, d).gather(1, order) if k_bias is not None else None
+    v_bias = module.v_proj.bias
+    latent = install_latent(module, order, rope_pairs, rank, kv_heads, d)
     split = nope.shape[0] * nope.shape[1]
     latent.k_rope.weight.copy_(rope.reshape(-1, rope.shape[-1]))
     latent.kv_down.weight.copy_(down)
     latent.k_up.weight.copy_(up[:split])
     latent.v_up.weight.copy_(up[split:])
-    if bias:
-        k_bias = module.k_proj.bias.view(kv_heads, d).gather(1, order)
+    if k_bias is not None:
         latent.k_rope.bias.copy_(k_bias[:, :rope_dims].reshape(-1))
         latent.k_up.bias.copy_(k_bias[:, rope_dims:].reshape(-1))
-        latent.v_up.bias.copy_(module.v_proj.bias)
-    converted(module)
-    del module.k_proj, module.v_proj
-    module.latent = latent
+        latent.v_up.bias.copy_(v_bias)
 
 
 @torch.no_grad()
@@ -123,16 +133,4 @@ def restore_latent(model: nn.Module, record: dict) -> None:
     config = model.config.get_text_config()
     kv_heads, d = config.num_key_value_heads, head_dim_of(config)
     for module, order in zip(self_attention_modules(model), record["orders"], strict=True):
-        bias = module.k_proj.bias is not None
-        latent = LatentKV(
-            module.k_proj.in_features,
-            kv_heads,
-            d,
-            record["rank"],
-            record["rope_pairs"],
-            order,
-            bias=bias,
-        ).to(device=module.q_proj.weight.device, dtype=module.q_proj.weight.dtype)
-        converted(module)
-        del module.k_proj, module.v_proj
-        module.latent = latent
+        install_latent(module, order, record["rope_pairs"], record["rank"], kv_heads, d)

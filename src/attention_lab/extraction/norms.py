@@ -85,6 +85,12 @@ def _same(received: torch.Tensor, output: torch.Tensor) -> bool:
 
 
 def _no_projection(model: nn.Module, layer: AttentionLayer) -> str:
+    if getattr(layer.module, "output_gate", None) is not None:
+        return (
+            f"attention_extraction.norms: a gate scales each head's output per query in "
+            f"{layer.name} (gated attention), so the value and output projections alone do not "
+            "give norm-based attention; set norms: false."
+        )
     return (
         f"attention_extraction.norms: no output projection follows {layer.name} in "
         f"{type(model).__name__}, so norm-based attention is not defined for this family; "
