@@ -6,8 +6,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -181,7 +180,10 @@ def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[fl
             )
             return time.perf_counter() - start, steps
     teacher = base_teacher(spec) if t.objective == "distill" else None
-    with fast_attention(model, enabled=t.fast_path), _fast_teacher(teacher, t.fast_path):
+    teacher_path = (  # the teacher's passes through SDPA too, where it matches eager
+        fast_attention(teacher.model, enabled=t.fast_path) if teacher else nullcontext()
+    )
+    with fast_attention(model, enabled=t.fast_path), teacher_path:
         steps = _fit(
             model, data, t, task.collate(tokenizer, model), by_length=t.fast_path, teacher=teacher
         )
@@ -197,16 +199,6 @@ def base_teacher(spec: VariantSpec) -> Teacher:
         allow_pickle=spec.allow_pickle,
     )
     return Teacher(model.to(default_device()))
-
-
-@contextmanager
-def _fast_teacher(teacher: Teacher | None, enabled: bool) -> Iterator[None]:
-    """The teacher's forward passes through SDPA too, where it matches eager."""
-    if teacher is None:
-        yield
-        return
-    with fast_attention(teacher.model, enabled=enabled):
-        yield
 
 
 CALIBRATION_TEXTS = 4  # training texts a conversion fits its weights on (at training.max_length)
