@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 from torch import nn
 
 from attention_lab.attention.calibrated import calibrate_kv_heads
@@ -73,7 +73,8 @@ def restore(model: nn.Module, folder: str | Path) -> nn.Module:
     wanted = {n for n in model.state_dict() if any(part in n for part in ADDED_PARTS)}
     saved: dict[str, torch.Tensor] = {}
     for file in sorted(Path(folder).glob("*.safetensors")):
-        saved.update({k: v for k, v in load_file(file).items() if k in wanted})
+        with safe_open(str(file), framework="pt") as weights:  # only the added parts' tensors
+            saved.update({k: weights.get_tensor(k) for k in weights.keys() if k in wanted})
     missing = sorted(wanted - set(saved))
     if missing:
         raise ArtifactError(
