@@ -343,7 +343,7 @@ OWN_ATTENTION_FAMILIES = [
         "ALiBi, fused Wqkv, outside the interface",
     ),
 ]
-BY_NAME = {family.name: family for family in FAMILIES}
+BY_NAME = {family.name: family for family in FAMILIES + OWN_ATTENTION_FAMILIES}
 
 LENGTHS = (7, 3, 5)  # one batch: every example but the longest is padded
 

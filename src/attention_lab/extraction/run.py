@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from attention_lab import __version__
 from attention_lab.attention.apply import spec_from_config
-from attention_lab.attention.interface import INTERFACE_PATH, attention_path, require_interface
+from attention_lab.attention.interface import attention_path, require_interface
 from attention_lab.datasets.store import ExampleAttention, LayerMaps
 from attention_lab.extraction.maps import cut, stack_batch
 from attention_lab.extraction.norms import output_projections, recording_norms
@@ -127,7 +127,6 @@ def iter_attention(
         [len(x) for x in enc["input_ids"]], kind="stable"
     )  # little padding per batch
     special = set(tokenizer.all_special_ids)
-    through_interface = attention_path(model) == INTERFACE_PATH
     if opts.norms:
         require_interface(model, "norm-based maps (set attention_extraction.norms: false)")
     grams = output_projections(model) if opts.norms else None  # one probe pass, not one per batch
@@ -147,9 +146,11 @@ def iter_attention(
             }
             for row in rows
         ]
-        # each layer as soon as it exists: the observer needs the attention interface
-        if through_interface and should_stream(task, shape.kinds, batch, opts):
-            yield from stream_batch(model, batch, metas, [int(r) for r in rows], opts, grams)
+        # each layer as soon as it exists (through the interface's observer, or hooks on
+        # the blocks of a family outside it)
+        if should_stream(task, shape.kinds, batch, opts):
+            positions = [int(r) for r in rows]
+            yield from stream_batch(model, batch, metas, positions, opts, grams, shape.kinds[0])
         else:
             yield from _whole_batch(
                 model, tokenizer, task, batch, metas, rows, shape, opts, special, grams
