@@ -1,0 +1,140 @@
+"""The attention store's format: a zipped zarr v3 group per variant, one chunk per example and attention kind.
+
+Layout (members of ``attention.zarr.zip``, uncompressed; standard zarr v3, readable with
+``zarr.open_group(zarr.storage.ZipStore(path, mode="r"))`` or ``"zip::<fsspec url>"``)::
+
+    zarr.json                      root attributes: format, version, model and mechanism metadata,
+                                   example ids, ``complete: true`` (written last)
+    examples/{i}.{kind}/zarr.json  the example's maps of one kind, zstd, no padding; attributes:
+                                   id, tokens, token_ids, special_mask, query_length, key_length,
+                                   layout. kind: encoder | decoder | cross (+ ``_norm``)
+    examples/{i}.{kind}/{l}.{h}.…  one chunk per layer and head, written as soon as that layer is
+                                   known (whole examples of short inputs: one chunk ``0.0.0.0``):
+        layout ``dense``:          [layers, heads, query, key] float16 (or float32)
+        layout ``lower_triangle``: [layers, heads, n(n+1)/2]: a causal map's lower triangle,
+                                   row by row (nothing above the diagonal: no loss)
+    examples/{i}.{kind}/{l}.counts|steps|values|dropped
+        layout ``sparse``:         per layer and (head, query) row, the fewest keys that hold
+                                   ``sparse_mass`` of the row: how many, their positions as
+                                   steps from the previous one, their float16 weights, and the
+                                   weight the row left out. Weights on the extraction's grid are
+                                   stored as whole grid steps (uint16, attribute ``grid_bits``),
+                                   which decode to the same float16 numbers; steps and weights
+                                   are byte-shuffled before zstd (zarr's blosc codec)
+    examples/{i}.{kind}_scale/     compact mode only: per-row scales [layers, heads, query]
+
+Why one zip file rather than a folder of files: on the project's machines, creating a folder
+and two files per example cost more than the forward pass saves (benchmarks/extraction.py);
+a zip is written sequentially, renamed into place when complete (so a crash never leaves a
+store that looks finished), and read by random access through its central directory.
+
+Extraction rounds maps to an absolute grid of ``2**-precision_bits`` (default 11, see
+:func:`round_rows_to_grid`; recorded as ``precision_bits``): every weight moves by less than
+one grid step (< 4.9e-4) and every row keeps its sum, while small weights lose the relative
+precision that made float16 incompressible: about 28% of float32 bytes instead of 45%.
+Every ``k / 2048`` below 1 is exact in float16.
+
+Compact mode stores each query row as uint8 ``q = round(w / s)`` with ``s = max(row) / 255``;
+the reconstruction error of every weight is at most ``s / 2 = max(row) / 510 <= 1/510``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numcodecs
+import numpy as np
+
+FORMAT = "attention-lab-store"
+# 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
+# 4: one chunk per layer; causal maps as their lower triangle; an optional sparse layout
+# 5: long maps one chunk per head; sparse weights as grid steps, byte-shuffled (reads 4 too)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (4, 5)
+ZSTD_LEVEL = 1  # level 3 saves <1% of bytes on gridded float16 maps for 2.4x the CPU
+
+
+@dataclass
+class ExampleAttention:
+    """One probe example: its token metadata and a ``[layers, heads, query, key]`` map per kind."""
+
+    meta: dict[str, Any]  # id, tokens, token_ids, special_mask, ...
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    position: int | None = None  # index in the store (probe-set order); None: next free index
+
+
+@dataclass
+class LayerMaps:
+    """One stored layer of one example's kind: ``[heads, query, key]``, handed to the writer
+    as soon as extraction has it (long inputs never hold every layer at once)."""
+
+    meta: dict[str, Any]
+    position: int
+    kind: str
+    layer: int | None  # index among the stored layers; None: every layer, maps [L, H, Tq, Tk]
+    maps: np.ndarray
+
+
+@dataclass
+class AttentionStream:
+    """What extraction hands to the catalog: store metadata and a lazy iterator of whole
+    examples or of single layers."""
+
+    meta: dict[str, Any]
+    examples: Iterable[ExampleAttention | LayerMaps]
+
+
+# blosc's byte shuffle then zstd: for the sparse layout's uint16 steps and weights, whose high
+# bytes are nearly all alike (about 20% fewer bytes than zstd alone)
+SHUFFLED_CODEC = {
+    "name": "blosc",
+    "configuration": {
+        "cname": "zstd",
+        "clevel": ZSTD_LEVEL,
+        "shuffle": "shuffle",
+        "typesize": 2,
+        "blocksize": 0,
+    },
+}
+SHUFFLER = numcodecs.Blosc(cname="zstd", clevel=ZSTD_LEVEL, shuffle=numcodecs.Blosc.SHUFFLE)
+
+
+def array_metadata(
+    shape: tuple[int, ...],
+    chunk: tuple[int, ...],
+    dtype: np.dtype,
+    attributes: dict | None = None,
+    shuffled: bool = False,
+) -> bytes:
+    """zarr v3 metadata for an array of ``chunk``-shaped chunks with bytes + zstd codecs
+    (``shuffled``: bytes + blosc's shuffle and zstd)."""
+    compressor = (
+        SHUFFLED_CODEC
+        if shuffled
+        else {"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": False}}
+    )
+    return json.dumps(
+        {
+            "zarr_format": 3,
+            "node_type": "array",
+            "shape": list(shape),
+            "data_type": np.dtype(dtype).name,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunk)}},
+            "chunk_key_encoding": {
+                "name": "v2",
+                "configuration": {"separator": "."},
+            },  # chunk files named "l.0.0"
+            "fill_value": 0,
+            "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, compressor],
+            "attributes": attributes or {},
+            "dimension_names": None,
+            "storage_transformers": [],
+        }
+    ).encode()
+
+
+def group_metadata(attributes: dict) -> bytes:
+    return json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attributes}).encode()
