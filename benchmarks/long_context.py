@@ -84,7 +84,7 @@ def read_times(path: str, reads: int = 200) -> list[float]:
 
     store = AttentionStore(path)
     rng, times = random.Random(0), []
-    layers, heads = len(store.meta["layers"]), len(store.meta["heads"])
+    layers, heads = len(store.meta.layers), len(store.meta.heads)
     for _ in range(reads):
         args = (rng.randrange(len(store)), "decoder", rng.randrange(layers), rng.randrange(heads))
         start = time.perf_counter()

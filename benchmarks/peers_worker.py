@@ -177,7 +177,7 @@ def store_layers(path: str, example: int = 0) -> Iterator[torch.Tensor]:
     from attention_lab.datasets.store import AttentionStore
 
     store = AttentionStore(path)
-    for i in range(len(store.meta["layers"])):
+    for i in range(len(store.meta.layers)):
         yield torch.from_numpy(store.attention(example, "decoder", layer=i))
 
 
@@ -211,7 +211,7 @@ def run_project(args, inputs: dict) -> dict:
         if [stored.example_meta(i)["token_ids"] for i in range(len(ids))] != ids:
             raise RuntimeError("the project's store holds other token ids than the inputs file")
         project_store(model, tokenizer, texts[:1], args.length, exact, exact=True)
-        layers, heads = len(stored.meta["layers"]), len(stored.meta["heads"])
+        layers, heads = len(stored.meta.layers), len(stored.meta.heads)
         shape = (layers, heads, args.length, args.length)
         reference = np.lib.format.open_memmap(args.reference, "w+", np.float32, shape)
         for i, layer in enumerate(store_layers(exact)):

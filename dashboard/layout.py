@@ -5,13 +5,13 @@ from __future__ import annotations
 from dash import dash_table, dcc, html
 
 from attention_lab.analysis.metrics import METRICS
+from attention_lab.datasets.store import StoreMeta
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.seed_mean import SEED_MEAN
 from dashboard.views import (
     CONTROLS,
     HEAD_FUNCTIONS,
     Selection,
-    base_kinds,
     example_options,
     store_of,
 )
@@ -144,20 +144,20 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
     return [*_map_pickers(meta, selection), *_view_options(selection)]
 
 
-def _map_pickers(meta: dict, selection: Selection) -> list[html.Div]:
+def _map_pickers(meta: StoreMeta, selection: Selection) -> list[html.Div]:
     """Kind (base kinds only: the measure picks weights or norms), layer and head."""
     heads = [{"label": "mean", "value": "mean"}]
-    heads += [{"label": str(h), "value": str(h)} for h in meta["heads"]]
+    heads += [{"label": str(h), "value": str(h)} for h in meta.heads]
     return [
         _labelled(
             "Attention",
-            dcc.Dropdown(base_kinds(meta), selection.kind, id=ID["kind"], clearable=False),
+            dcc.Dropdown(meta.base_kinds, selection.kind, id=ID["kind"], clearable=False),
             "130px",
         ),
         _radio("Measure", MEASURE_CHOICES, selection.measure, "measure", "110px"),
         _labelled(
             "Layer",
-            dcc.Dropdown(meta["layers"], selection.layer, id=ID["layer"], clearable=False),
+            dcc.Dropdown(meta.layers, selection.layer, id=ID["layer"], clearable=False),
             "90px",
         ),
         _labelled(

@@ -101,7 +101,7 @@ def head_maps(*wanted: tuple) -> list[np.ndarray]:
 def dropped_rows(store: AttentionStore, example: str, kind: str, layer: int, head: int | str):
     """A sparse store's weight left out of each query row [Tq] (over heads: their mean, which
     the mean map leaves out); None for a dense store."""
-    if store.meta.get("sparse_mass") is None:
+    if store.meta.sparse_mass is None:
         return None
 
     def read() -> np.ndarray:

@@ -7,6 +7,8 @@ as such in the dashboard ("mean over seeds"), never a model's own attention.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 SEED_MEAN = "mean"
@@ -20,8 +22,7 @@ class SeedMeanStore:
         if not stores:
             raise ValueError("the mean over seeds needs at least one store")
         self.stores = stores
-        first = stores[0].meta
-        self.meta = {**first, "seed": SEED_MEAN, "seeds": [s.meta.get("seed") for s in stores]}
+        self.meta = replace(stores[0].meta, seed=SEED_MEAN)
         self.kinds = stores[0].kinds
         ids = [set(s.example_ids) for s in stores]
         self.example_ids = [e for e in stores[0].example_ids if all(e in i for i in ids)]
@@ -46,6 +47,6 @@ class SeedMeanStore:
         return self._mean(lambda s: s.mean_over_heads(example, kind, layer=layer))
 
     def dropped_mass(self, example, kind=None):
-        if self.meta.get("sparse_mass") is None:
+        if self.meta.sparse_mass is None:
             return None
         return self._mean(lambda s: s.dropped_mass(example, kind))

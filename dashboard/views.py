@@ -14,6 +14,7 @@ from attention_lab.analysis.function_changes import THRESHOLDS
 from attention_lab.analysis.head_functions import FUNCTIONS
 from attention_lab.analysis.metrics import METRICS
 from attention_lab.analysis.rollout import token_relevance
+from attention_lab.datasets.store import StoreMeta, token_sides
 from attention_lab.kinds import NORM_SUFFIX, base_kind
 from dashboard import blocks, figures, maps
 from dashboard.data import MissingArtifact, StudyData
@@ -274,23 +275,14 @@ def _problem(data: StudyData, selection: Selection, field: str, stores=("a",)) -
     return None
 
 
-def base_kinds(meta: dict) -> list[str]:
-    """The attention kinds of a store, without their norm-based twins."""
-    return [kind for kind in meta["kinds"] if base_kind(kind) == kind]
-
-
-def has_norms(meta: dict) -> bool:
-    return any(kind != base_kind(kind) for kind in meta["kinds"])
-
-
-def _store_problem(meta: dict, variant: str, field: str, value) -> str | None:
+def _store_problem(meta: StoreMeta, variant: str, field: str, value) -> str | None:
     if field == "kind":
         return _kind_problem(meta, variant, value)
     if field == "measure":
-        return None if value == "weights" or has_norms(meta) else NO_NORMS.format(variant)
+        return None if value == "weights" or meta.has_norms else NO_NORMS.format(variant)
     if field == "head" and value == "mean":
         return None
-    stored = meta[f"{field}s"]
+    stored = getattr(meta, f"{field}s")  # layers or heads
     if value in (stored if field == "layer" else [str(h) for h in stored]):
         return None
     return (
@@ -298,8 +290,8 @@ def _store_problem(meta: dict, variant: str, field: str, value) -> str | None:
     )
 
 
-def _kind_problem(meta: dict, variant: str, value) -> str | None:
-    kinds = base_kinds(meta)
+def _kind_problem(meta: StoreMeta, variant: str, value) -> str | None:
+    kinds = meta.base_kinds
     if value in kinds:
         return None
     if isinstance(value, str) and base_kind(value) in kinds:  # a norm kind, e.g. from a URL
@@ -339,9 +331,9 @@ def _default(data: StudyData, selection: Selection, field: str):
     if field == "example":
         return data.probe_set["id"].iloc[0]
     if field == "kind":
-        return base_kinds(store_of(data, selection, "a").meta)[0]
+        return store_of(data, selection, "a").meta.base_kinds[0]
     if field == "layer":
-        return store_of(data, selection, "a").meta["layers"][0]
+        return store_of(data, selection, "a").meta.layers[0]
     return Selection.__dataclass_fields__[field].default
 
 
@@ -381,19 +373,14 @@ def run_key(selection: Selection, side: str) -> str:
 
 def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
     """(query tokens, key tokens) of one example for an attention kind (or its norm twin)."""
-    encoder = meta["tokens"]
-    decoder = meta.get("decoder", {}).get("tokens", encoder)
-    return {
-        "encoder": (encoder, encoder),
-        "decoder": (decoder, decoder),
-        "cross": (decoder, encoder),
-    }[base_kind(kind)]
+    queries, keys = token_sides(meta, kind)
+    return queries["tokens"], keys["tokens"]
 
 
 def _indices(store, selection: Selection) -> tuple[int, int | str]:
     """The stored layer index and head index (or "mean") of the selection."""
-    li = store.meta["layers"].index(selection.layer)
-    head = "mean" if selection.head == "mean" else store.meta["heads"].index(int(selection.head))
+    li = store.meta.layers.index(selection.layer)
+    head = "mean" if selection.head == "mean" else store.meta.heads.index(int(selection.head))
     return li, head
 
 
@@ -424,7 +411,7 @@ def store_notes(data: StudyData, selection: Selection, sides=("a",)) -> str:
     own = [
         run_name(selection, side)
         for side in sides
-        if store_of(data, selection, side).meta.get("attention_path") == "output_attentions"
+        if not store_of(data, selection, side).meta.through_interface
     ]
     path = (
         f"{', '.join(own)}: maps from the model's own output_attentions (its family is outside "
@@ -438,7 +425,7 @@ def store_notes(data: StudyData, selection: Selection, sides=("a",)) -> str:
 def sparse_note(data: StudyData, selection: Selection, sides=("a",)) -> str:
     """What a figure says when a variant's store keeps only the top mass of each row."""
     masses = {
-        run_name(selection, side): store_of(data, selection, side).meta.get("sparse_mass")
+        run_name(selection, side): store_of(data, selection, side).meta.sparse_mass
         for side in sides
     }
     sparse = {v: m for v, m in masses.items() if m is not None}
@@ -549,7 +536,7 @@ def _table_tokens(axis: blocks.Axis, tokens: list[str]) -> list[str]:
 def _heads_rows(data: StudyData, selection: Selection) -> list[int]:
     """The layers the heads view shows, one row each."""
     return (
-        store_of(data, selection, "a").meta["layers"]
+        store_of(data, selection, "a").meta.layers
         if selection.scope == "model"
         else [selection.layer]
     )
@@ -557,7 +544,7 @@ def _heads_rows(data: StudyData, selection: Selection) -> list[int]:
 
 def head_order(data: StudyData, selection: Selection) -> HeadOrder:
     """How the heads view lays out A's heads: natural, or by their match to the reference."""
-    rows, heads = _heads_rows(data, selection), store_of(data, selection, "a").meta["heads"]
+    rows, heads = _heads_rows(data, selection), store_of(data, selection, "a").meta.heads
     if selection.order != "matched":
         return natural_order(rows, heads)
     if data.reference_of(selection.a) == selection.a:
@@ -585,8 +572,8 @@ def heads_view(data: StudyData, selection: Selection) -> go.Figure:
     return figures.heads_grid_figure(
         _head_grids(store, selection, rows, view),
         rows,
-        store.meta["heads"],
-        store.meta["kv_group"],
+        store.meta.heads,
+        store.meta.kv_group,
         columns=order.columns,
         labels=labels,
         title=f"{run_name(selection, 'a')}: {selection.kind} {selection.measure_names[0]}",
@@ -612,7 +599,7 @@ def _head_grids(store, selection: Selection, layers: list[int], view: blocks.Dra
     """[layers, heads, rows, columns] cells of A's maps. Long maps are read a layer at a time
     and pooled head by head: the whole model's maps are never held."""
     kind, example = selection.stored_kind, selection.example
-    indices = [store.meta["layers"].index(layer) for layer in layers]
+    indices = [store.meta.layers.index(layer) for layer in layers]
     if not view.pooled and len(indices) > 1:  # short maps: one read (one chunk per example)
         return store.attention(example, kind)[indices]
     return np.stack(
@@ -723,7 +710,7 @@ def _metric_kind(head_metrics: pd.DataFrame, selection: Selection) -> str:
 
 
 def _no_norm_metrics(data: StudyData, variant: str, kind: str) -> str:
-    if not has_norms(data.store(variant).meta):
+    if not data.store(variant).meta.has_norms:
         return NO_NORMS.format(variant)
     return (
         f"The head metrics have no norm-based {kind} rows for {variant}: "

@@ -63,7 +63,7 @@ def test_test_env_run_writes_every_contracted_artifact(test_env_run):
             assert sorted(predictions["id"]) == test_ids
             assert predictions["correct"].mean() == pytest.approx(metrics["accuracy"], abs=1e-4)
             store = AttentionStore(str(root / f"07_model_output/{run}/attention.zarr.zip"))
-            assert store.example_ids == list(probes["id"]) and store.meta["seed"] == seed
+            assert store.example_ids == list(probes["id"]) and store.meta.seed == seed
             assert (root / f"08_reporting/{run}/head_metrics.parquet").exists()
     performance = pd.read_parquet(root / "08_reporting/performance.parquet")
     assert performance["variant"].tolist() == VARIANTS

@@ -81,7 +81,7 @@ def assert_maps_are_the_models_own(env: str, variant: str, auto_class, folder: s
     store = AttentionStore(
         str(data_root(env) / f"07_model_output/{variant}/seed7/attention.zarr.zip")
     )
-    assert store.meta["attention_path"] == "output_attentions"
+    assert store.meta.attention_path == "output_attentions"
     trained = data_root(env) / f"06_models/{variant}/seed7"
     model = auto_class.from_pretrained(trained if (trained / "config.json").exists() else folder)
     model = model.eval()

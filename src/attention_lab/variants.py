@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from attention_lab.attention.mechanisms import MechanismSpec
+from attention_lab.defaults import EVAL_BATCH_SIZE, MAX_LENGTH, SEED
 from attention_lab.errors import ConfigError
 from attention_lab.models.zoo import ALIASES, check_model_name
 
@@ -27,7 +28,7 @@ DEFAULT_MODEL = "minilm"
 VARIANT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*$")
 # the namespaces of the jobs before and after the variants; the bundled models' cache folder
 RESERVED_NAMES = ("ingestion", "study", "zoo")
-DEFAULT_SEEDS = (42,)  # a study without study.seeds trains each variant once
+DEFAULT_SEEDS = (SEED,)  # a study without study.seeds trains each variant once
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,11 @@ class TrainingSpec:
     epochs: float = 1.0
     max_steps: int = -1
     batch_size: int = 16
-    eval_batch_size: int = 64
+    eval_batch_size: int = EVAL_BATCH_SIZE
     learning_rate: float = 5e-5
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
-    max_length: int = 64
+    max_length: int = MAX_LENGTH
     seed: int = DEFAULT_SEEDS[0]  # set from the job (study.seeds), never from a variant's config
     # SDPA attention, length-grouped batches, and a classifier head trained on features
     # computed once; false: the eager, randomly batched path (benchmarks/training.py's baseline)

@@ -80,7 +80,7 @@ def test_stored_maps_equal_native_eager_attention(family, side, tmp_path):
     # (BLOOM and MPT take no position ids: their ALiBi needs no shift, but they are padded on
     # the right like encoders, which is exact in every family)
     keeps_left = family.task == "causal_lm" and accepts(model, "position_ids")
-    assert store.meta["padding_side"] == (side if keeps_left else "right")
+    assert store.meta.padding_side == (side if keeps_left else "right")
     for example in range(len(store)):
         expected = native(family, store, example)
         assert sorted(expected) == sorted(store.kinds)
@@ -159,7 +159,7 @@ def test_sink_tokens_follow_the_first_real_token_with_left_padding(tmp_path):
     spec = MechanismSpec("sliding_window", window=1, sink_tokens=1)
     model = apply_mechanism(family.build(), spec)
     store = extract(model, family, "left", tmp_path)
-    assert store.meta["padding_side"] == "left"
+    assert store.meta.padding_side == "left"
     for example in range(len(store)):
         ids = torch.tensor([store.example_meta(example)["token_ids"]])
         with torch.no_grad():
@@ -174,7 +174,7 @@ def test_a_family_outside_the_interface_records_its_path_and_refuses_what_needs_
 ):
     model = apply_mechanism(family.build(), MechanismSpec("mha"))
     store = extract(model, family, "right", tmp_path)
-    assert store.meta["attention_path"] == "output_attentions"
+    assert store.meta.attention_path == "output_attentions"
     for spec in mechanisms_for(family):
         with pytest.raises(ConfigError, match="cannot be applied; mechanism mha works") as caught:
             apply_mechanism(family.build(), spec)
@@ -188,4 +188,4 @@ def test_a_family_inside_the_interface_records_that_path(tmp_path):
     store = extract(
         apply_mechanism(family.build(), MechanismSpec("mha")), family, "right", tmp_path
     )
-    assert store.meta["attention_path"] == "attention_interface"
+    assert store.meta.attention_path == "attention_interface"

@@ -462,6 +462,7 @@ def test_a_store_read_from_output_attentions_says_so(study):
 
     selection = Selection(a="a", b="b", example="e0", kind="encoder")
     assert store_notes(study, selection, ("a", "b")) == ""
-    study.store("b", 42).meta["attention_path"] = "output_attentions"
+    store = study.store("b", 42)
+    store.meta = replace(store.meta, attention_path="output_attentions")
     note = store_notes(study, selection, ("a", "b"))
     assert note.startswith("b: maps from the model's own output_attentions")

@@ -103,7 +103,7 @@ def test_sparse_rows_keep_the_fewest_keys_reaching_the_mass(tmp_path, mass):
     expected_dropped = maps.sum(-1) - (maps * kept).sum(-1)
     np.testing.assert_allclose(store.dropped_mass(0), expected_dropped, atol=1e-3)  # float16
     np.testing.assert_array_equal(store.attention(0, layer=1, head=0), read[1, 0])
-    assert store.meta["sparse_mass"] == mass
+    assert store.meta.sparse_mass == mass
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 
 from attention_lab.datasets import AttentionStoreDataset
 from attention_lab.datasets.model_directory import ModelDirectoryDataset, TrainedModel
-from attention_lab.datasets.store import ShardedStore, open_store, shard_path
+from attention_lab.datasets.store import MapStore, ShardedStore, open_store, shard_path
 from attention_lab.errors import ArtifactError, ConfigError
 from attention_lab.models.loading import load_model, load_tokenizer
 from attention_lab.pipelines.attention_extraction.nodes import extract_attention
@@ -47,6 +47,9 @@ def test_three_shards_read_back_identical_to_one_store(artifact, tmp_path):
         )
     one, joined = whole.load(), sharded.load()
     assert isinstance(joined, ShardedStore) and sharded.exists()
+    assert isinstance(joined, MapStore) and isinstance(one, MapStore)
+    assert joined.meta.shard is None and joined.meta.num_examples == len(PROBES)
+    assert joined.meta.layers == one.meta.layers and joined.meta.variant == "base"
     assert joined.example_ids == one.example_ids == list(PROBES["id"])
     for example in one.example_ids:
         assert joined.example_meta(example)["tokens"] == one.example_meta(example)["tokens"]

@@ -154,7 +154,7 @@ def test_float32_and_dataset_wrapper(tmp_path):
     dataset.save(data)
     assert dataset.exists()
     store = dataset.load()
-    assert store.meta["dtype"] == "float32"
+    assert store.meta.dtype == "float32"
     assert np.array_equal(store.attention(0), examples[0].maps["encoder"])
 
 
@@ -230,7 +230,7 @@ def test_a_format_4_store_is_still_read(tmp_path):
 
     rewrite_zip(path, as_format_4)
     store = AttentionStore(str(path))
-    assert store.meta["format_version"] == 4
+    assert store.meta.format_version == 4
     np.testing.assert_array_equal(store.attention("ex1"), written[1].maps["encoder"])
 
 

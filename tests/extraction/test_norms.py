@@ -56,7 +56,7 @@ def test_stored_norms_equal_a_hand_computation(name, values_of, tmp_path):
     model = apply_mechanism(family.build(), MechanismSpec("mha"))
     store = extract(model, family, "right", tmp_path, norms=True)
     kind = store.kinds[0]
-    assert store.kinds == [kind, f"{kind}_norm"] and store.meta["norms"] is True
+    assert store.kinds == [kind, f"{kind}_norm"] and store.meta.norms is True
     native = family.build("eager")
     for example in range(len(store)):
         expected = by_hand(native, store.example_meta(example)["token_ids"], values_of)

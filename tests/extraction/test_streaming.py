@@ -25,9 +25,7 @@ from tests.conformance.test_families import extract
         ("mpt", "right", MechanismSpec("mha"), False),
     ],
 )
-def test_streamed_layers_equal_the_whole_pass(
-    name, side, mechanism, norms, tmp_path, monkeypatch
-):
+def test_streamed_layers_equal_the_whole_pass(name, side, mechanism, norms, tmp_path, monkeypatch):
     family = BY_NAME[name]
     model = apply_mechanism(family.build(), mechanism)
     whole = extract(model, family, side, tmp_path / "whole", norms=norms)

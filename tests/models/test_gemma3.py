@@ -43,7 +43,7 @@ def test_gemma3_left_padded_maps_equal_native_eager(tmp_path):
         dtype="float32",
     )
     store = AttentionStore(path)
-    assert store.meta["padding_side"] == "left"
+    assert store.meta.padding_side == "left"
 
     native = AutoModelForCausalLM.from_pretrained(
         resolve("gemma3-270m"), attn_implementation="eager"

@@ -106,7 +106,7 @@ def test_fine_tuning_pipeline(catalog, fine_tuned):
 def test_attention_extraction_pipeline(catalog, extracted):
     for job in PLAN.jobs:
         store = catalog.load(f"{job.name}__attention")
-        assert len(store) == 3 and (store.meta["variant"], store.meta["seed"]) == (
+        assert len(store) == 3 and (store.meta.variant, store.meta.seed) == (
             job.variant,
             job.seed,
         )

@@ -20,10 +20,9 @@ from attention_lab.analysis.metrics import (
     pattern_class,
 )
 from attention_lab.analysis.statistics import bootstrap_interval, nan_mean, statistics_settings
-from attention_lab.datasets.store import AttentionStore
+from attention_lab.datasets.store import AttentionStore, token_sides
 from attention_lab.errors import DataError
 from attention_lab.kinds import base_kind
-from attention_lab.variants import DEFAULT_SEEDS
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +32,12 @@ SELF_KINDS = ("encoder", "decoder")
 def _long_table(store: AttentionStore, kind: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
     """[L, H] arrays -> one row per (variant, kind, layer, head) with the stored indices."""
     meta = store.meta
-    layers, heads = np.meshgrid(meta["layers"], meta["heads"], indexing="ij")  # [L, H]
-    groups = np.broadcast_to(np.asarray(meta["kv_group"]), layers.shape)
+    layers, heads = np.meshgrid(meta.layers, meta.heads, indexing="ij")  # [L, H]
+    groups = np.broadcast_to(np.asarray(meta.kv_group), layers.shape)
     return pd.DataFrame(
         {
-            "variant": meta["variant"],
-            "seed": _seed(store),
+            "variant": meta.variant,
+            "seed": int(meta.seed),
             "kind": kind,
             "layer": layers.ravel(),
             "head": heads.ravel(),
@@ -59,18 +58,17 @@ def example_head_metrics(store: AttentionStore) -> pd.DataFrame:
     Cross-attention gets the position-free metrics only (the others are NaN).
     """
     values = {kind: {name: [] for name in METRICS} for kind in store.kinds}  # per example [L, H]
-    for i in tqdm(range(len(store)), desc=f"head metrics {store.meta['variant']}", leave=False):
+    for i in tqdm(range(len(store)), desc=f"head metrics {store.meta.variant}", leave=False):
         meta = store.example_meta(i)  # read once, for every kind
         for kind in store.kinds:
-            base = base_kind(kind)  # encoder_norm reads as encoder
             # keys of decoder self-attention are decoder tokens; cross-attention keys are encoder tokens
-            tokens = meta["decoder"] if base == "decoder" and "decoder" in meta else meta
-            causal = bool(store.meta["causal"].get(kind, False))
+            _, tokens = token_sides(meta, kind)
+            causal = store.meta.is_causal(kind)
             example = head_metrics(
                 store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal
             )
             for name in METRICS:
-                nan = base == "cross" and name in POSITIONAL
+                nan = base_kind(kind) == "cross" and name in POSITIONAL
                 values[kind][name].append(
                     np.full_like(example[name], np.nan) if nan else example[name]
                 )
@@ -153,14 +151,14 @@ def compare_to_reference(
     shared = [eid for eid in store.example_ids if eid in in_reference]
     if not shared:
         raise DataError(
-            f"{store.meta['variant']} and the reference {reference.meta['variant']} share no probe examples; "
+            f"{store.meta.variant} and the reference {reference.meta.variant} share no probe examples; "
             "re-run `kedro run --pipeline=attention_extraction` so both use the same probe_set."
         )
     for key in ("layers", "heads"):  # maps are compared position by position
-        if store.meta.get(key) != reference.meta.get(key):
+        if getattr(store.meta, key) != getattr(reference.meta, key):
             raise DataError(
-                f"{store.meta['variant']} stores {key} {store.meta.get(key)} but the reference "
-                f"{reference.meta['variant']} stores {reference.meta.get(key)}; extract both "
+                f"{store.meta.variant} stores {key} {getattr(store.meta, key)} but the reference "
+                f"{reference.meta.variant} stores {getattr(reference.meta, key)}; extract both "
                 "with the same attention_extraction.layers and heads."
             )
     stats = statistics_settings(params or {})
@@ -172,7 +170,7 @@ def compare_to_reference(
     ]
     if not tables:
         raise DataError(
-            f"{store.meta['variant']}: no example has the same shape as in the reference; compare variants of one base model."
+            f"{store.meta.variant}: no example has the same shape as in the reference; compare variants of one base model."
         )
     heads, examples = zip(*tables, strict=True)
     return pd.concat(heads, ignore_index=True), pd.concat(examples, ignore_index=True)
@@ -183,8 +181,8 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats):
     reference's shape."""
     cos, jsd, compared = [], [], []  # per example: [L, H]
     cross = 0.0  # running sum of [L, H, H] head-by-head cosines
-    causal = bool(store.meta["causal"].get(kind, False))
-    for eid in tqdm(shared, desc=f"compare {store.meta['variant']}/{kind}", leave=False):
+    causal = store.meta.is_causal(kind)
+    for eid in tqdm(shared, desc=f"compare {store.meta.variant}/{kind}", leave=False):
         a, b = store.attention(eid, kind), reference.attention(eid, kind)
         if a.shape != b.shape:  # different tokenizers or stored heads: not comparable
             continue
@@ -208,20 +206,20 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats):
         "layer_cosine_ci_high": np.repeat(layer_high[:, None], heads, axis=1),
         "js_divergence": np.stack(jsd).mean(axis=0),
         # Hungarian match of each head to a reference head (indices into stored heads)
-        "matched_head": np.asarray(reference.meta["heads"])[matched],
+        "matched_head": np.asarray(reference.meta.heads)[matched],
         "matched_similarity": np.take_along_axis(mean_cross, matched[..., None], -1)[..., 0],
     }
     pair = {
-        "reference": reference.meta["variant"],
-        "reference_seed": _seed(reference),
+        "reference": reference.meta.variant,
+        "reference_seed": int(reference.meta.seed),
         "n_examples": len(cos),
     }
     table = _long_table(store, kind, values).assign(**pair)
-    layers = np.asarray(store.meta["layers"])
+    layers = np.asarray(store.meta.layers)
     examples = pd.DataFrame(
         {
-            "variant": store.meta["variant"],
-            "seed": _seed(store),
+            "variant": store.meta.variant,
+            "seed": int(store.meta.seed),
             "reference": pair["reference"],
             "reference_seed": pair["reference_seed"],
             "kind": kind,
@@ -231,11 +229,6 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats):
         }
     )
     return table, examples
-
-
-def _seed(store: AttentionStore) -> int:
-    """The store's training seed (stores written before seeds were recorded: the default)."""
-    return int(store.meta.get("seed", DEFAULT_SEEDS[0]))
 
 
 # the performance table's metric columns, in order (a task fills only its own)

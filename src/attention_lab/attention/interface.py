@@ -33,6 +33,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from attention_lab.errors import ConfigError
+from attention_lab.kinds import INTERFACE_PATH, OUTPUT_ATTENTIONS_PATH
 
 IMPLEMENTATION = "attention_lab"
 # No "sdpa" in the name: transformers keys checks of its own kernel on that substring.
@@ -47,7 +48,6 @@ OBSERVER_ATTR = "attention_lab_observer"
 # BLOOM, MPT): with mechanism mha its maps are its own eager ``output_attentions``
 OWN_ATTENTIONS_ATTR = "attention_lab_own_attentions"
 # where a store's maps came from, as its metadata records it
-INTERFACE_PATH, OUTPUT_ATTENTIONS_PATH = "attention_interface", "output_attentions"
 
 EagerFunction = Callable[..., tuple[torch.Tensor, torch.Tensor | None]]
 

@@ -11,6 +11,7 @@ from attention_lab.datasets.store import (
     AttentionStore,
     AttentionStream,
     ShardedStore,
+    StoreMeta,
     open_store,
     shard_path,
     shard_paths,
@@ -83,7 +84,7 @@ class AttentionStoreDataset(AbstractVersionedDataset[AttentionStream, AttentionS
         return open_store(self._where.url(path), self._where.options)
 
     def save(self, data: AttentionStream) -> None:
-        shard = data.meta.get("shard")
+        shard = StoreMeta.of(data.meta).shard
         if shard and self._version is not None:
             raise ConfigError(
                 "Sharded extraction writes each shard in its own run, so a versioned store would "
@@ -93,7 +94,7 @@ class AttentionStoreDataset(AbstractVersionedDataset[AttentionStream, AttentionS
         if self._version is None and self._where.holds_versions():
             raise ArtifactError(self._where.versions_in_the_way())
         url = self._where.url(self._get_save_path())
-        path = shard_path(url, shard["index"], shard["count"]) if shard else url
+        path = shard_path(url, shard.index, shard.count) if shard else url
         write_store(path, data, self._dtype, self._compact, self._sparse_mass, self._where.options)
         # what this write replaces: the whole store for a shard, the shards for a whole store
         fs = self._where.fs

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 from attention_lab import __version__
 from attention_lab.attention.apply import spec_from_config
 from attention_lab.attention.interface import attention_path, require_interface
-from attention_lab.datasets.store import ExampleAttention, LayerMaps
+from attention_lab.datasets.store import ExampleAttention, LayerMaps, StoreMeta
+from attention_lab.defaults import SEED
 from attention_lab.extraction.maps import cut, stack_batch
 from attention_lab.extraction.norms import output_projections, recording_norms
 from attention_lab.extraction.options import ExtractionOptions
@@ -23,7 +24,6 @@ from attention_lab.kinds import NORM_SUFFIX, base_kind
 from attention_lab.models.shape import ModelShape
 from attention_lab.tasks import Task
 from attention_lab.tasks.base import accepts
-from attention_lab.variants import DEFAULT_SEEDS
 
 
 def padding_side(model, tokenizer, shape: ModelShape) -> str:
@@ -41,30 +41,30 @@ def padding_side(model, tokenizer, shape: ModelShape) -> str:
 
 def store_metadata(
     model, shape: ModelShape, info: dict[str, Any], opts: ExtractionOptions, side: str
-) -> dict[str, Any]:
+) -> StoreMeta:
     """What the store's contract asks for: model, variant, mechanism, shapes, key/value grouping."""
-    return {
-        "model_id": info.get("base_model"),
-        "variant": info.get("variant"),
-        "seed": info.get("seed", DEFAULT_SEEDS[0]),  # the job's training seed
-        "task": info.get("task"),
-        "method": info.get("method"),
-        "mechanism": spec_from_config(model.config).to_dict(),
-        "kinds": opts.kinds(shape),
-        "num_layers": len(opts.layers),
-        "layers": opts.layers,
-        "heads": opts.heads,
-        "num_heads": shape.num_heads,
-        "num_kv_heads": shape.num_kv_heads,
-        "kv_group": [shape.kv_group(h) for h in opts.heads],  # stored head -> key/value head
-        "causal": {kind: shape.causal[base_kind(kind)] for kind in opts.kinds(shape)},
-        "norms": opts.norms,
-        "padding_side": side,
-        "attention_path": attention_path(model),  # the attention interface or output_attentions
-        "precision_bits": opts.precision_bits,
-        "label_names": info.get("label_names"),
-        "attention_lab_version": __version__,
-    }
+    return StoreMeta(
+        model_id=info.get("base_model"),
+        variant=info.get("variant"),
+        seed=info.get("seed", SEED),  # the job's training seed
+        task=info.get("task"),
+        method=info.get("method"),
+        mechanism=spec_from_config(model.config).to_dict(),
+        kinds=opts.kinds(shape),
+        num_layers=len(opts.layers),
+        layers=opts.layers,
+        heads=opts.heads,
+        num_heads=shape.num_heads,
+        num_kv_heads=shape.num_kv_heads,
+        kv_group=[shape.kv_group(h) for h in opts.heads],  # stored head -> key/value head
+        causal={kind: shape.causal[base_kind(kind)] for kind in opts.kinds(shape)},
+        norms=opts.norms,
+        padding_side=side,
+        attention_path=attention_path(model),  # the attention interface or output_attentions
+        precision_bits=opts.precision_bits,
+        label_names=info.get("label_names"),
+        attention_lab_version=__version__,
+    )
 
 
 def _tokens(tokenizer, ids: list[int], special: list[int]) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def _whole_batch(model, tokenizer, task, batch, metas, rows, shape, opts, specia
         meta = dict(metas[b])
         if result.decoder_ids is not None:
             dec = result.decoder_ids[b]
-            meta["decoder"] = _tokens(tokenizer, dec, [int(i in special) for i in dec])
+            meta.update(decoder=_tokens(tokenizer, dec, [int(i in special) for i in dec]))
         example = ExampleAttention(meta, position=int(row))  # stored in probe-set order
         for kind, maps in stacked.items():  # [L, H, query tokens, key tokens]
             q_side, k_side = result.sides(kind)

@@ -102,14 +102,11 @@ def test_rows_sum_to_one_and_no_padding_is_stored(encoder_store, probes, bert_to
 
 def test_metadata_follows_the_contract(encoder_store):
     meta = encoder_store[0].meta
-    assert meta["precision_bits"] == 11
-    assert meta["kinds"] == ["encoder"] and meta["causal"] == {"encoder": False}
-    assert meta["num_heads"] == meta["num_kv_heads"] == 12 and meta["kv_group"] == list(range(12))
-    assert (
-        meta["layers"] == list(range(6))
-        and meta["variant"] == "enc"
-        and meta["mechanism"]["name"] == "mha"
-    )
+    assert meta.precision_bits == 11
+    assert meta.kinds == ["encoder"] and meta.causal == {"encoder": False}
+    assert meta.num_heads == meta.num_kv_heads == 12 and meta.kv_group == list(range(12))
+    assert meta.layers == list(range(6)) and meta.variant == "enc"
+    assert meta.mechanism["name"] == "mha" and meta.attention_path == "attention_interface"
 
 
 def test_layer_and_head_subsets_and_float32(tmp_path, bert_tokenizer, probes):
@@ -126,8 +123,8 @@ def test_layer_and_head_subsets_and_float32(tmp_path, bert_tokenizer, probes):
     store = AttentionStore(path)
     assert (
         store.attention(0).shape[:2] == (2, 3)
-        and store.meta["layers"] == [1, 4]
-        and store.meta["heads"] == [0, 5, 7]
+        and store.meta.layers == [1, 4]
+        and store.meta.heads == [0, 5, 7]
     )
     full = torch.stack(
         model(**bert_tokenizer(TEXTS[0], return_tensors="pt"), output_attentions=True).attentions
@@ -144,11 +141,11 @@ def test_causal_maps_are_zero_above_the_diagonal_and_gqa_groups_recorded(
     apply_mechanism(model, MechanismSpec())
     artifact = save_artifact(tmp_path, "llama", model, bert_tokenizer, "causal_lm")
     store = extract(tmp_path, artifact, probes)
-    assert store.meta["kinds"] == ["decoder"] and store.meta["causal"] == {"decoder": True}
+    assert store.meta.kinds == ["decoder"] and store.meta.causal == {"decoder": True}
     assert (
-        store.meta["num_heads"] == 4
-        and store.meta["num_kv_heads"] == 2
-        and store.meta["kv_group"] == [0, 0, 1, 1]
+        store.meta.num_heads == 4
+        and store.meta.num_kv_heads == 2
+        and store.meta.kv_group == [0, 0, 1, 1]
     )
     loaded, tokenizer = artifact.load()
     for eid, text in zip(probes["id"], probes["text"], strict=True):
@@ -185,7 +182,7 @@ def test_cross_attention_has_decoder_by_encoder_shape(tmp_path, bert_tokenizer, 
     artifact = save_artifact(tmp_path, "bart", model, bert_tokenizer, "seq2seq")
     store = extract(tmp_path, artifact, probes)
     assert store.kinds == ["encoder", "decoder", "cross"]
-    assert store.meta["causal"] == {"encoder": False, "decoder": True, "cross": False}
+    assert store.meta.causal == {"encoder": False, "decoder": True, "cross": False}
     for eid in probes["id"]:
         meta = store.example_meta(eid)
         n_enc, n_dec = meta["length"], meta["decoder"]["length"]

@@ -215,5 +215,5 @@ def test_a_converted_lora_variant_is_stored_whole_and_reloads_as_trained(
     probes = corpus[corpus["split"] == "test"].iloc[:2].assign(source="test")
     stream = extract_attention(dataset.load(), probes, {"norms": True, "max_length": 16})
     gated = mechanism["name"] == "gated"
-    assert stream.meta["norms"] is not gated
-    assert ("decoder_norm" in stream.meta["kinds"]) is not gated
+    assert stream.meta.norms is not gated
+    assert ("decoder_norm" in stream.meta.kinds) is not gated

@@ -1,6 +1,7 @@
 """The attention store: a zipped zarr v3 group per variant (the layout is in
 :mod:`~attention_lab.datasets.store.format`), written by :mod:`.writer`, read by
-:mod:`.reader`, and joined across shards by :mod:`.shards`."""
+:mod:`.reader`, and joined across shards by :mod:`.shards`; its root metadata is one
+:class:`StoreMeta`, and every reader is a :class:`MapStore`."""
 
 from attention_lab.datasets.store.format import (
     FORMAT,
@@ -10,6 +11,8 @@ from attention_lab.datasets.store.format import (
     ExampleAttention,
     LayerMaps,
 )
+from attention_lab.datasets.store.meta import ShardInfo, StoreMeta, token_sides
+from attention_lab.datasets.store.protocol import MapStore
 from attention_lab.datasets.store.reader import AttentionStore
 from attention_lab.datasets.store.shards import ShardedStore, open_store, shard_path, shard_paths
 from attention_lab.datasets.store.writer import AttentionStoreWriter, write_store
@@ -23,9 +26,13 @@ __all__ = [
     "AttentionStream",
     "ExampleAttention",
     "LayerMaps",
+    "MapStore",
+    "ShardInfo",
     "ShardedStore",
+    "StoreMeta",
     "open_store",
     "shard_path",
     "shard_paths",
+    "token_sides",
     "write_store",
 ]

@@ -48,6 +48,8 @@ from typing import Any
 import numcodecs
 import numpy as np
 
+from attention_lab.datasets.store.meta import StoreMeta
+
 FORMAT = "attention-lab-store"
 # 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
 # 4: one chunk per layer; causal maps as their lower triangle; an optional sparse layout
@@ -83,7 +85,7 @@ class AttentionStream:
     """What extraction hands to the catalog: store metadata and a lazy iterator of whole
     examples or of single layers."""
 
-    meta: dict[str, Any]
+    meta: StoreMeta | dict[str, Any]
     examples: Iterable[ExampleAttention | LayerMaps]
 
 

@@ -12,6 +12,7 @@ from zarr.storage import ZipStore
 
 from attention_lab.datasets.codecs import dequantize_rows, from_grid, from_top_mass, unpack_lower
 from attention_lab.datasets.store.format import FORMAT, READABLE_VERSIONS
+from attention_lab.datasets.store.meta import StoreMeta
 from attention_lab.errors import ArtifactError
 
 
@@ -47,7 +48,7 @@ class AttentionStore:
             )
         if not attrs.get("complete"):
             raise ArtifactError(f"The attention store at {path} is incomplete. {hint}")
-        self.meta: dict[str, Any] = attrs
+        self.meta = StoreMeta.from_attrs(attrs)
         self.example_ids: list[str] = list(attrs["example_ids"])
         self._index = {eid: i for i, eid in enumerate(self.example_ids)}
 
@@ -56,7 +57,7 @@ class AttentionStore:
 
     @property
     def kinds(self) -> list[str]:
-        return list(self.meta.get("kinds", []))
+        return list(self.meta.kinds)
 
     def index_of(self, example: int | str) -> int:
         if isinstance(example, str):
@@ -80,7 +81,7 @@ class AttentionStore:
     ) -> np.ndarray:
         """One example's map: ``[layers, heads, query, key]``, or a slice for ``layer``/``head``.
 
-        ``layer`` and ``head`` index the *stored* layers and heads (see ``meta['layers']``).
+        ``layer`` and ``head`` index the *stored* layers and heads (see ``meta.layers``).
         Reads this example's chunk and nothing else; returns float32.
         """
         kind = kind or self.kinds[0]
@@ -93,7 +94,7 @@ class AttentionStore:
             return self._sparse(node, attrs, layer, head)
         selection = (slice(None) if layer is None else layer, slice(None) if head is None else head)
         values = node[selection]
-        compact = self.meta.get("compact")
+        compact = self.meta.compact
         if not compact:  # float16 -> float32 on the packed triangle: half the cells of the map
             values = np.asarray(values, dtype=np.float32)
         if attrs.get("layout") == "lower_triangle":
@@ -107,7 +108,7 @@ class AttentionStore:
         packed, then unpacked once: at 2,048 tokens several times faster than
         ``attention(example, kind, layer).mean(0)``, which it equals."""
         kind = kind or self.kinds[0]
-        if kind in self.kinds and not self.meta.get("compact"):
+        if kind in self.kinds and not self.meta.compact:
             node = self._root[f"examples/{self.index_of(example)}.{kind}"]
             if node.attrs.get("layout") == "lower_triangle":
                 packed = np.mean(node[layer], axis=0, dtype=np.float32)  # [heads, T] -> [T]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import fsspec
 import numpy as np
 
+from attention_lab.datasets.store.meta import StoreMeta
 from attention_lab.datasets.store.reader import AttentionStore
 from attention_lab.errors import ArtifactError
 
@@ -33,12 +35,12 @@ class ShardedStore:
 
     def __init__(self, paths: list[str], storage_options: dict[str, Any] | None = None):
         stores = [AttentionStore(p, storage_options) for p in paths]
-        shards = [s.meta.get("shard") or {} for s in stores]
-        counts = {shard.get("count") for shard in shards}
-        indices = sorted(shard.get("index") for shard in shards)
+        shards = [s.meta.shard for s in stores]
+        counts = {shard.count if shard else None for shard in shards}
+        indices = sorted(shard.index if shard else -1 for shard in shards)
         hint = "Re-run the missing shards, or remove the stray files, then rerun the analysis."
         if len(counts) != 1 or None in counts or indices != list(range(counts.pop())):
-            found = sorted(f"{s.get('index')} of {s.get('count')}" for s in shards)
+            found = sorted(f"{s.index} of {s.count}" if s else "a whole store" for s in shards)
             raise ArtifactError(
                 f"Attention store shards beside {paths[0]} are not one complete set "
                 f"(found shards {', '.join(found)}). {hint}"
@@ -49,13 +51,17 @@ class ShardedStore:
                 f"Attention store shards beside {paths[0]} come from different runs (model, "
                 f"variant, mechanism, layers, heads or probe set differ). {hint}"
             )
-        self.shards = sorted(stores, key=lambda s: s.meta["shard"]["index"])
+        self.shards = sorted(stores, key=lambda s: s.meta.shard.index)
         self.example_ids = [eid for store in self.shards for eid in store.example_ids]
         if len(set(self.example_ids)) != len(self.example_ids):
             raise ArtifactError(f"Attention store shards beside {paths[0]} share examples. {hint}")
         self.path = paths[0]
-        self.meta = {**self.shards[0].meta, "example_ids": self.example_ids, "shard": None}
-        self.meta["num_examples"] = len(self.example_ids)
+        self.meta = replace(
+            self.shards[0].meta,
+            example_ids=self.example_ids,
+            num_examples=len(self.example_ids),
+            shard=None,
+        )
         self._where = {
             eid: (store, i) for store in self.shards for i, eid in enumerate(store.example_ids)
         }
@@ -66,7 +72,7 @@ class ShardedStore:
 
     @property
     def kinds(self) -> list[str]:
-        return list(self.meta.get("kinds", []))
+        return list(self.meta.kinds)
 
     def _locate(self, example: int | str) -> tuple[AttentionStore, int]:
         if isinstance(example, int):
@@ -98,10 +104,11 @@ class ShardedStore:
         return store.dropped_mass(local, kind)
 
 
-def _fingerprint(meta: dict[str, Any]) -> dict[str, Any]:
+def _fingerprint(meta: StoreMeta) -> dict[str, Any]:
     """What every shard of one extraction shares: the model and what was extracted."""
     keys = ("variant", "seed", "model_id", "mechanism", "kinds", "layers", "heads", "padding_side")
-    return {**{k: meta.get(k) for k in keys}, "probes": (meta.get("shard") or {}).get("probes")}
+    probes = meta.shard.probes if meta.shard else None
+    return {**{k: getattr(meta, k) for k in keys}, "probes": probes}
 
 
 def open_store(

@@ -25,6 +25,7 @@ from attention_lab.datasets.store.format import (
     array_metadata,
     group_metadata,
 )
+from attention_lab.datasets.store.meta import StoreMeta
 from attention_lab.errors import ArtifactError
 from attention_lab.kinds import STORED_KINDS as KINDS
 
@@ -40,7 +41,7 @@ class AttentionStoreWriter:
     def __init__(
         self,
         path: str,
-        meta: dict[str, Any],
+        meta: StoreMeta | dict[str, Any],
         dtype: str = "float16",
         compact: bool = False,
         sparse_mass: float | None = None,
@@ -58,9 +59,9 @@ class AttentionStoreWriter:
             self.fs.rm(stale)
         self._file = self.fs.open(self.tmp, "wb")
         self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_STORED)  # chunks are zstd already
-        self.meta, self.dtype, self.compact = dict(meta), np.dtype(dtype), compact
+        self.meta, self.dtype, self.compact = StoreMeta.of(meta), np.dtype(dtype), compact
         self.sparse_mass = sparse_mass
-        self.num_layers = int(meta.get("num_layers") or len(meta.get("layers") or [])) or None
+        self.num_layers = int(self.meta.num_layers or len(self.meta.layers)) or None
         self._ids: dict[int, str] = {}
         self._layers_written: dict[tuple[int, str], int] = {}  # (position, kind) -> layers
         self._codec = numcodecs.Zstd(level=ZSTD_LEVEL)
@@ -116,7 +117,7 @@ class AttentionStoreWriter:
             for i, layer in enumerate(layers):
                 self._sparse_layer(files, key, layer, attributes if first and i == 0 else None)
         else:
-            triangle = bool(self.meta.get("causal", {}).get(piece.kind)) and n_query == n_key
+            triangle = self.meta.is_causal(piece.kind) and n_query == n_key
             attributes["layout"] = "lower_triangle" if triangle else "dense"
             if self.compact:
                 codes, scale = quantize_rows(piece.maps.astype(np.float32, copy=False))
@@ -163,7 +164,7 @@ class AttentionStoreWriter:
         heads, n_query, n_key = piece.maps.shape
         rows = piece.maps.astype(np.float16, copy=False).reshape(heads * n_query, n_key)
         counts, steps, values, dropped = top_mass(rows, self.sparse_mass)
-        values, grid = on_grid(values, self.meta.get("precision_bits"))
+        values, grid = on_grid(values, self.meta.precision_bits)
         if attributes is not None:
             files[f"{key}/zarr.json"] = group_metadata(
                 {**attributes, "layout": "sparse", "sparse_mass": self.sparse_mass}
@@ -237,13 +238,13 @@ class AttentionStoreWriter:
             )
         self._pipe({"examples/zarr.json": group_metadata({})})
         attrs = {
-            **self.meta,
+            **self.meta.extraction_attrs(),
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "dtype": self.dtype.name,
             "compact": self.compact,
             "sparse_mass": self.sparse_mass,
-            "precision_bits": self.meta.get("precision_bits"),
+            "precision_bits": self.meta.precision_bits,
             "example_ids": self.ids,
             "num_examples": len(self.ids),
             "complete": True,

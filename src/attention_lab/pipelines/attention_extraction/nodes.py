@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from attention_lab.datasets.model_directory import ModelArtifact
-from attention_lab.datasets.store import AttentionStream
+from attention_lab.datasets.store import AttentionStream, ShardInfo
 from attention_lab.errors import DataError
 from attention_lab.extraction.norms import gated_layers
 from attention_lab.extraction.options import ExtractionOptions
@@ -50,16 +50,12 @@ def extract_attention(
     if opts.shard is not None:  # this job's block of the probe set; the reader joins them
         total, rows = len(probe_set), opts.shard_rows(len(probe_set))
         probe_set = probe_set.iloc[rows.start : rows.stop]
-        meta["shard"] = {
-            "index": opts.shard[0],
-            "count": opts.shard[1],
-            "start": rows.start,
-            "probes": total,  # the whole set's size: shards of one run agree on it
-        }
+        shard = ShardInfo(index=opts.shard[0], count=opts.shard[1], start=rows.start, probes=total)
+        meta = replace(meta, shard=shard)
     logger.info(
         "Extracting %s attention of %s for %d probe examples (padding on the %s)",
         "/".join(shape.kinds),
-        meta["variant"],
+        meta.variant,
         len(probe_set),
         side,
     )
