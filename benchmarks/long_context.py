@@ -55,6 +55,7 @@ def extract(path: str, count: int, tokens: int, stream: bool, sparse_mass=None) 
     from attention_lab.datasets.store import AttentionStream, write_store
     from attention_lab.extraction.options import ExtractionOptions
     from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
+    from attention_lab.model_info import ModelInfo
     from attention_lab.models.loading import load_model, load_tokenizer
     from attention_lab.models.shape import model_shape
     from attention_lab.tasks import get_task
@@ -64,7 +65,7 @@ def extract(path: str, count: int, tokens: int, stream: bool, sparse_mass=None) 
     task.streams_layers = stream  # False: the whole-pass path (output_attentions)
     opts = ExtractionOptions.parse({"max_length": tokens, "batch_size": 1}, shape)
     side = padding_side(model, tokenizer, shape)
-    meta = store_metadata(model, shape, {"variant": "bench", "base_model": MODEL}, opts, side)
+    meta = store_metadata(model, shape, ModelInfo("bench", "causal_lm", MODEL), opts, side)
     probes = long_texts(count, tokens, tokenizer)
     start = time.perf_counter()
     examples = iter_attention(model, tokenizer, task, probes, shape, opts, side)

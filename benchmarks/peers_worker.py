@@ -159,6 +159,7 @@ def project_store(model, tokenizer, texts: list[str], length: int, path: str, ex
     from attention_lab.datasets.store import AttentionStream, write_store
     from attention_lab.extraction.options import ExtractionOptions
     from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
+    from attention_lab.model_info import ModelInfo
     from attention_lab.models.shape import model_shape
     from attention_lab.tasks import get_task
 
@@ -166,7 +167,7 @@ def project_store(model, tokenizer, texts: list[str], length: int, path: str, ex
     params = {"max_length": length, "batch_size": 1, **({"precision_bits": None} if exact else {})}
     opts = ExtractionOptions.parse(params, shape)
     side = padding_side(model, tokenizer, shape)
-    meta = store_metadata(model, shape, {"variant": "peers", "base_model": "smollm2"}, opts, side)
+    meta = store_metadata(model, shape, ModelInfo("peers", "causal_lm", "smollm2"), opts, side)
     probes = pd.DataFrame({"id": [f"p{i}" for i in range(len(texts))], "text": texts, "label": 0})
     examples = iter_attention(model, tokenizer, task, probes, shape, opts, side)
     write_store(path, AttentionStream(meta, examples), dtype="float32" if exact else "float16")

@@ -20,6 +20,7 @@ from attention_lab.datasets.store import AttentionStore, AttentionStream, write_
 from attention_lab.errors import ConfigError
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
+from attention_lab.model_info import ModelInfo
 from attention_lab.models.shape import model_shape
 from attention_lab.tasks import get_task
 from attention_lab.tasks.base import accepts
@@ -43,7 +44,7 @@ def extract(model, family, side: str, tmp_path, **params) -> AttentionStore:
     task, shape = get_task(family.task), model_shape(model)
     opts = ExtractionOptions.parse({"precision_bits": None, "batch_size": 8, **params}, shape)
     used = padding_side(model, tokenizer, shape)
-    meta = store_metadata(model, shape, {"variant": family.name}, opts, used)
+    meta = store_metadata(model, shape, ModelInfo(family.name, family.task), opts, used)
     examples = iter_attention(model, tokenizer, task, probe_set(), shape, opts, used)
     path = str(tmp_path / f"{family.name}-{side}.zarr.zip")
     write_store(path, AttentionStream(meta, examples), dtype="float32")

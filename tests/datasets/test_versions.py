@@ -10,6 +10,7 @@ from kedro.io.core import DatasetError, Version
 from attention_lab.datasets import AttentionStoreDataset, ModelDirectoryDataset
 from attention_lab.datasets.model_directory import TrainedModel
 from attention_lab.errors import ArtifactError, ConfigError
+from attention_lab.model_info import ModelInfo
 from tests.conftest import BUCKET, tiny_llama
 from tests.datasets.test_store import stream
 
@@ -38,14 +39,14 @@ def test_model_versions_load_latest_or_pinned(place, root, bert_tokenizer):
     for run, version in enumerate(["2026-01-01T00.00.00.000Z", "2026-01-02T00.00.00.000Z"]):
         model = tiny_llama(seed=run)
         ModelDirectoryDataset(path, Version(None, version), credentials).save(
-            TrainedModel(model, bert_tokenizer, {"run": run})
+            TrainedModel(model, bert_tokenizer, ModelInfo("v", "causal_lm", seed=run))
         )
         saved[version] = model
     versions = ModelDirectoryDataset(path, Version(None, None), credentials).list_versions(False)
     assert versions == sorted(saved, reverse=True)
     for pinned, expected_run in [(None, 1), (versions[1], 0)]:
         artifact = ModelDirectoryDataset(path, Version(pinned, None), credentials).load()
-        assert artifact.info == {"run": expected_run}
+        assert artifact.info.seed == expected_run
         assert (artifact.path / "model.safetensors").is_file()
 
 
@@ -76,11 +77,11 @@ def test_an_unfinished_model_version_is_not_the_latest(tmp_path, bert_tokenizer)
     path = tmp_path / "lora"
     first = "2026-01-01T00.00.00.000Z"
     ModelDirectoryDataset(str(path), version=Version(None, first)).save(
-        TrainedModel(tiny_llama(), bert_tokenizer, {"run": 0})
+        TrainedModel(tiny_llama(), bert_tokenizer, ModelInfo("v", "causal_lm", seed=0))
     )
     (path / "2026-01-02T00.00.00.000Z" / "lora").mkdir(parents=True)  # no attention_lab.json
     dataset = ModelDirectoryDataset(str(path), version=Version(None, None))
-    assert dataset.load().info == {"run": 0} and dataset.list_versions(False) == [first]
+    assert dataset.load().info.seed == 0 and dataset.list_versions(False) == [first]
 
 
 def test_a_missing_pinned_version_names_the_fix(tmp_path):
@@ -104,13 +105,15 @@ def test_an_unversioned_save_keeps_the_versions_it_would_replace(tmp_path, bert_
     store, model = str(tmp_path / "attention.zarr.zip"), str(tmp_path / "lora")
     AttentionStoreDataset(store, version=Version(None, None)).save(stream(n=1)[0])
     ModelDirectoryDataset(model, version=Version(None, None)).save(
-        TrainedModel(tiny_llama(), bert_tokenizer, {"run": 0})
+        TrainedModel(tiny_llama(), bert_tokenizer, ModelInfo("v", "causal_lm", seed=0))
     )
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(ArtifactError, match="holds versions saved with `versioned: true`"):
         AttentionStoreDataset(store).save(stream(n=1)[0])
     with pytest.raises(ArtifactError, match="holds versions saved with `versioned: true`"):
-        ModelDirectoryDataset(model).save(TrainedModel(tiny_llama(), bert_tokenizer, {}))
+        ModelDirectoryDataset(model).save(
+            TrainedModel(tiny_llama(), bert_tokenizer, ModelInfo("v", "causal_lm"))
+        )
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 

@@ -13,6 +13,7 @@ from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.datasets.store import AttentionStore, AttentionStream, write_store
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.run import iter_attention, store_metadata
+from attention_lab.model_info import ModelInfo
 from attention_lab.models.shape import model_shape
 from attention_lab.tasks import get_task
 from tests.conformance.families import word_tokenizer
@@ -30,7 +31,7 @@ def test_copying_decoder_attends_to_the_aligned_source_token(tmp_path):
     tokenizer = word_tokenizer(PAD, "right")
     task, shape = get_task("seq2seq"), model_shape(model)
     opts = ExtractionOptions.parse({"precision_bits": None}, shape)
-    meta = store_metadata(model, shape, {"variant": "copy"}, opts, "right")
+    meta = store_metadata(model, shape, ModelInfo("copy", "seq2seq"), opts, "right")
     path = str(tmp_path / "copy.zarr.zip")
     write_store(
         path, AttentionStream(meta, iter_attention(model, tokenizer, task, probes, shape, opts))

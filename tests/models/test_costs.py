@@ -15,6 +15,7 @@ from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.datasets.cost_process import measure_in_fresh_process
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.errors import ConfigError
+from attention_lab.model_info import ModelInfo
 from attention_lab.models.costs import (
     CostSettings,
     cache_bytes,
@@ -124,7 +125,9 @@ def test_costs_of_a_saved_variant_in_a_fresh_process(llama_folder, bert_tokenize
     (tmp_path / "attention_lab.json").write_text(json.dumps(info))
     settings = CostSettings(context_tokens=12, decode_tokens=3, repeats=1)
     texts = ["The committee met on Tuesday.", "Shares rose sharply in early trading."]
-    costs = measure_in_fresh_process(ModelArtifact(tmp_path, info), texts, settings)
+    costs = measure_in_fresh_process(
+        ModelArtifact(tmp_path, ModelInfo.from_json(info)), texts, settings
+    )
     assert costs["cost_context_tokens"] == 12
     assert costs["kv_bytes_per_token"] == 2 * 2 * 1 * 8 * 4  # layers * (k, v) * 1 head * d * bytes
     assert costs["kv_bytes_measured"] == 12 * costs["kv_bytes_per_token"]

@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 from attention_lab.datasets.store import AttentionStore, AttentionStream, write_store
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
+from attention_lab.model_info import ModelInfo
 from attention_lab.models.loading import load_model, load_tokenizer
 from attention_lab.models.shape import model_shape
 from attention_lab.models.zoo import resolve
@@ -35,7 +36,7 @@ def test_gemma3_left_padded_maps_equal_native_eager(tmp_path):
     assert side == "left"
     opts = ExtractionOptions.parse({"precision_bits": None, "layers": [0, 5, 17]}, shape)
     probes = pd.DataFrame({"id": ["a", "b"], "text": TEXTS, "label": 0})
-    meta = store_metadata(model, shape, {"variant": "gemma"}, opts, side)
+    meta = store_metadata(model, shape, ModelInfo("gemma", "causal_lm"), opts, side)
     path = str(tmp_path / "gemma.zarr.zip")
     write_store(
         path,

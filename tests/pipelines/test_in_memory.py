@@ -100,7 +100,7 @@ def test_fine_tuning_pipeline(catalog, fine_tuned):
         assert (metrics["variant"], metrics["seed"]) == (job.variant, job.seed)
         assert metrics["method"] == VARIANTS[job.variant]["method"]
         assert metrics["test_examples"] == 12 and metrics["untrained_head"] is False
-        assert catalog.load(f"{job.name}.model").info["seed"] == job.seed
+        assert catalog.load(f"{job.name}.model").info.seed == job.seed
 
 
 def test_attention_extraction_pipeline(catalog, extracted):

@@ -42,7 +42,7 @@ def test_bfloat16_training_keeps_float32_weights_and_changes_the_steps(corpus): 
             "learning_rate": 1e-4,
         }
         artifact, _ = ft.fine_tune_variant(parse_variant("full", {"method": "full"}, study), corpus)
-        assert artifact.info["training_precision"] == precision
+        assert artifact.info.training_precision == precision
         trained[precision] = artifact.model.state_dict()
     assert all(p.dtype == torch.float32 for p in trained["bf16"].values() if p.is_floating_point())
     weight = "bert.encoder.layer.0.attention.self.query.weight"

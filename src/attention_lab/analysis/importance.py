@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from attention_lab.attention.discovery import discover
 from attention_lab.attention.interface import HEAD_GATE_ATTR, require_interface
+from attention_lab.model_info import ModelInfo
 from attention_lab.tasks import get_task
 
 
@@ -51,19 +52,19 @@ IMPORTANCE_COLUMNS = ["variant", "layer", "head", "importance", "importance_norm
 
 
 def importance_table(
-    model: nn.Module, tokenizer, info: dict, examples: pd.DataFrame
+    model: nn.Module, tokenizer, info: ModelInfo, examples: pd.DataFrame
 ) -> pd.DataFrame:
     """One row per (variant, layer, head): raw and per-layer normalised importance on ``examples``."""
-    task = get_task(info["task"])
+    task = get_task(info.task)
     torch.manual_seed(0)
-    data = task.encode(examples, tokenizer, info.get("max_length", 128))
+    data = task.encode(examples, tokenizer, info.max_length)
     batches = DataLoader(data, batch_size=32, collate_fn=task.collate(tokenizer, model))
     raw = head_gradients(model, batches)  # (L, H)
     norm = normalise_per_layer(raw)
     layers, heads = np.indices(raw.shape)
     return pd.DataFrame(
         {
-            "variant": info["variant"],
+            "variant": info.variant,
             "layer": layers.ravel(),
             "head": heads.ravel(),
             "importance": raw.ravel(),

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from attention_lab.attention.discovery import discover
 from attention_lab.attention.fast_path import fast_attention
 from attention_lab.attention.interface import HEAD_GATE_ATTR, require_interface
+from attention_lab.model_info import ModelInfo
 from attention_lab.tasks import get_task
 
 PRUNING_COLUMNS = ["variant", "fraction_pruned", "heads_pruned", "accuracy", "test_examples"]
@@ -48,25 +49,23 @@ def pruning_order(importance: pd.DataFrame) -> list[tuple[int, int]]:
 def pruning_curve(
     model: nn.Module,
     tokenizer,
-    info: dict,
+    info: ModelInfo,
     importance: pd.DataFrame,
     test: pd.DataFrame,
     steps: int = 10,
 ) -> pd.DataFrame:
     """Accuracy on ``test`` with 0, 1/steps, ..., all of the heads pruned."""
-    task = get_task(info["task"])
+    task = get_task(info.task)
     order = pruning_order(importance)
     rows = []
-    with torch.inference_mode(), fast_attention(model, enabled=info.get("fast_path", True)):
-        for step in tqdm(range(steps + 1), desc=f"pruning {info['variant']}", leave=False):
+    with torch.inference_mode(), fast_attention(model, enabled=info.fast_path):
+        for step in tqdm(range(steps + 1), desc=f"pruning {info.variant}", leave=False):
             count = int(round(step / steps * len(order)))
             with heads_masked(model, order[:count]):
-                metrics = task.evaluate(
-                    model, tokenizer, test, info, info.get("eval_batch_size", 64)
-                )
+                metrics = task.evaluate(model, tokenizer, test, info, info.eval_batch_size)
             rows.append(
                 {
-                    "variant": info["variant"],
+                    "variant": info.variant,
                     "fraction_pruned": count / len(order),
                     "heads_pruned": count,
                     "accuracy": metrics["accuracy"],

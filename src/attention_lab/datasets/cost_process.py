@@ -18,20 +18,21 @@ import torch
 from attention_lab.attention.fast_path import fast_attention
 from attention_lab.attention.interface import INTERFACE_PATH, attention_path
 from attention_lab.datasets.model_directory import ModelArtifact
+from attention_lab.model_info import ModelInfo
 from attention_lab.models.costs import CostSettings, context_ids, measure_costs, peak_memory_mb
 
 
-def _measure_artifact(path: str, info: dict[str, Any], texts: list[str], raw: dict) -> dict:
+def _measure_artifact(path: str, raw_info: dict[str, Any], texts: list[str], raw: dict) -> dict:
     """In the fresh process: load the variant, measure, add the process's peak memory."""
-    settings = CostSettings(**raw)
+    settings, info = CostSettings(**raw), ModelInfo.from_json(raw_info)
     model, tokenizer = ModelArtifact(Path(path), info).load()
     config = model.config.get_text_config()
     limit = getattr(config, "max_position_embeddings", None) or settings.context_tokens
     ids = context_ids(tokenizer, texts, min(settings.context_tokens, limit)).to(model.device)
     # the KV cache is measured where the cache layout is transformers' own (the interface's
     # families); a family outside it (BLOOM, MPT) gets prefill speed and memory only
-    decoder = info["task"] == "causal_lm" and attention_path(model) == INTERFACE_PATH
-    with fast_attention(model, enabled=info.get("fast_path", True)):  # as evaluation runs
+    decoder = info.task == "causal_lm" and attention_path(model) == INTERFACE_PATH
+    with fast_attention(model, enabled=info.fast_path):  # as evaluation runs
         costs = measure_costs(model, ids, settings, decoder=decoder)
     return costs | {
         "inference_peak_memory_mb": peak_memory_mb(),
@@ -45,7 +46,7 @@ def measure_in_fresh_process(
     """:func:`attention_lab.models.costs.measure_costs` of a saved variant, in a new process."""
     request = {
         "path": str(artifact.path),
-        "info": artifact.info,
+        "info": artifact.info.to_json(),
         "texts": texts,
         "settings": asdict(settings),
     }
@@ -60,9 +61,7 @@ def measure_in_fresh_process(
         )
         if done.returncode != 0 or not answer_file.exists():
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(
-                f"measuring the costs of {artifact.info.get('variant')!r} failed: {last}"
-            )
+            raise RuntimeError(f"measuring the costs of {artifact.info.variant!r} failed: {last}")
         return json.loads(answer_file.read_text())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,6 +20,7 @@ from kedro.io.core import DatasetError, Version
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.errors import ArtifactError
 from attention_lab.location import Location, download_folder, upload_folder
+from attention_lab.model_info import ModelInfo
 
 INFO_FILE = "attention_lab.json"
 
@@ -30,9 +31,7 @@ class TrainedModel:
 
     model: Any
     tokenizer: Any
-    info: dict[str, Any] = field(
-        default_factory=dict
-    )  # variant, base model, task, method, mechanism, labels
+    info: ModelInfo | dict[str, Any]  # how it was made: variant, base model, task, method, ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class ModelArtifact:
     """A saved variant on disk; ``load()`` returns a ready (model, tokenizer) pair."""
 
     path: Path
-    info: dict[str, Any]
+    info: ModelInfo
 
     def load(self, device=None):
         from peft import PeftModel
@@ -49,18 +48,18 @@ class ModelArtifact:
         from attention_lab.models.loading import load_model, load_tokenizer
 
         info = self.info
-        mechanism = MechanismSpec.from_config(info["mechanism"])
+        mechanism = MechanismSpec.from_config(info.mechanism)
         trusted = {  # off unless the variant set them
-            "trust_remote_code": info.get("trust_remote_code", False),
-            "allow_pickle": info.get("allow_pickle", False),
+            "trust_remote_code": info.trust_remote_code,
+            "allow_pickle": info.allow_pickle,
         }
         tokenizer = load_tokenizer(str(self.path), trusted["trust_remote_code"])
-        if info.get("adapter"):
+        if info.adapter:
             base = load_model(
-                info["base_model"],
-                info["task"],
+                info.base_model,
+                info.task,
                 mechanism,
-                num_labels=info.get("num_labels"),
+                num_labels=info.num_labels,
                 pad_token_id=tokenizer.pad_token_id,
                 **trusted,
             )
@@ -68,9 +67,9 @@ class ModelArtifact:
         else:
             model = load_model(
                 str(self.path),
-                info["task"],
+                info.task,
                 mechanism,
-                num_labels=info.get("num_labels"),
+                num_labels=info.num_labels,
                 pad_token_id=tokenizer.pad_token_id,
                 trust_remote_code=trusted["trust_remote_code"],
             )
@@ -122,7 +121,7 @@ class ModelDirectoryDataset(AbstractVersionedDataset[TrainedModel, ModelArtifact
         job = self._job_name()
         try:
             folder = self._get_load_path()
-            info = json.loads(self._where.fs.cat_file(f"{folder}/{INFO_FILE}"))
+            info = ModelInfo.from_json(json.loads(self._where.fs.cat_file(f"{folder}/{INFO_FILE}")))
         except OSError as exc:
             if isinstance(exc, FileNotFoundError):
                 raise self._missing(job) from exc
@@ -169,7 +168,7 @@ class ModelDirectoryDataset(AbstractVersionedDataset[TrainedModel, ModelArtifact
 def _write(folder: Path, data: TrainedModel) -> None:
     data.model.save_pretrained(folder)  # safetensors; a PeftModel saves only its adapter
     data.tokenizer.save_pretrained(folder)
-    (folder / INFO_FILE).write_text(json.dumps(data.info, indent=2))
+    (folder / INFO_FILE).write_text(json.dumps(ModelInfo.of(data.info).to_json(), indent=2))
 
 
 def _save_locally(path: Path, data: TrainedModel) -> None:

@@ -15,12 +15,12 @@ from attention_lab import __version__
 from attention_lab.attention.apply import spec_from_config
 from attention_lab.attention.interface import attention_path, require_interface
 from attention_lab.datasets.store import ExampleAttention, LayerMaps, StoreMeta
-from attention_lab.defaults import SEED
 from attention_lab.extraction.maps import cut, stack_batch
 from attention_lab.extraction.norms import output_projections, recording_norms
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.streaming import should_stream, stream_batch
 from attention_lab.kinds import NORM_SUFFIX, base_kind
+from attention_lab.model_info import ModelInfo
 from attention_lab.models.shape import ModelShape
 from attention_lab.tasks import Task
 from attention_lab.tasks.base import accepts
@@ -40,15 +40,15 @@ def padding_side(model, tokenizer, shape: ModelShape) -> str:
 
 
 def store_metadata(
-    model, shape: ModelShape, info: dict[str, Any], opts: ExtractionOptions, side: str
+    model, shape: ModelShape, info: ModelInfo, opts: ExtractionOptions, side: str
 ) -> StoreMeta:
     """What the store's contract asks for: model, variant, mechanism, shapes, key/value grouping."""
     return StoreMeta(
-        model_id=info.get("base_model"),
-        variant=info.get("variant"),
-        seed=info.get("seed", SEED),  # the job's training seed
-        task=info.get("task"),
-        method=info.get("method"),
+        model_id=info.base_model,
+        variant=info.variant,
+        seed=info.seed,  # the job's training seed
+        task=info.task,
+        method=info.method,
         mechanism=spec_from_config(model.config).to_dict(),
         kinds=opts.kinds(shape),
         num_layers=len(opts.layers),
@@ -62,7 +62,7 @@ def store_metadata(
         padding_side=side,
         attention_path=attention_path(model),  # the attention interface or output_attentions
         precision_bits=opts.precision_bits,
-        label_names=info.get("label_names"),
+        label_names=info.label_names,
         attention_lab_version=__version__,
     )
 

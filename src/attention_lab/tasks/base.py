@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from attention_lab.kinds import base_kind
+from attention_lab.model_info import ModelInfo
 from attention_lab.tasks.data import EncodedDataset
 
 
@@ -140,7 +141,9 @@ class Task:
     def observe(self, state: dict[str, list], output, batch: dict[str, torch.Tensor]) -> None:
         """Keep what :meth:`finish` needs from one batch (default: nothing)."""
 
-    def finish(self, state: dict[str, list], test: pd.DataFrame, loss: float, info: dict) -> dict:
+    def finish(
+        self, state: dict[str, list], test: pd.DataFrame, loss: float, info: ModelInfo
+    ) -> dict:
         raise NotImplementedError
 
     def example_losses(self, output, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -156,21 +159,23 @@ class Task:
         """(B,) how many loss terms each example has (the sum over the batch: :meth:`loss_weight`)."""
         return (batch["labels"] != -100).reshape(len(batch["labels"]), -1).sum(-1)
 
-    def evaluate(self, model, tokenizer, test: pd.DataFrame, info: dict, batch_size: int) -> dict:
+    def evaluate(
+        self, model, tokenizer, test: pd.DataFrame, info: ModelInfo, batch_size: int
+    ) -> dict:
         """Task metrics on ``test``: the loss averaged over its terms, then the task's own."""
         return self.evaluate_examples(model, tokenizer, test, info, batch_size)[0]
 
     @torch.no_grad()
     def evaluate_examples(
-        self, model, tokenizer, test: pd.DataFrame, info: dict, batch_size: int
+        self, model, tokenizer, test: pd.DataFrame, info: ModelInfo, batch_size: int
     ) -> tuple[dict, pd.DataFrame]:
         """:meth:`evaluate`'s metrics, and one row per test example (``id``, ``loss_sum``,
         ``loss_terms`` and the task's own outcome columns), in ``test``'s order."""
-        data = self.encode(test, tokenizer, info.get("max_length", 128))
+        data = self.encode(test, tokenizer, info.max_length)
         batches = DataLoader(data, batch_size=batch_size, collate_fn=self.collate(tokenizer, model))
         losses, weights, state = [], [], {}
         loss_sums, terms = [], []
-        for batch in tqdm(batches, desc=f"evaluate {info['variant']}", leave=False):
+        for batch in tqdm(batches, desc=f"evaluate {info.variant}", leave=False):
             batch = {k: v.to(model.device) for k, v in batch.items()}
             output = model(**batch)
             losses.append(float(output.loss))

@@ -56,6 +56,6 @@ class Classification(Task):
         return {
             "eval_loss": round(loss, 4),
             "accuracy": round(float((pred == truth).mean()), 4),
-            "macro_f1": round(macro_f1(truth, pred, info["num_labels"]), 4),
-            "untrained_head": info["method"] == "none",
+            "macro_f1": round(macro_f1(truth, pred, info.num_labels), 4),
+            "untrained_head": info.method == "none",
         }

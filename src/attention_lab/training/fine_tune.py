@@ -19,6 +19,7 @@ from attention_lab.attention.discovery import discover
 from attention_lab.attention.fast_path import fast_attention
 from attention_lab.datasets.model_directory import TrainedModel
 from attention_lab.errors import ConfigError
+from attention_lab.model_info import ModelInfo
 from attention_lab.models.costs import peak_memory_mb
 from attention_lab.models.loading import device as default_device
 from attention_lab.models.loading import load_model, load_tokenizer
@@ -26,7 +27,7 @@ from attention_lab.tasks import get_task
 from attention_lab.training.distillation import Teacher, distillation_loss
 from attention_lab.training.head_features import feature_dataset
 from attention_lab.training.methods import count_parameters, prepare
-from attention_lab.variants import DEFAULT_SEEDS, TrainingSpec, VariantSpec
+from attention_lab.variants import TrainingSpec, VariantSpec
 
 logger = logging.getLogger(__name__)
 
@@ -249,24 +250,24 @@ def fine_tune_variant(
     stored_whole = spec.method == "lora" and spec.mechanism.converts_weights
     if stored_whole:  # the base checkpoint cannot rebuild the conversion: keep the whole model
         model = model.merge_and_unload()
-    info = {
-        "variant": spec.name,
-        "seed": spec.training.seed,
-        "base_model": spec.model,
-        "task": spec.task,
-        "method": spec.method,
-        "mechanism": spec.mechanism.to_dict(),
-        "label_names": labels,
-        "num_labels": len(labels),
-        "adapter": spec.method == "lora" and not stored_whole,
-        "objective": spec.training.objective,
-        "max_length": spec.training.max_length,
-        "eval_batch_size": spec.training.eval_batch_size,
-        "fast_path": spec.training.fast_path,
-        "allow_pickle": spec.allow_pickle,
-        "trust_remote_code": spec.trust_remote_code,
-        "training_precision": "bf16" if trains_in_bfloat16(spec.training) else "fp32",
-    }
+    info = ModelInfo(
+        variant=spec.name,
+        seed=spec.training.seed,
+        base_model=spec.model,
+        task=spec.task,
+        method=spec.method,
+        mechanism=spec.mechanism.to_dict(),
+        label_names=labels,
+        num_labels=len(labels),
+        adapter=spec.method == "lora" and not stored_whole,
+        objective=spec.training.objective,
+        max_length=spec.training.max_length,
+        eval_batch_size=spec.training.eval_batch_size,
+        fast_path=spec.training.fast_path,
+        allow_pickle=spec.allow_pickle,
+        trust_remote_code=spec.trust_remote_code,
+        training_precision="bf16" if trains_in_bfloat16(spec.training) else "fp32",
+    )
     log = {
         "train_seconds": round(seconds, 2),
         "train_steps": steps,
@@ -284,22 +285,22 @@ def fine_tune_variant(
 
 
 def evaluate_variant(
-    model, tokenizer, info: dict[str, Any], corpus: pd.DataFrame
+    model, tokenizer, info: ModelInfo, corpus: pd.DataFrame
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The task's metrics on the test split, labelled with the variant and seed, and each
     test example's outcome."""
     test = corpus[corpus["split"] == "test"]
-    batch_size = info.get("eval_batch_size", 64)
-    with fast_attention(model, enabled=info.get("fast_path", True)):
-        metrics, examples = get_task(info["task"]).evaluate_examples(
+    batch_size = info.eval_batch_size
+    with fast_attention(model, enabled=info.fast_path):
+        metrics, examples = get_task(info.task).evaluate_examples(
             model, tokenizer, test, info, batch_size
         )
-    labels = {"variant": info["variant"], "seed": info.get("seed", DEFAULT_SEEDS[0])}
+    labels = {"variant": info.variant, "seed": info.seed}
     metrics = {
         **labels,
-        "task": info["task"],
-        "method": info["method"],
-        "mechanism": info["mechanism"]["name"],
+        "task": info.task,
+        "method": info.method,
+        "mechanism": info.mechanism["name"],
         **metrics,
         "test_examples": len(test),
     }

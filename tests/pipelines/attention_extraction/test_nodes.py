@@ -59,7 +59,7 @@ def save_artifact(tmp_path, name, model, tokenizer, task, mechanism="mha"):
 
 
 def extract(tmp_path, artifact, probes, **params) -> AttentionStore:
-    path = str(tmp_path / f"{artifact.info['variant']}.zarr.zip")
+    path = str(tmp_path / f"{artifact.info.variant}.zarr.zip")
     write_store(
         path, extract_attention(artifact, probes, {"batch_size": 3, "max_length": 64, **params})
     )

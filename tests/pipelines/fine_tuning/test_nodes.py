@@ -197,7 +197,7 @@ def test_a_converted_lora_variant_is_stored_whole_and_reloads_as_trained(
         "training": {"objective": "distill"},
     }
     trained, log = fine_tune(corpus, {"variant": "converted", "seed": "42"}, variant, LM_STUDY)
-    assert trained.info["adapter"] is False and trained.info["objective"] == "distill"
+    assert trained.info.adapter is False and trained.info.objective == "distill"
     assert log["train_steps"] == 2
     dataset = ModelDirectoryDataset(str(tmp_path / "converted"))
     dataset.save(trained)

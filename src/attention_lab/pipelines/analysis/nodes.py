@@ -36,8 +36,8 @@ def compute_head_importance(
 ) -> pd.DataFrame:
     """Michel et al. (2019) head importance on the validation split (fine-tuned classifiers only)."""
     info = model_artifact.info
-    if info["task"] != "classification" or info["method"] == "none":
-        logger.info("%s: head importance needs a fine-tuned classifier; skipped", info["variant"])
+    if info.task != "classification" or info.method == "none":
+        logger.info("%s: head importance needs a fine-tuned classifier; skipped", info.variant)
         return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
     validation = corpus[corpus["split"] == "validation"].head(
         int(params.get("importance_examples", 128))
@@ -49,7 +49,7 @@ def compute_head_importance(
     model, tokenizer = model_artifact.load()
     if attention_path(model) != INTERFACE_PATH:
         logger.info(
-            "%s: head importance needs head gates (attention interface); skipped", info["variant"]
+            "%s: head importance needs head gates (attention interface); skipped", info.variant
         )
         return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
     return importance_table(model, tokenizer, info, validation)
@@ -89,10 +89,10 @@ def build_function_probes(
         return pd.DataFrame(columns=["id", "input_ids", "offset", "half"]), pd.DataFrame(
             columns=NEEDLE_COLUMNS
         )
-    tokenizer = load_tokenizer(str(model_artifact.path), info.get("trust_remote_code", False))
-    settings = _fitted(settings, _max_positions(model_artifact), info["variant"])
+    tokenizer = load_tokenizer(str(model_artifact.path), info.trust_remote_code)
+    settings = _fitted(settings, _max_positions(model_artifact), info.variant)
     needles = pd.DataFrame(columns=NEEDLE_COLUMNS)
-    if info["task"] == "causal_lm":
+    if info.task == "causal_lm":
         texts = corpus.loc[corpus["split"] == "test", "text"].tolist()
         needles = build_needle_probes(
             texts, tokenizer, settings.needles, settings.needle_tokens, settings.seed
@@ -108,10 +108,8 @@ def _max_positions(model_artifact: ModelArtifact) -> int | None:
 
     info = model_artifact.info
     folder = model_artifact.path
-    source = str(folder) if (folder / "config.json").exists() else resolve(info["base_model"])
-    config = AutoConfig.from_pretrained(
-        source, trust_remote_code=info.get("trust_remote_code", False)
-    )
+    source = str(folder) if (folder / "config.json").exists() else resolve(info.base_model)
+    config = AutoConfig.from_pretrained(source, trust_remote_code=info.trust_remote_code)
     return getattr(config.get_text_config(), "max_position_embeddings", None)
 
 
@@ -145,9 +143,9 @@ def detect_head_functions(
     info = model_artifact.info
     model, _ = model_artifact.load()
     kind = model_shape(model).kinds[0]
-    labels = {"variant": info["variant"], "seed": info.get("seed"), "kind": kind}
+    labels = {"variant": info.variant, "seed": info.seed, "kind": kind}
     scores = score_heads(model, probes, labels, params)
-    if info["task"] != "causal_lm" or attention_path(model) != INTERFACE_PATH:
+    if info.task != "causal_lm" or attention_path(model) != INTERFACE_PATH:
         # both checks need next-token predictions, and heads gated through the interface
         return scores, pd.DataFrame(columns=ABLATION_COLUMNS)
     scores = pd.concat([scores, retrieval_rows(model, needles, labels, params)], ignore_index=True)
@@ -158,6 +156,4 @@ def detect_head_functions(
         ],
         ignore_index=True,
     )
-    return scores, ablations.assign(variant=info["variant"], seed=info.get("seed"))[
-        ABLATION_COLUMNS
-    ]
+    return scores, ablations.assign(variant=info.variant, seed=info.seed)[ABLATION_COLUMNS]

@@ -34,14 +34,14 @@ def extract_attention(
             "probe_set is empty; run `kedro run --pipeline=ingestion` with probe.n_examples > 0."
         )
     model, tokenizer = model_artifact.load()
-    task, shape = get_task(model_artifact.info["task"]), model_shape(model)
+    task, shape = get_task(model_artifact.info.task), model_shape(model)
     opts = ExtractionOptions.parse(params, shape)
     if opts.norms and (gated := gated_layers(model)):
         logger.warning(
             "%s: no norm-based maps: a gate scales each head's output per query in %d layers "
             "(gated attention), which the value and output projections alone do not give; "
             "its attention weights are stored as usual.",
-            model_artifact.info["variant"],
+            model_artifact.info.variant,
             len(gated),
         )
         opts = replace(opts, norms=False)

@@ -52,5 +52,5 @@ def measure_costs(
         return {}
     texts = corpus.loc[corpus["split"] == "test", "text"].tolist()
     measured = measure_in_fresh_process(model_artifact, texts, settings)
-    logger.info("%s costs: %s", model_artifact.info["variant"], measured)
+    logger.info("%s costs: %s", model_artifact.info.variant, measured)
     return measured
