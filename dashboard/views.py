@@ -15,7 +15,7 @@ from attention_lab.analysis.head_functions import FUNCTIONS
 from attention_lab.analysis.metrics import METRICS
 from attention_lab.analysis.rollout import token_relevance
 from attention_lab.datasets.store import StoreMeta, token_sides
-from attention_lab.kinds import NORM_SUFFIX, base_kind
+from attention_lab.kinds import AttentionKind, base_kind, norm_kind
 from dashboard import blocks, figures, maps
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.heads import (
@@ -122,7 +122,7 @@ class Selection:
     @property
     def stored_kind(self) -> str:
         """The kind of map the store holds for this kind and measure (encoder_norm ...)."""
-        return self.kind + NORM_SUFFIX if self.measure == "norms" else self.kind
+        return norm_kind(self.kind) if self.measure == "norms" else self.kind
 
     @property
     def measure_names(self) -> tuple[str, str, str]:
@@ -706,7 +706,7 @@ def _metric_kind(head_metrics: pd.DataFrame, selection: Selection) -> str:
     kinds = list(dict.fromkeys(head_metrics["kind"]))
     if selection.stored_kind in kinds or selection.measure == "norms":
         return selection.stored_kind
-    return next((k for k in kinds if base_kind(k) == k), kinds[0])
+    return next((k for k in kinds if not AttentionKind.parse(k).norms), kinds[0])
 
 
 def _no_norm_metrics(data: StudyData, variant: str, kind: str) -> str:
@@ -765,7 +765,7 @@ def _rollout_kind(selection: Selection) -> str:
 def rollout_view(data: StudyData, selection: Selection) -> go.Figure:
     """Token relevance after each layer for A and B (self-attention of the chosen kind)."""
     kind = _rollout_kind(selection)
-    causal = base_kind(kind) == "decoder"
+    causal = store_of(data, selection, "a").meta.is_causal(kind)
     rel = [
         token_relevance(store_of(data, selection, side).attention(selection.example, kind), causal)
         for side in ("a", "b")

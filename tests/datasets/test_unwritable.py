@@ -12,6 +12,7 @@ from attention_lab.datasets.model_directory import ModelDirectoryDataset, Traine
 from attention_lab.datasets.store import write_store
 from attention_lab.errors import ArtifactError, ConfigError
 from attention_lab.hooks import check_writable
+from attention_lab.model_info import ModelInfo
 from tests.datasets.test_store import stream
 
 
@@ -68,7 +69,9 @@ def test_a_model_that_cannot_be_saved_is_one_error_and_leaves_nothing(tmp_path, 
     blocker.write_text("not a folder")
     dataset = ModelDirectoryDataset(str(blocker / "lora"))
     model = TrainedModel(
-        AutoModel.from_pretrained(minilm_path), AutoTokenizer.from_pretrained(minilm_path), {}
+        AutoModel.from_pretrained(minilm_path),
+        AutoTokenizer.from_pretrained(minilm_path),
+        ModelInfo("lora", "classification"),
     )
     with pytest.raises(
         ArtifactError, match="Could not save the model to .*a_file/lora: .*Nothing was kept"
@@ -83,7 +86,9 @@ def test_a_model_rerun_removes_the_folder_of_a_killed_save(tmp_path, minilm_path
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"half written")
     model = TrainedModel(
-        AutoModel.from_pretrained(minilm_path), AutoTokenizer.from_pretrained(minilm_path), {}
+        AutoModel.from_pretrained(minilm_path),
+        AutoTokenizer.from_pretrained(minilm_path),
+        ModelInfo("lora", "classification"),
     )
     ModelDirectoryDataset(str(tmp_path / "lora")).save(model)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lora"]

@@ -22,7 +22,7 @@ from attention_lab.analysis.metrics import (
 from attention_lab.analysis.statistics import bootstrap_interval, nan_mean, statistics_settings
 from attention_lab.datasets.store import AttentionStore, token_sides
 from attention_lab.errors import DataError
-from attention_lab.kinds import base_kind
+from attention_lab.kinds import AttentionKind, base_kind
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def example_head_metrics(store: AttentionStore) -> pd.DataFrame:
                 store.attention(i, kind), tokens["tokens"], tokens["special_mask"], causal
             )
             for name in METRICS:
-                nan = base_kind(kind) == "cross" and name in POSITIONAL
+                nan = not AttentionKind.parse(kind).is_self_attention and name in POSITIONAL
                 values[kind][name].append(
                     np.full_like(example[name], np.nan) if nan else example[name]
                 )

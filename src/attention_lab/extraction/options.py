@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attention_lab.errors import ConfigError
-from attention_lab.kinds import NORM_SUFFIX
+from attention_lab.kinds import norm_kind
 from attention_lab.models.shape import ModelShape
 
 
@@ -38,7 +38,7 @@ class ExtractionOptions:
 
     def kinds(self, shape: ModelShape) -> list[str]:
         """The stored map kinds: the model's own, then their ``_norm`` kinds when asked."""
-        return [*shape.kinds, *([f"{k}{NORM_SUFFIX}" for k in shape.kinds] if self.norms else [])]
+        return [*shape.kinds, *([norm_kind(k) for k in shape.kinds] if self.norms else [])]
 
     @classmethod
     def parse(cls, params: dict[str, Any], shape: ModelShape) -> ExtractionOptions:

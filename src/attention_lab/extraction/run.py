@@ -19,7 +19,7 @@ from attention_lab.extraction.maps import cut, stack_batch
 from attention_lab.extraction.norms import output_projections, recording_norms
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.streaming import should_stream, stream_batch
-from attention_lab.kinds import NORM_SUFFIX, base_kind
+from attention_lab.kinds import base_kind, norm_kind
 from attention_lab.model_info import ModelInfo
 from attention_lab.models.shape import ModelShape
 from attention_lab.tasks import Task
@@ -91,7 +91,7 @@ def _whole_batch(model, tokenizer, task, batch, metas, rows, shape, opts, specia
     with torch.inference_mode(), recording(model, grams) as norms:
         result = task.attention_batch(model, tokenizer, batch, shape.kinds)
         for kind, layers in (norms or {}).items():  # the layers' norm maps, in layer order
-            result.maps[f"{kind}{NORM_SUFFIX}"] = tuple(layers[i] for i in sorted(layers))
+            result.maps[norm_kind(kind)] = tuple(layers[i] for i in sorted(layers))
         stacked = {kind: stack_batch(maps, opts) for kind, maps in result.maps.items()}
     positions = {side_: [p.cpu().numpy() for p in ps] for side_, ps in result.positions.items()}
     for b, row in enumerate(rows):

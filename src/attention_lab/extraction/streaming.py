@@ -31,7 +31,7 @@ from attention_lab.errors import ConfigError
 from attention_lab.extraction.maps import cut, select_and_round
 from attention_lab.extraction.norms import norm_map
 from attention_lab.extraction.options import ExtractionOptions
-from attention_lab.kinds import NORM_SUFFIX
+from attention_lab.kinds import norm_kind
 from attention_lab.tasks.base import mask_positions, with_positions
 
 _DONE = object()
@@ -67,9 +67,7 @@ def layer_observer(model: nn.Module, opts: ExtractionOptions, hand_over, grams=N
         hand_over(layer.kind, stored[layer.index], select_and_round(weights, opts))
         if opts.norms:
             norms = norm_map(weights, value, grams[id(module)])
-            hand_over(
-                f"{layer.kind}{NORM_SUFFIX}", stored[layer.index], select_and_round(norms, opts)
-            )
+            hand_over(norm_kind(layer.kind), stored[layer.index], select_and_round(norms, opts))
 
     return observe
 

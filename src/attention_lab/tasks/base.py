@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from attention_lab.kinds import base_kind
+from attention_lab.kinds import AttentionKind
 from attention_lab.model_info import ModelInfo
 from attention_lab.tasks.data import EncodedDataset
 
@@ -37,15 +37,10 @@ class AttentionBatch:
     positions: dict[str, list[torch.Tensor]]
     decoder_ids: list[list[int]] | None = None
 
-    SIDES = {
-        "encoder": ("encoder", "encoder"),
-        "decoder": ("decoder", "decoder"),
-        "cross": ("decoder", "encoder"),
-    }
-
     def sides(self, kind: str) -> tuple[str, str]:
         """(query side, key side) of an attention kind; a decoder-only model has one side."""
-        query, key = self.SIDES[base_kind(kind)]  # a norm kind sits where its kind does
+        parsed = AttentionKind.parse(kind)  # a norm kind sits where its kind does
+        query, key = parsed.query_side, parsed.key_side
         if "decoder" not in self.positions:
             return "encoder", "encoder"
         return query, key

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from attention_lab.defaults import SEED
-from attention_lab.kinds import INTERFACE_PATH, OUTPUT_ATTENTIONS_PATH, base_kind
+from attention_lab.kinds import INTERFACE_PATH, OUTPUT_ATTENTIONS_PATH, AttentionKind
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,11 @@ class StoreMeta:
     @property
     def base_kinds(self) -> list[str]:
         """The stored kinds of attention weights (``encoder``, not ``encoder_norm``)."""
-        return [kind for kind in self.kinds if base_kind(kind) == kind]
+        return [kind for kind in self.kinds if not AttentionKind.parse(kind).norms]
 
     @property
     def has_norms(self) -> bool:
-        return any(base_kind(kind) != kind for kind in self.kinds)
+        return any(AttentionKind.parse(kind).norms for kind in self.kinds)
 
     @property
     def through_interface(self) -> bool:
@@ -122,10 +122,6 @@ def token_sides(example: Mapping[str, Any], kind: str) -> tuple[Mapping, Mapping
     """(query side, key side) of one example's token metadata (``tokens``, ``token_ids``,
     ``special_mask``) for an attention kind or its norm twin: an encoder-decoder's example
     holds its decoder tokens under ``decoder``; everything else is the example's own tokens."""
-    encoder = example
-    decoder = example.get("decoder", encoder)
-    return {
-        "encoder": (encoder, encoder),
-        "decoder": (decoder, decoder),
-        "cross": (decoder, encoder),
-    }[base_kind(kind)]
+    sides = {"encoder": example, "decoder": example.get("decoder", example)}
+    parsed = AttentionKind.parse(kind)
+    return sides[parsed.query_side], sides[parsed.key_side]
