@@ -14,9 +14,9 @@ from typing import Any
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.defaults import EVAL_BATCH_SIZE, MAX_LENGTH, SEED
 from attention_lab.errors import ConfigError
+from attention_lab.methods import method_named
 from attention_lab.models.zoo import ALIASES, check_model_name
 
-METHODS = ("none", "head", "lora", "full")
 # the names of attention_lab.tasks.TASKS, kept here so that config checks import no torch
 TASKS = ("classification", "causal_lm", "seq2seq")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -161,13 +161,10 @@ def _check_keys(merged: dict[str, Any], where: str) -> None:
 def _check_method(method: str, task: str, where: str) -> None:
     if task not in TASKS:
         raise ConfigError(f"study.task: unknown task {task!r}; allowed: {', '.join(TASKS)}.")
-    if method not in METHODS:
+    if method_named(method, f"{where}.method").needs_classifier and task != "classification":
         raise ConfigError(
-            f"{where}.method: unknown method {method!r}; allowed: {', '.join(METHODS)}."
-        )
-    if method == "head" and task != "classification":
-        raise ConfigError(
-            f"{where}.method: 'head' trains a classifier head, but study.task is {task!r}; use none, lora or full."
+            f"{where}.method: {method!r} trains a classifier head, but study.task is {task!r}; "
+            "use none, lora or full."
         )
 
 

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from attention_lab.errors import ConfigError
+from attention_lab.methods import method_named
 from attention_lab.tasks.base import Task
 
 
@@ -57,5 +58,5 @@ class Classification(Task):
             "eval_loss": round(loss, 4),
             "accuracy": round(float((pred == truth).mean()), 4),
             "macro_f1": round(macro_f1(truth, pred, info.num_labels), 4),
-            "untrained_head": info.method == "none",
+            "untrained_head": not method_named(info.method).updates_weights,
         }

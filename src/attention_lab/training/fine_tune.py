@@ -19,6 +19,7 @@ from attention_lab.attention.discovery import discover
 from attention_lab.attention.fast_path import fast_attention
 from attention_lab.datasets.model_directory import TrainedModel
 from attention_lab.errors import ConfigError
+from attention_lab.methods import method_named
 from attention_lab.model_info import ModelInfo
 from attention_lab.models.costs import peak_memory_mb
 from attention_lab.models.loading import device as default_device
@@ -172,7 +173,7 @@ def train(model, tokenizer, spec: VariantSpec, corpus: pd.DataFrame) -> tuple[fl
     t = spec.training
     data = task.encode(corpus[corpus["split"] == "train"], tokenizer, t.max_length)
     start = time.perf_counter()
-    if t.fast_path and spec.method == "head" and task.name == "classification":
+    if t.fast_path and method_named(spec.method).head_only and task.name == "classification":
         prepared = feature_dataset(model, data, task.collate(tokenizer, model), t.eval_batch_size)
         if prepared is not None:
             # a linear head on fixed features: float32, cheap either way
@@ -246,8 +247,10 @@ def fine_tune_variant(
         trainable,
         total,
     )
-    seconds, steps = train(model, tokenizer, spec, corpus) if spec.method != "none" else (0.0, 0)
-    stored_whole = spec.method == "lora" and spec.mechanism.converts_weights
+    method = method_named(spec.method)
+    seconds, steps = train(model, tokenizer, spec, corpus) if method.updates_weights else (0.0, 0)
+    adapter = method.saves_adapter(spec.mechanism.converts_weights)
+    stored_whole = method.adapter and not adapter
     if stored_whole:  # the base checkpoint cannot rebuild the conversion: keep the whole model
         model = model.merge_and_unload()
     info = ModelInfo(
@@ -259,7 +262,7 @@ def fine_tune_variant(
         mechanism=spec.mechanism.to_dict(),
         label_names=labels,
         num_labels=len(labels),
-        adapter=spec.method == "lora" and not stored_whole,
+        adapter=adapter,
         objective=spec.training.objective,
         max_length=spec.training.max_length,
         eval_batch_size=spec.training.eval_batch_size,

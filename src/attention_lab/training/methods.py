@@ -7,6 +7,7 @@ from transformers.pytorch_utils import Conv1D
 
 from attention_lab.attention.discovery import discover
 from attention_lab.errors import ConfigError
+from attention_lab.methods import FULL, HEAD, LORA, NONE, method_named
 from attention_lab.tasks import get_task
 from attention_lab.variants import LoraSpec
 
@@ -42,14 +43,25 @@ def lora_targets(model: nn.Module, spec: LoraSpec) -> list[str]:
 
 def prepare(model: nn.Module, method: str, task: str, lora: LoraSpec) -> nn.Module:
     """Freeze or wrap ``model`` for ``method``; returns the module to train."""
-    if method == "full":
-        model.requires_grad_(True)
-        return model
-    if method in ("none", "head"):
-        model.requires_grad_(False)
-        for name in classifier_head_names(model) if method == "head" else []:
-            getattr(model, name).requires_grad_(True)
-        return model
+    return _PREPARE[method_named(method)](model, task, lora)
+
+
+def _nothing(model: nn.Module, task: str, lora: LoraSpec) -> nn.Module:
+    return model.requires_grad_(False)
+
+
+def _head(model: nn.Module, task: str, lora: LoraSpec) -> nn.Module:
+    model.requires_grad_(False)
+    for name in classifier_head_names(model):
+        getattr(model, name).requires_grad_(True)
+    return model
+
+
+def _everything(model: nn.Module, task: str, lora: LoraSpec) -> nn.Module:
+    return model.requires_grad_(True)
+
+
+def _lora(model: nn.Module, task: str, lora: LoraSpec) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     whole = list(lora.train_fully or ())
@@ -68,6 +80,9 @@ def prepare(model: nn.Module, method: str, task: str, lora: LoraSpec) -> nn.Modu
         modules_to_save=whole or None,  # trained whole, saved with the adapter
     )
     return get_peft_model(model, config)  # SEQ_CLS also trains (saves) the classifier head
+
+
+_PREPARE = {NONE: _nothing, HEAD: _head, LORA: _lora, FULL: _everything}
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

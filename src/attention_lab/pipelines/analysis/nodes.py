@@ -25,6 +25,7 @@ from attention_lab.analysis.retrieval import build_needle_probes
 from attention_lab.attention.interface import INTERFACE_PATH, attention_path
 from attention_lab.datasets.model_directory import ModelArtifact
 from attention_lab.errors import DataError
+from attention_lab.methods import method_named
 from attention_lab.models.loading import load_tokenizer
 from attention_lab.models.shape import model_shape
 
@@ -36,7 +37,7 @@ def compute_head_importance(
 ) -> pd.DataFrame:
     """Michel et al. (2019) head importance on the validation split (fine-tuned classifiers only)."""
     info = model_artifact.info
-    if info.task != "classification" or info.method == "none":
+    if info.task != "classification" or not method_named(info.method).updates_weights:
         logger.info("%s: head importance needs a fine-tuned classifier; skipped", info.variant)
         return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
     validation = corpus[corpus["split"] == "validation"].head(
