@@ -28,7 +28,7 @@ def measure(env: str, only: list[str] | None = None) -> list[dict]:
 
     from attention_lab.datasets.cost_process import measure_in_fresh_process
     from attention_lab.models.costs import CostSettings
-    from attention_lab.variants import Study
+    from attention_lab.study import Study
 
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by each fresh process
     bootstrap_project(PROJECT)

@@ -7,7 +7,7 @@ from dash import Dash, dcc, html
 from dashboard import callbacks
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.layout import missing_page, page
-from dashboard.views import Selection, resolve
+from dashboard.selection import Selection, resolve
 
 
 def create_app(

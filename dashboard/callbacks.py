@@ -3,7 +3,7 @@
 Each tab's figures are computed only while that tab is open; switching tabs (the ``tabs``
 control is an input of every view) renders the newly opened one.
 
-Every callback parses and validates what the browser sent (:mod:`dashboard.views` does both)
+Every callback parses and validates what the browser sent (:mod:`dashboard.selection` does both)
 before it reads anything, and answers a bad value with a short message where its figure goes:
 a request can carry any JSON, and a traceback per bad request is what slowed the server down.
 """
@@ -15,23 +15,17 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dashboard import figures
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.layout import notes_block
+from dashboard.metric_views import functions_view, metrics_view
+from dashboard.selection import CONTROLS, TABS, BadSelection, Selection, resolve, validate
 from dashboard.views import (
-    CONTROLS,
-    TABS,
-    BadSelection,
-    Selection,
     clicked_curve,
     clicked_head,
     compare_table,
     compare_view,
     cross_view,
     example_options,
-    functions_view,
     heads_view,
-    metrics_view,
-    resolve,
     rollout_view,
-    validate,
 )
 from dashboard.zoom import zoom_region
 

@@ -15,7 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from attention_lab.datasets.store import AttentionStore
-from attention_lab.variants import Job, exported, references, study_reference, study_seeds
+from attention_lab.study import Job, exported, references
+from attention_lab.variants import study_reference, study_seeds
 from dashboard.seed_mean import SEED_MEAN, SeedMeanStore
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -37,9 +37,9 @@ def callback_body(app: Dash, output: str, values: dict, changed: list[str] | Non
 
 
 def control_inputs(selection) -> dict:
-    """A :class:`~dashboard.views.Selection` as the controls' ``"component.value"`` inputs,
+    """A :class:`~dashboard.selection.Selection` as the controls' ``"component.value"`` inputs,
     the part of :func:`callback_body`'s ``values`` that every view callback takes."""
-    from dashboard.views import CONTROLS
+    from dashboard.selection import CONTROLS
 
     return {
         f"{control}.value": value

@@ -8,13 +8,8 @@ from attention_lab.analysis.metrics import METRICS
 from attention_lab.datasets.store import StoreMeta
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.seed_mean import SEED_MEAN
-from dashboard.views import (
-    CONTROLS,
-    HEAD_FUNCTIONS,
-    Selection,
-    example_options,
-    store_of,
-)
+from dashboard.selection import CONTROLS, HEAD_FUNCTIONS, Selection, store_of
+from dashboard.views import example_options
 
 # every head metric of the analysis, the default first
 METRIC_CHOICES = ["normalized_entropy", *(m for m in METRICS if m != "normalized_entropy")]
@@ -76,7 +71,7 @@ def page(data: StudyData, selection: Selection) -> html.Div:
 
 
 def controls(data: StudyData, selection: Selection) -> html.Div:
-    """The selection's controls (ids as in :data:`dashboard.views.CONTROLS`)."""
+    """The selection's controls (ids as in :data:`dashboard.selection.CONTROLS`)."""
     return html.Div(
         style={"padding": "8px 0"},
         children=[*study_controls(data, selection), html.Br(), *map_controls(data, selection)],

@@ -11,7 +11,8 @@ import math
 
 from dashboard import blocks
 from dashboard.data import StudyData
-from dashboard.views import BadSelection, Selection, axis_tokens, show, store_of
+from dashboard.selection import BadSelection, Selection, show, store_of
+from dashboard.views import axis_tokens
 
 PANELS = ("", "2", "3")  # axis suffixes of the compare view's A, B and B − A panels
 

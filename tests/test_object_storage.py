@@ -10,7 +10,7 @@ import yaml
 import dashboard.app
 from attention_lab.datasets.store import AttentionStore
 from dashboard.endpoint import ask, callback_body, control_inputs, response_value
-from dashboard.views import Selection
+from dashboard.selection import Selection
 from tests.conftest import BUCKET, PROJECT
 from tests.dashboard.conftest import make_study, start_dashboard, stop
 from tests.runs import assert_same_run, kedro

@@ -105,7 +105,7 @@ def test_validation_runs_before_any_work():
 
 
 def test_each_variant_is_compared_within_its_own_base_model():
-    from attention_lab.variants import references
+    from attention_lab.study import references
 
     params = {
         "study": {"reference": "base", "defaults": {"model": "smollm2-135m"}},
@@ -165,7 +165,8 @@ def test_a_seed_in_a_variants_training_points_to_study_seeds():
 
 
 def test_each_job_trains_with_its_own_seed_and_is_compared_with_the_same_seed():
-    from attention_lab.variants import Job, Study, parse_variant
+    from attention_lab.study import Job, Study
+    from attention_lab.variants import parse_variant
 
     params = {**study(method="lora"), "study": {**STUDY, "seeds": [5, 6]}}
     plan = Study.from_params(params)
@@ -176,7 +177,7 @@ def test_each_job_trains_with_its_own_seed_and_is_compared_with_the_same_seed():
 
 
 def test_mechanism_pairs_share_a_model_and_a_method():
-    from attention_lab.variants import Study
+    from attention_lab.study import Study
 
     variants = {
         "base": {"method": "head"},

@@ -41,9 +41,10 @@ def train_variant(variant: str, env: str | None, seed: int | None = None) -> Non
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from attention_lab.study import Job, exported
     from attention_lab.training.fine_tune import evaluate_artifact, fine_tune_variant
     from attention_lab.training.fine_tune import processes as training_processes
-    from attention_lab.variants import Job, exported, parse_variant, study_seeds
+    from attention_lab.variants import parse_variant, study_seeds
 
     rank, processes = int(os.environ.get("RANK", 0)), training_processes()
     bootstrap_project(PROJECT)

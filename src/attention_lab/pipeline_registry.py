@@ -13,7 +13,7 @@ from attention_lab.pipelines.attention_extraction import pipeline as extraction
 from attention_lab.pipelines.fine_tuning import pipeline as fine_tuning
 from attention_lab.pipelines.ingestion import pipeline as ingestion
 from attention_lab.session_env import active_env, active_runtime_params
-from attention_lab.variants import Study
+from attention_lab.study import Study
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import pytest
 
 from dashboard.app import create_app
 from dashboard.endpoint import ENDPOINT, callback_body, control_inputs, response_value
-from dashboard.views import Selection
+from dashboard.selection import Selection
 from tests.dashboard.conftest import make_study
 
 GOOD = Selection(a="a", b="b", example="e0", kind="encoder", layer=1, head="2")

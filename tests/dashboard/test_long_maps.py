@@ -14,7 +14,8 @@ from plotly.io.json import to_json_plotly
 
 from dashboard import blocks, maps
 from dashboard.figures import as_array, compare_figure
-from dashboard.views import Selection, compare_table, compare_view, cross_view, heads_view
+from dashboard.selection import Selection
+from dashboard.views import compare_table, compare_view, cross_view, heads_view
 from dashboard.zoom import zoom_region
 from tests.dashboard.conftest import HEADS, LONG, LONG_TOKENS
 

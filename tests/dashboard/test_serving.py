@@ -9,7 +9,7 @@ import pytest
 import dashboard.app
 from dashboard import __main__ as cli
 from dashboard.endpoint import ask, callback_body, control_inputs, response_value
-from dashboard.views import Selection
+from dashboard.selection import Selection
 from tests.dashboard.conftest import start_dashboard, stop
 
 

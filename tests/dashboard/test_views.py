@@ -10,19 +10,15 @@ import pytest
 
 from attention_lab.analysis.rollout import token_relevance
 from dashboard.figures import unique_labels
+from dashboard.metric_views import functions_view, metrics_view
+from dashboard.selection import BadSelection, Selection, resolve, validate
 from dashboard.views import (
-    BadSelection,
-    Selection,
     clicked_head,
     compare_table,
     compare_view,
     cross_view,
-    functions_view,
     heads_view,
-    metrics_view,
-    resolve,
     rollout_view,
-    validate,
 )
 from tests.dashboard.conftest import HEADS, LAYERS, MATCHED, SIGNIFICANT, TOKENS, make_study
 
@@ -174,7 +170,7 @@ def test_metrics_tab_shows_the_figures_the_catalog_holds(study):
 
 
 def test_controls_round_trip_and_a_bad_value_is_named():
-    from dashboard.views import CONTROLS, BadSelection
+    from dashboard.selection import CONTROLS, BadSelection
 
     selection = Selection(
         tab="heads",
@@ -213,7 +209,7 @@ def test_only_the_open_tab_renders_and_only_on_its_own_controls(study):
     from dash import no_update
 
     from dashboard.callbacks import _view
-    from dashboard.views import CONTROLS
+    from dashboard.selection import CONTROLS
 
     class RecordingApp:
         def callback(self, *outputs, inputs, state):

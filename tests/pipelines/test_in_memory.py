@@ -20,7 +20,7 @@ from attention_lab.pipelines.analysis.pipeline import create_pipeline as analysi
 from attention_lab.pipelines.attention_extraction.pipeline import create_pipeline as extraction
 from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
 from attention_lab.pipelines.ingestion.sources import read_rotten_tomatoes
-from attention_lab.variants import Study
+from attention_lab.study import Study
 
 VARIANTS = {"base": {"method": "head"}, "lora": {"method": "lora"}}
 STUDY = {

@@ -11,7 +11,7 @@ from attention_lab.pipelines.analysis.pipeline import EXPORTS, IMPORTANCE
 from attention_lab.pipelines.analysis.pipeline import create_pipeline as analysis
 from attention_lab.pipelines.attention_extraction.pipeline import create_pipeline as extraction
 from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
-from attention_lab.variants import Study
+from attention_lab.study import Study
 from tests.conftest import PROJECT
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from attention_lab.variants import Study
+from attention_lab.study import Study
 
 # score at or above which a head has the function: Wu et al.'s 0.1 for retrieval; ours for
 # the others (TransformerLens and Olsson et al. define the scores, not a cut-off)

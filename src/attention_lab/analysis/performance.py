@@ -24,8 +24,8 @@ from attention_lab.analysis.statistics import benjamini_hochberg, statistics_set
 from attention_lab.analysis.tables import COST_COLUMNS, SELF_KINDS
 from attention_lab.errors import DataError
 from attention_lab.kinds import base_kind
+from attention_lab.study import Study
 from attention_lab.tasks.classification import macro_f1
-from attention_lab.variants import Study
 
 
 def _loss(loss_sum: np.ndarray, loss_terms: np.ndarray) -> float:

@@ -37,7 +37,7 @@ from attention_lab.pipelines.analysis.nodes import (
     compute_pruning_curve,
     detect_head_functions,
 )
-from attention_lab.variants import Job, Study, exported
+from attention_lab.study import Job, Study, exported
 
 
 def job_template(importance: bool) -> Pipeline:
@@ -136,7 +136,7 @@ def job_pipeline(job: Job, first_seed: bool) -> Pipeline:
 
 
 def create_pipeline(study: Study | None = None) -> Pipeline:
-    """Every job's analysis, then the study level (see :class:`attention_lab.variants.Study`)."""
+    """Every job's analysis, then the study level (see :class:`attention_lab.study.Study`)."""
     if study is None or not study.jobs:
         return Pipeline([])
     per_job = sum(

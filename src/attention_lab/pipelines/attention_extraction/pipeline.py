@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from kedro.pipeline import Pipeline, node, pipeline
 
 from attention_lab.pipelines.attention_extraction.nodes import extract_attention
-from attention_lab.variants import Job, exported
+from attention_lab.study import Job, exported
 
 
 def create_pipeline(jobs: Sequence[Job] = (), **kwargs) -> Pipeline:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from kedro.pipeline import Pipeline, node, pipeline
 
 from attention_lab.pipelines.fine_tuning.nodes import evaluate, fine_tune, measure_costs
-from attention_lab.variants import Job, exported
+from attention_lab.study import Job, exported
 
 
 def job_template(costs: bool) -> Pipeline:
