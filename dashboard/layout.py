@@ -97,6 +97,13 @@ def study_controls(data: StudyData, selection: Selection) -> list[html.Div]:
             dcc.Dropdown(seeds, selection.seed_b, id=ID["seed_b"], clearable=False),
             "120px",
         ),
+        *_example_controls(data, selection),
+    ]
+
+
+def _example_controls(data: StudyData, selection: Selection) -> list[html.Div]:
+    """The label filter, the probe example and the zoom into its maps."""
+    return [
         _labelled(
             "Label filter",
             dcc.Dropdown(

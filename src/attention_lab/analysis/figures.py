@@ -358,39 +358,34 @@ def ablation_figure(summary: pd.DataFrame) -> go.Figure:
     for col, function in enumerate(functions, start=1):
         rows_of = summary[summary["function"] == function]
         for variant, rows in rows_of.groupby("variant", sort=False):
-            errors = {
-                "type": "data",
-                "symmetric": False,
-                "array": rows["ci_high"] - rows["difference"],
-                "arrayminus": rows["difference"] - rows["ci_low"],
-            }
-            style = {"color": colours[variant]}
-            fig.add_trace(
-                go.Scatter(
-                    x=rows["k"],
-                    y=rows["top_ablated"],
-                    mode="lines+markers",
-                    error_y=errors,
-                    line=style,
-                    name=f"{variant}: its top-k heads",
-                    legendgroup=variant,
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=rows["k"],
-                    y=rows["random_ablated"],
-                    mode="lines+markers",
-                    line=style | {"dash": "dot"},
-                    name=f"{variant}: k random heads",
-                    legendgroup=variant,
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
+            for trace in _ablation_traces(rows, variant, colours[variant], legend=col == 1):
+                fig.add_trace(trace, row=1, col=col)
     fig.update_xaxes(title_text="heads ablated (k)", type="log", tickvals=sorted(set(summary["k"])))
     return fig.update_layout(title="Ablating each function's top heads against random heads")
+
+
+def _ablation_traces(rows: pd.DataFrame, variant: str, colour: str, legend: bool):
+    """A variant's top-k ablation (solid, with the difference's interval) and its random-heads
+    control (dotted)."""
+    errors = {
+        "type": "data",
+        "symmetric": False,
+        "array": rows["ci_high"] - rows["difference"],
+        "arrayminus": rows["difference"] - rows["ci_low"],
+    }
+    shared = {"x": rows["k"], "mode": "lines+markers", "legendgroup": variant, "showlegend": legend}
+    return (
+        go.Scatter(
+            y=rows["top_ablated"],
+            error_y=errors,
+            line={"color": colour},
+            name=f"{variant}: its top-k heads",
+            **shared,
+        ),
+        go.Scatter(
+            y=rows["random_ablated"],
+            line={"color": colour, "dash": "dot"},
+            name=f"{variant}: k random heads",
+            **shared,
+        ),
+    )

@@ -215,8 +215,13 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats):
         "n_examples": len(cos),
     }
     table = _long_table(store, kind, values).assign(**pair)
+    return table, _example_layers(store, kind, pair, compared, cos_n)
+
+
+def _example_layers(store, kind: str, pair: dict, compared: list[str], cos_n: np.ndarray):
+    """One row per (compared example, layer): its cosine similarity, the mean over heads."""
     layers = np.asarray(store.meta.layers)
-    examples = pd.DataFrame(
+    return pd.DataFrame(
         {
             "variant": store.meta.variant,
             "seed": int(store.meta.seed),
@@ -228,7 +233,6 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats):
             "cosine_similarity": cos_n.mean(-1).ravel(),  # [N, L]: the mean over heads
         }
     )
-    return table, examples
 
 
 # the performance table's metric columns, in order (a task fills only its own)

@@ -67,6 +67,15 @@ def store_metadata(
     )
 
 
+def _example_meta(tokenizer, probe_set: pd.DataFrame, enc, row: int) -> dict[str, Any]:
+    """A probe example's id, label and tokens, as the store keeps them."""
+    return {
+        "id": str(probe_set["id"].iloc[row]),
+        "label": int(probe_set["label"].iloc[row]),
+        **_tokens(tokenizer, enc["input_ids"][row], enc["special_tokens_mask"][row]),
+    }
+
+
 def _tokens(tokenizer, ids: list[int], special: list[int]) -> dict[str, Any]:
     return {
         "tokens": tokenizer.convert_ids_to_tokens(ids),
@@ -138,14 +147,7 @@ def iter_attention(
             return_tensors="pt",
             padding_side=side,
         ).to(model.device)
-        metas = [
-            {
-                "id": str(probe_set["id"].iloc[row]),
-                "label": int(probe_set["label"].iloc[row]),
-                **_tokens(tokenizer, enc["input_ids"][row], enc["special_tokens_mask"][row]),
-            }
-            for row in rows
-        ]
+        metas = [_example_meta(tokenizer, probe_set, enc, row) for row in rows]
         # each layer as soon as it exists (through the interface's observer, or hooks on
         # the blocks of a family outside it)
         if should_stream(task, shape.kinds, batch, opts):

@@ -253,7 +253,26 @@ def fine_tune_variant(
     stored_whole = method.adapter and not adapter
     if stored_whole:  # the base checkpoint cannot rebuild the conversion: keep the whole model
         model = model.merge_and_unload()
-    info = ModelInfo(
+    info = model_info(spec, labels, adapter)
+    log = {
+        "train_seconds": round(seconds, 2),
+        "train_steps": steps,
+        # every process's examples (torchrun: the batch here is one process's share)
+        "train_examples_per_second": round(
+            steps * spec.training.batch_size * processes() / seconds, 2
+        )
+        if seconds
+        else None,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+    }
+    return TrainedModel(model.cpu(), tokenizer, info), log
+
+
+def model_info(spec: VariantSpec, labels: list[str], adapter: bool) -> ModelInfo:
+    """What ``attention_lab.json`` records of how the variant was made."""
+    return ModelInfo(
         variant=spec.name,
         seed=spec.training.seed,
         base_model=spec.model,
@@ -271,20 +290,6 @@ def fine_tune_variant(
         trust_remote_code=spec.trust_remote_code,
         training_precision="bf16" if trains_in_bfloat16(spec.training) else "fp32",
     )
-    log = {
-        "train_seconds": round(seconds, 2),
-        "train_steps": steps,
-        # every process's examples (torchrun: the batch here is one process's share)
-        "train_examples_per_second": round(
-            steps * spec.training.batch_size * processes() / seconds, 2
-        )
-        if seconds
-        else None,
-        "trainable_parameters": trainable,
-        "total_parameters": total,
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-    }
-    return TrainedModel(model.cpu(), tokenizer, info), log
 
 
 def evaluate_variant(
