@@ -8,14 +8,18 @@ before any work starts; an error names the variant, the key and the allowed valu
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, StrictBool
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from attention_lab.attention.mechanisms import MechanismSpec
 from attention_lab.defaults import EVAL_BATCH_SIZE, MAX_LENGTH, SEED
 from attention_lab.errors import ConfigError
 from attention_lab.methods import method_named
 from attention_lab.models.zoo import ALIASES, check_model_name
+from attention_lab.validation import NonNegative, Positive, PositiveNumber, validated
 
 # the names of attention_lab.tasks.TASKS, kept here so that config checks import no torch
 TASKS = ("classification", "causal_lm", "seq2seq")
@@ -29,39 +33,41 @@ VARIANT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*$")
 # the namespaces of the jobs before and after the variants; the bundled models' cache folder
 RESERVED_NAMES = ("ingestion", "study", "zoo")
 DEFAULT_SEEDS = (SEED,)  # a study without study.seeds trains each variant once
+# settings as pydantic checks them: no unknown key, and values converted only where lossless
+SETTINGS = ConfigDict(extra="forbid")
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SETTINGS)
 class TrainingSpec:
     """Trainer settings; ``max_steps > 0`` overrides ``epochs``."""
 
-    epochs: float = 1.0
+    epochs: PositiveNumber = 1.0
     max_steps: int = -1
-    batch_size: int = 16
-    eval_batch_size: int = EVAL_BATCH_SIZE
-    learning_rate: float = 5e-5
+    batch_size: Positive = 16
+    eval_batch_size: Positive = EVAL_BATCH_SIZE
+    learning_rate: PositiveNumber = 5e-5
     weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    max_length: int = MAX_LENGTH
-    seed: int = DEFAULT_SEEDS[0]  # set from the job (study.seeds), never from a variant's config
+    warmup_ratio: NonNegative = 0.0
+    max_length: Positive = MAX_LENGTH
+    seed: Annotated[int, Field(ge=0)] = SEED  # set from the job (study.seeds), never from config
     # SDPA attention, length-grouped batches, and a classifier head trained on features
     # computed once; false: the eager, randomly batched path (benchmarks/training.py's baseline)
-    fast_path: bool = True
+    fast_path: StrictBool = True
     # fast path only: auto trains under bfloat16 autocast where the hardware has fast bfloat16
     # kernels (AVX-512 BF16/AMX CPUs, Ampere+ GPUs); weights, evaluation and extraction stay float32
     precision: str = "auto"
     # its own step for cross-attention (new in a warm-started encoder-decoder); null: the same
-    cross_attention_learning_rate: float | None = None
+    cross_attention_learning_rate: PositiveNumber | None = None
     objective: str = "lm"
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SETTINGS)
 class LoraSpec:
     """peft LoRA settings; ``targets: null`` resolves the attention projections per architecture."""
 
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
+    r: Positive = 8
+    alpha: Positive = 16
+    dropout: NonNegative = 0.05
     targets: tuple[str, ...] | None = None
     # modules trained whole beside the adapters (peft's modules_to_save), e.g. [k_proj, v_proj]
     # where a converted mechanism needs more than a low-rank change to its projections
@@ -96,45 +102,6 @@ def merge_config(base: dict, override: dict) -> dict:
             else value
         )
     return out
-
-
-def _dataclass_from(cls, raw: Any, where: str):
-    if raw is None:
-        return cls()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {raw!r}.")
-    allowed = {f.name: f for f in fields(cls)}
-    unknown = set(raw) - set(allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(allowed)}."
-        )
-    values = {}
-    for key, value in raw.items():
-        default = getattr(cls(), key)
-        if key in ("targets", "train_fully"):
-            values[key] = tuple(value) if value is not None else None
-            continue
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}.")
-        if value is not None and allowed[key].type == "float | None":
-            default = 1.0  # optional, but a number when given
-        if isinstance(default, bool) or not isinstance(default, int | float):
-            values[key] = value
-            continue
-        try:
-            values[key] = type(default)(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}.{key}: expected a number, got {value!r}.") from None
-        if values[key] <= 0 and key not in (
-            "max_steps",
-            "weight_decay",
-            "warmup_ratio",
-            "dropout",
-            "seed",
-        ):
-            raise ConfigError(f"{where}.{key}: must be > 0, got {value!r}.")
-    return cls(**values)
 
 
 VARIANT_KEYS = (
@@ -175,7 +142,7 @@ def _training(raw: Any, task: str, where: str, seed: int) -> TrainingSpec:
             f"{where}.seed: seeds are set for the whole study, e.g. `study: {{seeds: [42, 43, 44]}}`; "
             "remove it here."
         )
-    training = replace(_dataclass_from(TrainingSpec, raw, where), seed=seed)
+    training = replace(validated(TrainingSpec, raw, where), seed=seed)
     if training.precision not in PRECISIONS:
         raise ConfigError(
             f"{where}.precision: unknown precision {training.precision!r}; "
@@ -237,7 +204,7 @@ def parse_variant(
             f"{where}.training",
             study_seeds(study)[0] if seed is None else seed,
         ),
-        lora=_dataclass_from(LoraSpec, merged.get("lora"), f"{where}.lora"),
+        lora=validated(LoraSpec, merged.get("lora"), f"{where}.lora"),
         trust_remote_code=merged.get("trust_remote_code", False),
         allow_pickle=merged.get("allow_pickle", False),
     )
