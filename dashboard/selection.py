@@ -3,6 +3,7 @@ against the study, with one message per bad value (no Dash here)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import asdict, dataclass, replace
 from urllib.parse import parse_qsl, urlencode
@@ -18,57 +19,6 @@ from dashboard.seed_mean import SEED_MEAN
 TABS = ("compare", "heads", "metrics", "functions", "rollout", "cross")
 # every head function the analysis scores (attention_lab.analysis.function_probes)
 HEAD_FUNCTIONS = (*FUNCTIONS, "retrieval")
-# The dashboard's controls, named once: Dash component id -> Selection field.
-CONTROLS = {
-    "tabs": "tab",
-    "variant-a": "a",
-    "variant-b": "b",
-    "seed-a": "seed_a",
-    "seed-b": "seed_b",
-    "example": "example",
-    "kind": "kind",
-    "measure": "measure",
-    "layer": "layer",
-    "head": "head",
-    "log": "log",
-    "metric": "metric",
-    "function": "function",
-    "scope": "scope",
-    "head-order": "order",
-    "pooling": "pool",
-    "zoom": "region",
-}
-
-
-# How a field is named in a message to the user.
-NAMES = {
-    "tab": "tab",
-    "a": "variant A",
-    "b": "variant B",
-    "seed_a": "seed of A",
-    "seed_b": "seed of B",
-    "example": "example",
-    "kind": "attention kind",
-    "measure": "measure",
-    "layer": "layer",
-    "head": "head",
-    "log": "log scale",
-    "metric": "metric",
-    "function": "head function",
-    "scope": "heads view",
-    "order": "head order",
-    "pool": "pooling",
-    "region": "zoom",
-}
-CHOICES = {
-    "tab": TABS,
-    "measure": ("weights", "norms"),
-    "metric": METRICS,
-    "function": HEAD_FUNCTIONS,
-    "scope": ("layer", "model"),
-    "order": ("natural", "matched"),
-    "pool": blocks.POOLS,
-}
 # measure -> (how a title names it, the value's name in a hover, on a colour bar)
 MEASURES = {
     "weights": ("attention weights", "weight", "w"),
@@ -79,6 +29,13 @@ FLAGS = {"1": True, "true": True, "True": True, "0": False, "false": False, "Fal
 NUMBER = re.compile(r"-?[0-9]{1,9}")
 
 
+def _field(default, control: str, name: str, choices: tuple | None = None):
+    """A :class:`Selection` field with what the dashboard needs to know of it: the Dash
+    control that sets it, how a message names it, and its allowed values (a closed set)."""
+    metadata = {"control": control, "name": name, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 class BadSelection(ValueError):
     """A value the dashboard cannot show; its message is short and meant for the user."""
 
@@ -87,23 +44,30 @@ class BadSelection(ValueError):
 class Selection:
     """Everything a view depends on; it round-trips through the URL query string."""
 
-    tab: str = "compare"
-    a: str = ""
-    b: str = ""
-    seed_a: str = ""  # a seed of study.seeds as text, or "mean": the mean map over A's seeds
-    seed_b: str = ""
-    example: str = ""
-    kind: str = ""  # a base kind: encoder, decoder or cross
-    measure: str = "weights"  # "weights", or "norms": the <kind>_norm maps
-    layer: int = 0
-    head: str = "mean"  # a head index as text, or "mean" over heads
-    log: bool = False
-    metric: str = "normalized_entropy"
-    function: str = "prefix_matching"  # functions tab: which head function's scores
-    scope: str = "layer"  # heads tab: "layer" (one layer) or "model" (layer x head grid)
-    order: str = "natural"  # heads tab: "natural", or "matched" to the reference's heads
-    pool: str = "max"  # a map larger than the pixel budget: "max" or "mean" over token blocks
-    region: str = ""  # zoom: "q0:q1,k0:k1", query and key tokens q0..q1 - 1, k0..k1 - 1; "": all
+    tab: str = _field("compare", "tabs", "tab", TABS)
+    a: str = _field("", "variant-a", "variant A")
+    b: str = _field("", "variant-b", "variant B")
+    # a seed of study.seeds as text, or "mean": the mean map over A's seeds
+    seed_a: str = _field("", "seed-a", "seed of A")
+    seed_b: str = _field("", "seed-b", "seed of B")
+    example: str = _field("", "example", "example")
+    kind: str = _field("", "kind", "attention kind")  # a base kind: encoder, decoder or cross
+    # "weights", or "norms": the <kind>_norm maps
+    measure: str = _field("weights", "measure", "measure", ("weights", "norms"))
+    layer: int = _field(0, "layer", "layer")
+    head: str = _field("mean", "head", "head")  # a head index as text, or "mean" over heads
+    log: bool = _field(False, "log", "log scale")
+    metric: str = _field("normalized_entropy", "metric", "metric", METRICS)
+    # functions tab: which head function's scores
+    function: str = _field("prefix_matching", "function", "head function", HEAD_FUNCTIONS)
+    # heads tab: "layer" (one layer) or "model" (layer x head grid)
+    scope: str = _field("layer", "scope", "heads view", ("layer", "model"))
+    # heads tab: "natural", or "matched" to the reference's heads
+    order: str = _field("natural", "head-order", "head order", ("natural", "matched"))
+    # a map larger than the pixel budget: "max" or "mean" over token blocks
+    pool: str = _field("max", "pooling", "pooling", blocks.POOLS)
+    # zoom: "q0:q1,k0:k1", query and key tokens q0..q1 - 1, k0..k1 - 1; "": all
+    region: str = _field("", "zoom", "zoom")
 
     @property
     def stored_kind(self) -> str:
@@ -148,6 +112,14 @@ class Selection:
             except BadSelection as problem:
                 notes.append(f"{problem} The URL's value is ignored.")
         return cls(**values), notes
+
+
+# read from the fields' metadata: Dash component id -> Selection field (the controls' order),
+# how a field is named to the user, and the allowed values of the closed sets
+_FIELDS = dataclasses.fields(Selection)
+CONTROLS = {f.metadata["control"]: f.name for f in _FIELDS}
+NAMES = {f.name: f.metadata["name"] for f in _FIELDS}
+CHOICES = {f.name: f.metadata["choices"] for f in _FIELDS if f.metadata["choices"]}
 
 
 def _named(field: str) -> str:

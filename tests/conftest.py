@@ -39,6 +39,17 @@ def free_port(below: int | None = None) -> int:
     raise RuntimeError(f"no free port below {below}")
 
 
+# fixtures that run the whole `test` study (or a scratch copy of it), a browser or a server:
+# a test that uses one is slow whatever its own marker says, so `pytest -m "not slow"` stays fast
+SLOW_FIXTURES = {"test_env_run", "scratch_env", "server", "page", "browser", "s3", "airflow"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
     from attention_lab.models.zoo import resolve
