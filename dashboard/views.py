@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from attention_lab.analysis.function_changes import THRESHOLDS
 from attention_lab.analysis.rollout import token_relevance
 from attention_lab.datasets.store import token_sides
-from attention_lab.kinds import base_kind
+from attention_lab.kinds import AttentionKind, base_kind
 from dashboard import blocks, figures, maps
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.heads import (
@@ -287,7 +287,7 @@ def clicked_head(data: StudyData, selection: Selection, curve: int) -> tuple[int
 
 def _rollout_kind(selection: Selection) -> str:
     """Rollout needs self-attention: cross-attention stands for the encoder's."""
-    kind = "encoder" if selection.kind == "cross" else selection.kind
+    kind = AttentionKind.parse(selection.kind).key_side  # cross: the encoder it reads
     return replace(selection, kind=kind).stored_kind
 
 

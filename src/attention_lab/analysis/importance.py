@@ -23,7 +23,7 @@ from attention_lab.tasks import get_task
 def head_gradients(model: nn.Module, batches) -> np.ndarray:
     """Sum over batches of |dL/d xi| for every self-attention layer: [layers, heads] (float64)."""
     require_interface(model, "head importance (head gates)")
-    layers = [layer for layer in discover(model) if layer.kind != "cross"]
+    layers = [layer for layer in discover(model) if layer.is_self_attention]
     modules = [layer.module for layer in layers]
     num_heads = layers[0].num_heads
     gates = [torch.ones(num_heads, device=model.device, requires_grad=True) for _ in modules]

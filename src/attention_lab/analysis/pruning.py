@@ -28,7 +28,7 @@ PRUNING_COLUMNS = ["variant", "fraction_pruned", "heads_pruned", "accuracy", "te
 def heads_masked(model: nn.Module, pruned: list[tuple[int, int]]):
     """Within the block, the (layer, head) pairs in ``pruned`` contribute nothing."""
     require_interface(model, "masking heads (head gates)")
-    layers = [layer for layer in discover(model) if layer.kind != "cross"]
+    layers = [layer for layer in discover(model) if layer.is_self_attention]
     for index, layer in enumerate(layers):
         gate = torch.ones(layer.num_heads, device=model.device)
         gate[[head for li, head in pruned if li == index]] = 0.0

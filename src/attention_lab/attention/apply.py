@@ -22,7 +22,7 @@ INTERFACE_FAMILIES = (
 
 
 def _covers(spec: MechanismSpec, layer: AttentionLayer) -> bool:
-    return spec.name != "mha" and layer.kind != "cross" and spec.applies_to(layer.index)
+    return spec.name != "mha" and layer.is_self_attention and spec.applies_to(layer.index)
 
 
 def _plan(spec: MechanismSpec, layer: AttentionLayer) -> LayerPlan | None:
@@ -62,7 +62,7 @@ def apply_mechanism(model: nn.Module, spec: MechanismSpec) -> nn.Module:
     setattr(model, FAST_OK_ATTR, None)  # a new plan: the fast path must be checked again
     layers = discover(model)
     family = type(model).__name__
-    self_layers = [layer for layer in layers if layer.kind != "cross"]
+    self_layers = [layer for layer in layers if layer.is_self_attention]
     if not self_layers:
         if spec.name == "mha":  # nothing to transform: the family's own maps are exact
             setattr(model, OWN_ATTENTIONS_ATTR, True)

@@ -15,7 +15,7 @@ from attention_lab.errors import ConfigError
 
 def self_attention_modules(model: nn.Module) -> list[nn.Module]:
     """The self-attention modules, in call order."""
-    return [layer.module for layer in discover(model) if layer.kind != "cross"]
+    return [layer.module for layer in discover(model) if layer.is_self_attention]
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ def supports_native_kv_heads(model: nn.Module) -> bool:
         isinstance(getattr(layer.module, "k_proj", None), nn.Linear)
         and isinstance(getattr(layer.module, "v_proj", None), nn.Linear)
         for layer in discover(model)
-        if layer.kind != "cross"
+        if layer.is_self_attention
     )
 
 
@@ -61,7 +61,7 @@ def set_kv_heads(model: nn.Module, target: int) -> nn.Module:
     projections have been rewritten."""
     config = model.config.get_text_config()
     for layer in discover(model):
-        if layer.kind != "cross" and hasattr(layer.module, "num_key_value_groups"):
+        if layer.is_self_attention and hasattr(layer.module, "num_key_value_groups"):
             layer.module.num_key_value_groups = config.num_attention_heads // target
     config.num_key_value_heads = target
     setattr(model, LAYERS_ATTR, None)  # head counts changed: discover again
@@ -81,7 +81,7 @@ def convert_kv_heads(model: nn.Module, target: int) -> nn.Module:
         )
     head_dim = head_dim_of(config)
     for layer in discover(model):
-        if layer.kind == "cross":
+        if not layer.is_self_attention:
             continue
         module = layer.module
         module.k_proj = _regroup(module.k_proj, current, target, head_dim)

@@ -22,6 +22,7 @@ from torch import nn
 
 from attention_lab.attention.interface import IMPLEMENTATION, observing
 from attention_lab.kinds import ATTENTION_KINDS as KINDS
+from attention_lab.kinds import AttentionKind
 
 _ENCODER_LEN, _DECODER_LEN = 6, 4  # different, so cross-attention shows itself
 LAYERS_ATTR = "attention_lab_layers"  # cached discovery on the model
@@ -38,6 +39,15 @@ class AttentionLayer:
     num_heads: int  # query heads
     num_kv_heads: int  # key/value heads as the checkpoint computes them
     module: nn.Module
+
+    @property
+    def attention_kind(self) -> AttentionKind:
+        return AttentionKind(self.kind)
+
+    @property
+    def is_self_attention(self) -> bool:
+        """Encoder or decoder self-attention; cross-attention reads another stack's keys."""
+        return self.attention_kind.is_self_attention
 
 
 def _is_causal(mask: torch.Tensor | None, module: nn.Module) -> bool:

@@ -34,8 +34,7 @@ def padding_side(model, tokenizer, shape: ModelShape) -> str:
     then counts over real tokens. Encoders (RoBERTa numbers positions from its pad token) and
     encoder-decoders (BART takes no position ids) are padded on the right.
     """
-    causal_decoder = shape.kinds == ("decoder",)
-    keeps_left = causal_decoder and accepts(model, "position_ids")
+    keeps_left = shape.is_decoder_only and accepts(model, "position_ids")
     return "left" if tokenizer.padding_side == "left" and keeps_left else "right"
 
 

@@ -61,7 +61,7 @@ def windowed_layers(model: nn.Module) -> dict[int, tuple[int, int]]:
     held = {}
     for layer in discover(model):
         plan = getattr(layer.module, PLAN_ATTR, None)
-        if layer.kind == "decoder" and plan is not None and plan.window is not None:
+        if layer.attention_kind.causal and plan is not None and plan.window is not None:
             held[layer.index] = (plan.window, plan.sink_tokens)
     return held
 
@@ -92,7 +92,7 @@ def cached_widths(model: nn.Module) -> list[int]:
     widths = [2 * kv_heads * head_dim] * config.num_hidden_layers
     for layer in discover(model):
         latent = getattr(layer.module, "latent", None)
-        if layer.kind == "decoder" and latent is not None:
+        if layer.attention_kind.causal and latent is not None:
             widths[layer.index] = latent.cached_width
     return widths
 

@@ -10,6 +10,7 @@ from torch import nn
 from attention_lab.attention.apply import spec_from_config
 from attention_lab.attention.discovery import AttentionLayer, discover, kinds_of, probe_inputs
 from attention_lab.attention.interface import OUTPUT_ATTENTIONS_PATH, attention_path
+from attention_lab.kinds import AttentionKind
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,18 @@ class ModelShape:
         """The key/value head that query head ``head`` reads."""
         return head // (self.num_heads // self.num_kv_heads)
 
+    @property
+    def is_decoder_only(self) -> bool:
+        """One causal stack: a decoder language model (no encoder, no cross-attention)."""
+        return len(self.kinds) == 1 and AttentionKind(self.kinds[0]).causal
+
 
 def model_shape(model: nn.Module) -> ModelShape:
     if attention_path(model) == OUTPUT_ATTENTIONS_PATH:
         return _shape_from_outputs(model)
     layers: list[AttentionLayer] = discover(model)
     kinds = tuple(kinds_of(model))
-    first = next(layer for layer in layers if layer.kind != "cross")
+    first = next(layer for layer in layers if layer.is_self_attention)
     target = spec_from_config(model.config).target_kv_heads
     return ModelShape(
         kinds=kinds,

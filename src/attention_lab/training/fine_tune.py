@@ -91,7 +91,7 @@ def cross_attention_parameters(model) -> set[int]:
     cross = {
         id(p)
         for layer in discover(model)
-        if layer.kind == "cross"
+        if not layer.is_self_attention
         for p in layer.module.parameters()
     }
     if not cross:
