@@ -39,7 +39,7 @@ def test_ingestion_alone_end_to_end():
 
 
 def study_figures() -> set[str]:
-    from attention_lab.pipelines.analysis.pipeline import figures_pipeline
+    from attention_lab.pipelines.analysis.study_pipeline import figures_pipeline
 
     return figures_pipeline().all_outputs()
 

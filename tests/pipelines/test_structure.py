@@ -7,8 +7,9 @@ import warnings
 import pytest
 import yaml
 
-from attention_lab.pipelines.analysis.pipeline import EXPORTS, IMPORTANCE
+from attention_lab.pipelines.analysis.pipeline import EXPORTS
 from attention_lab.pipelines.analysis.pipeline import create_pipeline as analysis
+from attention_lab.pipelines.analysis.study_pipeline import IMPORTANCE
 from attention_lab.pipelines.attention_extraction.pipeline import create_pipeline as extraction
 from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
 from attention_lab.study import Study
