@@ -12,6 +12,8 @@ import pytest
 from attention_lab.datasets.store import AttentionStore
 from tests.conftest import KEDRO, PROJECT
 
+pytestmark = pytest.mark.slow  # subprocess runs of the CLI, or a model trained from scratch
+
 VARIANTS = ["base", "lora", "gqa4_lora", "window2_lora"]
 SEEDS = [7, 8]  # the test env's study.seeds
 

@@ -8,6 +8,8 @@ from nbclient import NotebookClient
 
 from tests.conftest import PROJECT
 
+pytestmark = pytest.mark.slow  # subprocess runs of the CLI, or a model trained from scratch
+
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("*.ipynb"))
 
 

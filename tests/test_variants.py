@@ -75,6 +75,7 @@ def test_reference_must_be_a_variant():
         )
 
 
+@pytest.mark.slow
 def test_validation_runs_before_any_work():
     """`kedro run` with a bad variant stops in the before_pipeline_run hook, before ingestion writes."""
     import subprocess

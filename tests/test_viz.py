@@ -9,7 +9,11 @@ import subprocess
 import time
 import urllib.request
 
+import pytest
+
 from tests.conftest import KEDRO, PROJECT, free_port
+
+pytestmark = pytest.mark.slow  # subprocess runs of the CLI, or a model trained from scratch
 
 
 def test_kedro_viz_api_lists_pipelines_namespaces_and_datasets(test_env_run):

@@ -59,6 +59,7 @@ def test_contradictory_serving_options_are_refused(served, capsys, argv):
     assert "error:" in capsys.readouterr().err and served == []
 
 
+@pytest.mark.slow
 def test_waitress_serves_the_app_and_answers_a_bad_value_with_a_message(tmp_path, study):
     conf = tmp_path / "conf"  # a study with one variant and no artifacts yet
     (conf / "base").mkdir(parents=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from attention_lab.analysis.copy_task import LENGTH, PAD, VOCAB, copy_model
@@ -17,6 +18,8 @@ from attention_lab.model_info import ModelInfo
 from attention_lab.models.shape import model_shape
 from attention_lab.tasks import get_task
 from tests.conformance.families import word_tokenizer
+
+pytestmark = pytest.mark.slow  # subprocess runs of the CLI, or a model trained from scratch
 
 
 def test_copying_decoder_attends_to_the_aligned_source_token(tmp_path):

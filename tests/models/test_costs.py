@@ -116,6 +116,7 @@ def decode_steps_without_eviction(model, logits, cache, position):
     return out.logits[:, -1]
 
 
+@pytest.mark.slow
 def test_costs_of_a_saved_variant_in_a_fresh_process(llama_folder, bert_tokenizer, tmp_path):
     """The pipeline's path: a saved variant, measured in its own process."""
     model = _load(llama_folder, MECHANISMS["mqa"])
@@ -154,6 +155,7 @@ def test_wrong_settings_are_named(raw, message):
         CostSettings.from_params(raw)
 
 
+@pytest.mark.slow
 def test_a_fresh_process_reports_its_own_peak_memory_not_its_parents(tmp_path):
     """A parent holding 1 GB starts a child: the child's peak must not include that gigabyte."""
     import subprocess

@@ -22,6 +22,8 @@ from attention_lab.pipelines.fine_tuning.pipeline import create_pipeline as fine
 from attention_lab.pipelines.ingestion.sources import read_rotten_tomatoes
 from attention_lab.study import Study
 
+pytestmark = pytest.mark.slow  # subprocess runs of the CLI, or a model trained from scratch
+
 VARIANTS = {"base": {"method": "head"}, "lora": {"method": "lora"}}
 STUDY = {
     "task": "classification",

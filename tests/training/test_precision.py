@@ -32,6 +32,7 @@ def test_unknown_precision_is_refused():
         parse_variant("v", {"method": "full", "training": {"precision": "fp8"}}, STUDY)
 
 
+@pytest.mark.slow
 def test_bfloat16_training_keeps_float32_weights_and_changes_the_steps(corpus):  # noqa: F811
     trained = {}
     for precision in ("fp32", "bf16"):
