@@ -228,6 +228,12 @@ def study(tmp_path) -> InMemoryStudy:
     return make_study(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def shared_study(tmp_path_factory) -> InMemoryStudy:
+    """One study for the tests that only read it (they must not change it): built once."""
+    return make_study(tmp_path_factory.mktemp("shared_study"))
+
+
 # Long causal inputs: 389 tokens are drawn in blocks of 3 (the last one of 2) in a compare
 # panel and of 7 (the last of 4) in a heads-grid panel.
 LONG = 389

@@ -97,9 +97,10 @@ GRAPHS = {
 }
 
 
-@pytest.fixture
-def app(study):
-    return create_app(data=study)
+@pytest.fixture(scope="module")
+def app(shared_study):
+    """One app for the module: these tests send requests and change nothing of the study."""
+    return create_app(data=shared_study)
 
 
 @pytest.fixture
