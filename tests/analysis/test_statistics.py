@@ -151,6 +151,7 @@ def test_the_reference_against_itself_has_nothing_to_test():
     assert head_changes(table, table, {}).empty
 
 
+@pytest.mark.slow  # a sweep of simulated studies
 def test_planted_shifts_are_found_and_untouched_heads_stay_quiet_over_seeds():
     """20 studies: 4 of 24 heads shifted by half a standard deviation of the noise."""
     params = {"statistics": {"bootstrap_resamples": 200, "permutations": 2000, "seed": 0}}

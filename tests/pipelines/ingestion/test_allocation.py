@@ -66,6 +66,7 @@ def test_exact_sizes(counts, sizes):
     check(np.array(counts), np.array(sizes))
 
 
+@pytest.mark.slow  # a sweep of simulated studies
 def test_every_two_label_corpus_of_the_reported_sweep():
     """Two labels, 4–190 examples, default fractions: exact, or refused only if infeasible."""
     for n in range(4, 191):
