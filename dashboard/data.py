@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from attention_lab.datasets.store import AttentionStore
+from attention_lab.defaults import SEED
 from attention_lab.study import Job, exported, references
 from attention_lab.variants import study_reference, study_seeds
 from dashboard.seed_mean import SEED_MEAN, SeedMeanStore
@@ -161,7 +162,7 @@ class InMemoryStudy(StudyData):
         """``stores``: each variant's store, or its stores in ``seeds`` order (one per seed)."""
         self.env, self._tables = "memory", tables or {}
         self._stores = {v: s if isinstance(s, list) else [s] for v, s in stores.items()}
-        seeds = seeds or [42]
+        seeds = seeds or [SEED]
         self.params = {
             "variants": dict.fromkeys(stores),
             "study": {"reference": reference or next(iter(stores)), "seeds": seeds},

@@ -55,12 +55,12 @@ class ExtractionOptions:
             raise ConfigError(
                 f"attention_extraction.heads: {heads}; valid indices are 0..{shape.num_heads - 1}."
             )
-        bits = params.get("precision_bits", 11)
+        bits = params.get("precision_bits", cls.precision_bits)
         if bits is not None and (not isinstance(bits, int) or not 8 <= bits <= 23):
             raise ConfigError(
                 f"attention_extraction.precision_bits: {bits!r}; allowed: null (exact) or an integer 8..23."
             )
-        norms = params.get("norms", False)
+        norms = params.get("norms", cls.norms)
         if not isinstance(norms, bool):
             raise ConfigError(f"attention_extraction.norms: expected true or false, got {norms!r}.")
         return cls(
@@ -71,8 +71,8 @@ class ExtractionOptions:
             all_layers=not params.get("layers")
             or layers == list(range(shallowest)) == list(range(max(shape.num_layers.values()))),
             all_heads=not params.get("heads") or heads == list(range(shape.num_heads)),
-            batch_size=int(params.get("batch_size", 16)),
-            max_length=int(params.get("max_length", 128)),
+            batch_size=int(params.get("batch_size", cls.batch_size)),
+            max_length=int(params.get("max_length", cls.max_length)),
             precision_bits=bits,
         )
 

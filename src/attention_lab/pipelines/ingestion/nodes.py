@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attention_lab.defaults import SEED
 from attention_lab.errors import ConfigError, DataError
 from attention_lab.pipelines.ingestion.allocation import allocate, largest_remainder
 from attention_lab.pipelines.ingestion.sources import READERS, SOURCES
@@ -190,7 +191,7 @@ def split_corpus(
     per_label = allocate(
         counts, _split_sizes(len(frame), cfg), list(labels["label_name"]), list(SPLITS)
     )
-    rng = np.random.default_rng(int(cfg.get("seed", 42)))
+    rng = np.random.default_rng(int(cfg.get("seed", SEED)))
     assigned = pd.Series("", index=frame.index, dtype=object)
     for k, label in enumerate(labels["label"]):
         # shuffled examples of this label, handed out split by split: (splits,) counts
@@ -233,7 +234,7 @@ def build_probe_set(corpus: pd.DataFrame, user_probes: str, params: dict[str, An
         raise DataError(
             f"ingestion.probe.n_examples={n} but the test split has {len(test)} examples; lower it."
         )
-    rng = np.random.default_rng(int(params.get("split", {}).get("seed", 42)))
+    rng = np.random.default_rng(int(params.get("split", {}).get("seed", SEED)))
     shares = test["label"].value_counts().sort_index()
     picks = []
     for label, k in zip(
