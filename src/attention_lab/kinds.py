@@ -77,6 +77,10 @@ class AttentionKind:
         return self.base == "decoder"
 
 
+# the self-attention kinds of weights, in store order: encoder, decoder
+SELF_ATTENTION_KINDS = tuple(k for k in ATTENTION_KINDS if AttentionKind(k).is_self_attention)
+
+
 def base_kind(kind: str) -> str:
     """``encoder_norm`` -> ``encoder``; a weights kind is its own base. Any string (a URL's
     value too): :meth:`AttentionKind.parse` is the check."""

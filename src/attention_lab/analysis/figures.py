@@ -7,6 +7,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from attention_lab.kinds import SELF_ATTENTION_KINDS
+
 
 def layer_head_grids(
     table: pd.DataFrame,
@@ -77,7 +79,7 @@ def head_metric_heatmaps(
     head_metrics: pd.DataFrame, metric: str = "normalized_entropy"
 ) -> go.Figure:
     """A layer x head heatmap of ``metric`` for every variant (self-attention)."""
-    data = head_metrics[head_metrics["kind"].isin(["encoder", "decoder"])]
+    data = head_metrics[head_metrics["kind"].isin(SELF_ATTENTION_KINDS)]
     return layer_head_grids(data, metric, f"{metric.replace('_', ' ')} per layer and head")
 
 
@@ -189,7 +191,7 @@ def head_changes_figure(
 ) -> go.Figure:
     """The change of ``metric`` against the reference per layer and head; × marks the heads
     whose change is significant after Benjamini–Hochberg."""
-    kinds = [k for k in ("encoder", "decoder") if k in set(head_changes["kind"])]
+    kinds = [k for k in SELF_ATTENTION_KINDS if k in set(head_changes["kind"])]
     # one kind per figure: an encoder-decoder's encoder and decoder heads share (layer, head)
     data = (
         head_changes[(head_changes["metric"] == metric) & (head_changes["kind"] == kinds[0])]

@@ -23,7 +23,7 @@ from attention_lab.analysis.replicates import Estimate, metric_over_runs
 from attention_lab.analysis.statistics import benjamini_hochberg, statistics_settings
 from attention_lab.analysis.tables import COST_COLUMNS, SELF_KINDS
 from attention_lab.errors import DataError
-from attention_lab.kinds import base_kind
+from attention_lab.kinds import AttentionKind
 from attention_lab.study import Study
 from attention_lab.tasks.classification import macro_f1
 
@@ -179,7 +179,7 @@ def _attention_columns(table, similarity_by_layer, sinks) -> pd.DataFrame:
         weights["sink_heads"].sum() / weights["heads"].sum()
     )
     of_weights = similarity_by_layer[
-        similarity_by_layer["kind"].map(base_kind) == similarity_by_layer["kind"]
+        ~similarity_by_layer["kind"].map(lambda kind: AttentionKind.parse(kind).norms)
     ].groupby("variant")
     table["mean_similarity_to_reference"] = table["variant"].map(
         of_weights["cosine_similarity"].mean()

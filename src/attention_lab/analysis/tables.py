@@ -22,11 +22,11 @@ from attention_lab.analysis.metrics import (
 from attention_lab.analysis.statistics import bootstrap_interval, nan_mean, statistics_settings
 from attention_lab.datasets.store import AttentionStore, token_sides
 from attention_lab.errors import DataError
-from attention_lab.kinds import AttentionKind, base_kind
+from attention_lab.kinds import SELF_ATTENTION_KINDS, AttentionKind, base_kind
 
 logger = logging.getLogger(__name__)
 
-SELF_KINDS = ("encoder", "decoder")
+SELF_KINDS = SELF_ATTENTION_KINDS  # encoder and decoder self-attention weights
 
 
 def _long_table(store: AttentionStore, kind: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
