@@ -16,7 +16,8 @@ from dashboard import figures
 from dashboard.data import MissingArtifact, StudyData
 from dashboard.layout import notes_block
 from dashboard.metric_views import functions_view, metrics_view
-from dashboard.selection import CONTROLS, TABS, BadSelection, Selection, resolve, validate
+from dashboard.registry import TABS, VIEWS, shows
+from dashboard.selection import CONTROLS, BadSelection, Selection, resolve, validate
 from dashboard.views import (
     clicked_curve,
     clicked_head,
@@ -41,25 +42,13 @@ def _message(problem: Exception) -> str:
     return str(problem)
 
 
-# the Selection fields each tab's figures depend on; other controls are read, not listened to
-DEPENDS = {
-    "compare": ("a", "b", "seed_a", "seed_b", "example", "kind", "measure", "layer", "head")
-    + ("log", "pool", "region"),
-    "heads": ("a", "seed_a", "example", "kind", "measure", "layer", "scope", "order", "pool"),
-    "metrics": ("a", "b", "kind", "measure", "metric"),  # tables over every seed
-    "functions": ("a", "b", "function"),  # each variant's first seed
-    "rollout": ("a", "b", "seed_a", "seed_b", "example", "kind", "measure"),
-    "cross": ("a", "seed_a", "example", "measure", "layer", "head", "log", "pool", "region"),
-}
-# the views that read B's maps too: its store must hold the kind, layer and head as well
-STORES = {"compare": ("a", "b"), "rollout": ("a", "b")}
 CONTROL_OF = {field: control for control, field in CONTROLS.items()}
 
 
 def _selection(data: StudyData, values, tab: str) -> Selection:
     """The controls' values (in CONTROLS order), parsed and checked for what ``tab`` shows."""
     selection = Selection.from_controls(values)
-    return validate(data, selection, ["tab", *DEPENDS[tab]], STORES.get(tab, ("a",)))
+    return validate(data, selection, ["tab", *VIEWS[tab].depends], VIEWS[tab].stores)
 
 
 def _view(
@@ -74,7 +63,7 @@ def _view(
 
     The selection is validated first; a problem becomes ``failed(message)``.
     """
-    listened = ["tab", *DEPENDS[tab]]
+    listened = ["tab", *VIEWS[tab].depends]
     order = listened + [f for f in CONTROLS.values() if f not in listened]
     inputs = [Input(CONTROL_OF[f], "value") for f in listened]
     states = [State(CONTROL_OF[f], "value") for f in order[len(listened) :]]
@@ -98,6 +87,7 @@ def _view(
 
 def register(app: Dash, data: StudyData) -> None:
     register_url(app, data)
+    register_control_boxes(app)
     register_compare(app, data)
     register_heads(app, data)
     register_metrics(app, data)
@@ -108,6 +98,17 @@ def register(app: Dash, data: StudyData) -> None:
     _view(app, data, "cross", [Output("cross-graph", "figure")])(lambda s: cross_view(data, s))
     register_zoom(app, data, "compare-graph", "compare")
     register_zoom(app, data, "cross-graph", "cross", kind="cross")
+
+
+def register_control_boxes(app: Dash) -> None:
+    """Each tab shows the controls of the fields its view reads, and hides the others."""
+    fields = [field for field in CONTROLS.values() if field != "tab"]
+
+    @app.callback(
+        [Output(f"{CONTROL_OF[field]}-box", "hidden") for field in fields], Input("tabs", "value")
+    )
+    def show_controls(tab):
+        return [not shows(tab, field) for field in fields]
 
 
 def register_url(app: Dash, data: StudyData) -> None:

@@ -26,9 +26,14 @@ BOX = {"display": "inline-block", "marginRight": "14px", "verticalAlign": "top"}
 
 
 def _labelled(label: str, component, width: str = "180px") -> html.Div:
+    """A labelled control; a Selection field's control sits in a box ``{id}-box`` that the
+    tabs show or hide (:func:`dashboard.registry.shows`)."""
+    control = getattr(component, "id", None)
+    box = {"id": f"{control}-box"} if control in CONTROLS else {}
     return html.Div(
         [html.Label(label, style={"fontSize": "12px", "color": "#555"}), component],
         style={**BOX, "width": width},
+        **box,
     )
 
 

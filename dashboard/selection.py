@@ -14,9 +14,9 @@ from attention_lab.datasets.store import StoreMeta
 from attention_lab.kinds import base_kind, norm_kind
 from dashboard import blocks
 from dashboard.data import StudyData
+from dashboard.registry import TABS
 from dashboard.seed_mean import SEED_MEAN
 
-TABS = ("compare", "heads", "metrics", "functions", "rollout", "cross")
 # every head function the analysis scores (attention_lab.analysis.function_probes)
 HEAD_FUNCTIONS = (*FUNCTIONS, "retrieval")
 # measure -> (how a title names it, the value's name in a hover, on a colour bar)
