@@ -25,16 +25,16 @@ ID = {field: control for control, field in CONTROLS.items()}  # Selection field 
 BOX = {"display": "inline-block", "marginRight": "14px", "verticalAlign": "top"}
 
 
-def _labelled(label: str, component, width: str = "180px") -> html.Div:
-    """A labelled control; a Selection field's control sits in a box ``{id}-box`` that the
-    tabs show or hide (:func:`dashboard.registry.shows`)."""
+def _labelled(label: str, component, width: str = "180px") -> html.Div | html.Span:
+    """A labelled control. A Selection field's control sits in an inline box ``{id}-box``
+    that the tabs show or hide (:func:`dashboard.registry.shows`); the box carries no style
+    of its own, since an inline ``display`` would override the ``hidden`` attribute."""
     control = getattr(component, "id", None)
-    box = {"id": f"{control}-box"} if control in CONTROLS else {}
-    return html.Div(
+    labelled = html.Div(
         [html.Label(label, style={"fontSize": "12px", "color": "#555"}), component],
         style={**BOX, "width": width},
-        **box,
     )
+    return html.Span(labelled, id=f"{control}-box") if control in CONTROLS else labelled
 
 
 def missing_page(problem: MissingArtifact) -> html.Div:

@@ -270,6 +270,9 @@ def test_screenshot_for_the_readme(server, page, tmp_path):
     shot = README_SCREENSHOT if update else tmp_path / "dashboard.png"
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 20_000
+    # the Compare tab shows its own controls only (dashboard.registry)
+    assert page.is_visible("#layer-box") and page.is_visible("#zoom-box")
+    assert page.is_hidden("#metric-box") and page.is_hidden("#scope-box")
 
 
 def test_missing_artifacts_page_names_the_command(page, tmp_path, browser):
