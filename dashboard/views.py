@@ -33,8 +33,8 @@ def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
 
 def _indices(store, selection: Selection) -> tuple[int, int | str]:
     """The stored layer index and head index (or "mean") of the selection."""
-    li = store.meta.layers.index(selection.layer)
-    head = "mean" if selection.head == "mean" else store.meta.heads.index(int(selection.head))
+    li = store.meta.stored_layer(selection.layer)
+    head = "mean" if selection.head == "mean" else store.meta.stored_head(int(selection.head))
     return li, head
 
 

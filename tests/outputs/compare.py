@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# what a run measures of the machine it ran on: wall-clock times, speeds and memory (as
-# table columns, and as the keys of JSON objects such as the figures' panels)
-VOLATILE_WORDS = ("seconds", "per_s", "tok_s", "memory", "rss", "time", "_mb", "speed")
+from tests.runs import TIMING
 
 
 def volatile(name: str) -> bool:
-    return any(word in str(name).lower() for word in VOLATILE_WORDS)
+    """What a run measures of the machine it ran on (times, speeds, memory): a table column,
+    a JSON key or a figure trace named as one of :data:`tests.runs.TIMING`."""
+    return str(name) in TIMING
 
 
 def outputs(root: Path) -> dict[str, Path]:

@@ -10,7 +10,7 @@ field (then its default below holds) and keep keys this version does not know in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from attention_lab.defaults import SEED
@@ -87,10 +87,6 @@ class StoreMeta:
                 break
             attrs[f.name] = getattr(self, f.name)
         return {**attrs, **self.extra}
-
-    def completed(self, **written: Any) -> StoreMeta:
-        """This metadata with the writer's fields (format, dtype, example ids, ...) set."""
-        return replace(self, **written)
 
     # -- questions every reader asks ------------------------------------------------------
     def is_causal(self, kind: str) -> bool:
