@@ -36,7 +36,7 @@ def measure(env: str, only: list[str] | None = None) -> list[dict]:
         context = session.load_context()
         params, catalog = context.params, context.catalog
         plan = Study.from_params(params)
-        settings = CostSettings.from_params(params.get("costs"))
+        settings = CostSettings.of(params.get("costs"))
         corpus = catalog.load("corpus")
         texts = corpus.loc[corpus["split"] == "test", "text"].tolist()
         rows = []

@@ -71,7 +71,7 @@ def measure(study: str) -> dict:
     torch.set_num_threads(1)  # as `make run` gives each job
     _, model_name, task, budget = STUDIES[study]
     analysis, variants = settings_of(study)
-    settings = FunctionSettings.from_params(analysis.get("head_functions"))
+    settings = FunctionSettings.of(analysis.get("head_functions"))
     model = load_model(model_name, task, num_labels=2 if task == "classification" else None)
     tokenizer = load_tokenizer(model_name)
     labels = {"variant": "bench", "seed": 0, "kind": "decoder"}

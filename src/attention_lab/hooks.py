@@ -13,6 +13,7 @@ from kedro.framework.hooks import hook_impl
 from attention_lab.errors import AttentionLabError, ConfigError
 from attention_lab.location import Location
 from attention_lab.models import zoo
+from attention_lab.parameters import check_parameters
 from attention_lab.run_summary import summary_lines
 from attention_lab.variants import parse_study, study_seeds
 
@@ -27,6 +28,7 @@ class ConfigHooks:
     @hook_impl
     def after_context_created(self, context) -> None:
         install_excepthook()
+        check_parameters(_config(context.config_loader, "parameters"))
         globals_ = _config(context.config_loader, "globals")
         self._data_root = globals_.get("data_root")
         self._storage = storage_options(context.config_loader, globals_.get("storage_credentials"))

@@ -9,10 +9,10 @@ where the value sits, what is wrong and what is allowed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
-from typing import Annotated, Any, TypeVar
+from dataclasses import fields, is_dataclass
+from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, StrictInt, TypeAdapter, ValidationError
 
 from attention_lab.errors import ConfigError
 
@@ -20,6 +20,8 @@ T = TypeVar("T")
 Positive = Annotated[int, Field(gt=0)]
 PositiveNumber = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
+Count = Annotated[StrictInt, Field(ge=1)]  # a whole number >= 1 (true/false and 1.0 refused)
+Index = Annotated[StrictInt, Field(ge=0)]
 # what pydantic reports for a value of the wrong type, reworded as what was expected
 _EXPECTED = {
     "bool_type": "true or false",
@@ -32,6 +34,9 @@ _EXPECTED = {
     "string_type": "a text",
     "tuple_type": "a list",
     "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
 }
 
 
@@ -50,13 +55,15 @@ def validated(cls: type[T], raw: Any, where: str) -> T:
 def reworded(error: ValidationError, cls: type, where: str) -> ConfigError:
     """pydantic's errors (several lines, one per problem) as one line about the first."""
     problems = error.errors(include_url=False)
-    unknown = sorted(
-        str(p["loc"][-1]) for p in problems if p["type"] == "unexpected_keyword_argument"
-    )
-    unknown += sorted(str(p["loc"][-1]) for p in problems if p["type"] == "extra_forbidden")
+    unknown = [
+        p for p in problems if p["type"] in ("unexpected_keyword_argument", "extra_forbidden")
+    ]
     if unknown:
-        allowed = ", ".join(f.name for f in fields(cls))
-        return ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {allowed}.")
+        path = [str(part) for part in unknown[0]["loc"][:-1] if not isinstance(part, int)]
+        keys = sorted(str(p["loc"][-1]) for p in unknown if p["loc"][:-1] == unknown[0]["loc"][:-1])
+        allowed = ", ".join(_field_names(_model_at(cls, path)))
+        place = ".".join([where, *path])
+        return ConfigError(f"{place}: unknown key(s) {keys}; allowed: {allowed}.")
     first = problems[0]
     key = ".".join(str(part) for part in first["loc"] if not isinstance(part, int))
     place, value, context = (
@@ -66,8 +73,42 @@ def reworded(error: ValidationError, cls: type, where: str) -> ConfigError:
     )
     if first["type"] in _EXPECTED:
         return ConfigError(f"{place}: expected {_EXPECTED[first['type']]}, got {value!r}.")
-    if first["type"] == "greater_than":
-        return ConfigError(f"{place}: must be > {context['gt']:g}, got {value!r}.")
-    if first["type"] == "greater_than_equal":
-        return ConfigError(f"{place}: must be >= {context['ge']:g}, got {value!r}.")
+    bounds = {
+        "greater_than": ">",
+        "greater_than_equal": ">=",
+        "less_than": "<",
+        "less_than_equal": "<=",
+    }
+    if first["type"] in bounds:
+        bound = next(iter(context.values()))
+        return ConfigError(f"{place}: must be {bounds[first['type']]} {bound:g}, got {value!r}.")
+    if first["type"] == "value_error":  # a model's own check: its message says it all
+        return ConfigError(f"{place}: {context['error']}, got {value!r}.")
+    if first["type"] == "literal_error":  # one of a fixed set of names
+        allowed = ", ".join(
+            first["ctx"]["expected"].replace("'", "").replace(" or ", ", ").split(", ")
+        )
+        return ConfigError(f"{place}: unknown value {value!r}; allowed: {allowed}.")
+    if first["type"] == "too_short":
+        return ConfigError(f"{place}: expected at least one value, got {value!r}.")
     return ConfigError(f"{place}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {value!r}.")
+
+
+def _field_names(cls: type) -> list[str]:
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return list(cls.model_fields)
+    return [f.name for f in fields(cls)] if is_dataclass(cls) else []
+
+
+def _model_at(cls: type, path: list[str]) -> type:
+    """The settings class found by following ``path`` (field names) down from ``cls``."""
+    for name in path:
+        if isinstance(cls, type) and issubclass(cls, BaseModel) and name in cls.model_fields:
+            annotation = cls.model_fields[name].annotation
+        elif is_dataclass(cls) and name in {f.name for f in fields(cls)}:
+            annotation = {f.name: f.type for f in fields(cls)}[name]
+        else:
+            return cls
+        # X | None: the model X
+        cls = next((a for a in (annotation, *get_args(annotation)) if isinstance(a, type)), cls)
+    return cls

@@ -10,7 +10,6 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from attention_lab.analysis.function_probes import (
-    FunctionSettings,
     build_probes,
     induction_ablation,
     score_heads,
@@ -19,6 +18,7 @@ from attention_lab.analysis.function_probes import (
 from attention_lab.analysis.head_functions import function_scores
 from attention_lab.errors import ConfigError
 from attention_lab.models.loading import load_model
+from attention_lab.parameters import FunctionSettings
 from tests.conftest import tiny_llama
 
 
@@ -93,7 +93,7 @@ def test_the_summary_pairs_probes_and_averages_draws():
 
 
 def test_wrong_settings_are_named():
-    with pytest.raises(ConfigError, match="analysis.head_functions.half: expected an integer"):
-        FunctionSettings.from_params({"half": 0})
+    with pytest.raises(ConfigError, match="analysis.head_functions.half: must be >= 1, got 0"):
+        FunctionSettings.of({"half": 0})
     with pytest.raises(ConfigError, match="unknown key"):
-        FunctionSettings.from_params({"halves": 3})
+        FunctionSettings.of({"halves": 3})

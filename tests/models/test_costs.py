@@ -146,13 +146,13 @@ def test_an_encoder_gets_prefill_speed_only(minilm_path, bert_tokenizer):
     ("raw", "message"),
     [
         ({"context": 512}, "unknown key(s) ['context']"),
-        ({"decode_tokens": 0}, "costs.decode_tokens: expected an integer >= 1"),
+        ({"decode_tokens": 0}, "costs.decode_tokens: must be >= 1, got 0"),
         ({"enabled": "yes"}, "costs.enabled: expected true or false"),
     ],
 )
 def test_wrong_settings_are_named(raw, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        CostSettings.from_params(raw)
+        CostSettings.of(raw)
 
 
 @pytest.mark.slow

@@ -18,7 +18,6 @@ changed significantly when its q is below ``statistics.fdr_q`` and its change is
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +31,7 @@ from attention_lab.analysis.statistics import (
     paired_permutation_test,
     statistics_settings,
 )
+from attention_lab.parameters import AnalysisSettings
 
 CHANGE_COLUMNS = [
     "variant",
@@ -57,7 +57,7 @@ LARGE = 0.8  # |Cohen's d| from which an effect is called large (Cohen, 1988)
 
 
 def head_changes(
-    per_example: pd.DataFrame, reference_per_example: pd.DataFrame, params: dict[str, Any]
+    per_example: pd.DataFrame, reference_per_example: pd.DataFrame, params: AnalysisSettings
 ) -> pd.DataFrame:
     """One row per (kind, layer, head, metric) of ``per_example``'s variant against the reference.
 
@@ -94,8 +94,8 @@ def _changes_of(frame: pd.DataFrame, metric: str, settings: dict[str, float]) ->
         effect, low, high, p = estimate.mean, estimate.ci_low, estimate.ci_high, estimate.p
     else:  # examples are all there is
         values = runs[0]
-        low, high = bootstrap_interval(values, settings["resamples"], settings["seed"])
-        p = paired_permutation_test(values, settings["permutations"], settings["seed"])
+        low, high = bootstrap_interval(values, settings.bootstrap_resamples, settings.seed)
+        p = paired_permutation_test(values, settings.permutations, settings.seed)
         effect = nan_mean(values)
     p = np.where(np.isnan(effect), np.nan, p)  # a metric undefined for this kind is no test
     q = benjamini_hochberg(p)
@@ -127,7 +127,7 @@ def _changes_of(frame: pd.DataFrame, metric: str, settings: dict[str, float]) ->
             "effect_size": effect_size,
             "large": np.abs(effect_size) >= LARGE,
             "consistent": consistent,
-            "significant": (q < settings["fdr_q"]) & consistent,
+            "significant": (q < settings.fdr_q) & consistent,
             "n_seeds": len(seeds),
             "n_examples": (~np.isnan(runs[0])).sum(axis=0),
         }

@@ -9,9 +9,6 @@ variant of one model reads the same ones. Weights come from the model's own eage
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import torch
@@ -25,7 +22,8 @@ from attention_lab.analysis.head_functions import (
 from attention_lab.analysis.pruning import heads_masked
 from attention_lab.analysis.retrieval import needle_copy_accuracy, retrieval_score
 from attention_lab.analysis.statistics import bootstrap_interval, statistics_settings
-from attention_lab.errors import ConfigError, checked_settings
+from attention_lab.errors import ConfigError
+from attention_lab.parameters import AnalysisSettings, FunctionSettings
 
 FUNCTION_COLUMNS = [
     "variant",
@@ -40,35 +38,6 @@ FUNCTION_COLUMNS = [
 ]
 # value: the loss on the repeated half (induction) or the needle-copy accuracy (retrieval)
 ABLATION_COLUMNS = ["function", "k", "condition", "draw", "probe", "value", "variant", "seed"]
-
-
-@dataclass(frozen=True)
-class FunctionSettings:
-    """``analysis.head_functions``: probe count and half-length, seed, ablation sizes."""
-
-    sequences: int = 8
-    half: int = 32
-    seed: int = 0
-    ablation_k: tuple[int, ...] = (1, 2, 4, 8)
-    random_draws: int = 3
-    needles: int = 2  # retrieval probes (causal LMs)
-    needle_tokens: int = 512
-    retrieval_k: tuple[int, ...] = (4,)
-    enabled: bool = True
-
-    @classmethod
-    def from_params(cls, raw: dict[str, Any] | None) -> FunctionSettings:
-        positive = ("sequences", "half", "random_draws", "needles", "needle_tokens")
-        raw = checked_settings(cls, raw, "analysis.head_functions", positive)
-        lists = {
-            key: tuple(raw.get(key, getattr(cls, key))) for key in ("ablation_k", "retrieval_k")
-        }
-        for key, ks in lists.items():
-            if not ks or not all(isinstance(k, int) and k >= 1 for k in ks):
-                raise ConfigError(
-                    f"analysis.head_functions.{key}: expected a list of integers >= 1, got {ks!r}."
-                )
-        return cls(**(raw | lists))
 
 
 def build_probes(tokenizer, settings: FunctionSettings) -> pd.DataFrame:
@@ -99,7 +68,9 @@ def _ids(probes: pd.DataFrame, device) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def score_heads(model: nn.Module, probes: pd.DataFrame, labels: dict, params: dict) -> pd.DataFrame:
+def score_heads(
+    model: nn.Module, probes: pd.DataFrame, labels: dict, params: AnalysisSettings
+) -> pd.DataFrame:
     """One row per (layer, head, function): the mean score over probes, with its bootstrap
     interval over probes."""
     ids = _ids(probes, model.device)
@@ -112,7 +83,7 @@ def score_heads(model: nn.Module, probes: pd.DataFrame, labels: dict, params: di
     layers, heads = maps.shape[1:3]
     for name in FUNCTIONS:
         values = np.stack([p[name] for p in per_probe]).reshape(len(maps), -1)  # (N, L*H)
-        low, high = bootstrap_interval(values, stats["resamples"], stats["seed"])
+        low, high = bootstrap_interval(values, stats.bootstrap_resamples, stats.seed)
         for index, (layer, head) in enumerate(np.ndindex(layers, heads)):
             rows.append(
                 labels
@@ -221,7 +192,7 @@ SUMMARY_COLUMNS = [
 MEASURES = {"induction": "loss on the repeated half", "retrieval": "needle-copy accuracy"}
 
 
-def summarise_ablations(ablations: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def summarise_ablations(ablations: pd.DataFrame, params: AnalysisSettings) -> pd.DataFrame:
     """Per (variant, seed, function, k): the measure intact, with the function's top-k heads
     ablated and with k random heads of the same layers ablated (mean over draws), and the
     difference top − random with its bootstrap interval over probes (draws averaged within
@@ -236,7 +207,9 @@ def summarise_ablations(ablations: pd.DataFrame, params: dict[str, Any]) -> pd.D
             top = mine[mine["condition"] == "top"].set_index("probe")["value"]
             random = mine[mine["condition"] == "random"].groupby("probe")["value"].mean()
             difference = (top - random.reindex(top.index)).to_numpy()  # (probes,)
-            low, high = bootstrap_interval(difference[:, None], stats["resamples"], stats["seed"])
+            low, high = bootstrap_interval(
+                difference[:, None], stats.bootstrap_resamples, stats.seed
+            )
             rows.append(
                 {
                     "variant": variant,
@@ -258,7 +231,7 @@ def summarise_ablations(ablations: pd.DataFrame, params: dict[str, Any]) -> pd.D
 
 
 def retrieval_rows(
-    model: nn.Module, needles: pd.DataFrame, labels: dict, params: dict
+    model: nn.Module, needles: pd.DataFrame, labels: dict, params: AnalysisSettings
 ) -> pd.DataFrame:
     """One row per (layer, head): Wu et al.'s retrieval score, mean over the needle probes,
     with its bootstrap interval."""
@@ -267,7 +240,7 @@ def retrieval_rows(
     layers, heads = per_probe.shape[1:]
     per_probe = per_probe.reshape(len(probes), -1)  # (N, L*H)
     stats = statistics_settings(params)  # the study's resamples and seed, as for every interval
-    low, high = bootstrap_interval(per_probe, stats["resamples"], stats["seed"])
+    low, high = bootstrap_interval(per_probe, stats.bootstrap_resamples, stats.seed)
     return pd.DataFrame(
         [
             labels

@@ -24,6 +24,7 @@ from attention_lab.analysis.statistics import benjamini_hochberg, statistics_set
 from attention_lab.analysis.tables import COST_COLUMNS, SELF_KINDS
 from attention_lab.errors import DataError
 from attention_lab.kinds import AttentionKind
+from attention_lab.parameters import AnalysisSettings
 from attention_lab.study import Study
 from attention_lab.tasks.classification import macro_f1
 
@@ -68,7 +69,7 @@ def build_performance_tables(
     sinks: pd.DataFrame,
     study: dict[str, Any],
     variants: dict[str, Any],
-    analysis: dict[str, Any],
+    analysis: AnalysisSettings,
     *predictions: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(``performance``: one row per variant, ``performance_comparison``: one row per
@@ -135,7 +136,7 @@ def _estimate(metric: str, runs: list[tuple[pd.DataFrame, ...]], settings) -> Es
         return values[0] - values[1] if len(values) == 2 else values[0]
 
     arrays = [tuple(f[c].to_numpy() for f in run for c in columns) for run in runs]
-    return metric_over_runs(value, arrays, settings["resamples"], settings["seed"])
+    return metric_over_runs(value, arrays, settings.bootstrap_resamples, settings.seed)
 
 
 def _num_labels(runs: list[tuple[pd.DataFrame, ...]]) -> int:
@@ -221,5 +222,5 @@ def _comparisons(plan, outcomes, metrics, pairs, settings) -> pd.DataFrame:
     table["q"] = table.groupby(["comparison", "metric"])["p"].transform(
         lambda p: benjamini_hochberg(p.to_numpy())
     )
-    table["significant"] = table["q"] < settings["fdr_q"]
+    table["significant"] = table["q"] < settings.fdr_q
     return table[COMPARISON_COLUMNS]

@@ -15,22 +15,19 @@ examples, never heads: the unit of replication is the probe text.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from attention_lab.parameters import AnalysisSettings, StatisticsSettings
+
 CHUNK = 256  # resamples or permutations per matrix product: bounds memory at any probe size
 
 
-def statistics_settings(params: dict[str, Any]) -> dict[str, Any]:
-    """``analysis.statistics`` with its defaults: resamples, permutations, seed, fdr_q."""
-    stats = params.get("statistics") or {}
-    return {
-        "resamples": int(stats.get("bootstrap_resamples", 1000)),
-        "permutations": int(stats.get("permutations", 10_000)),
-        "seed": int(stats.get("seed", 0)),
-        "fdr_q": float(stats.get("fdr_q", 0.05)),
-    }
+def statistics_settings(params: AnalysisSettings | Mapping[str, Any] | None) -> StatisticsSettings:
+    """``analysis.statistics`` with its defaults, from the analysis settings or a mapping."""
+    return AnalysisSettings.of(params).statistics
 
 
 def _columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:

@@ -23,6 +23,7 @@ from attention_lab.analysis.statistics import bootstrap_interval, nan_mean, stat
 from attention_lab.datasets.store import AttentionStore, token_sides
 from attention_lab.errors import DataError
 from attention_lab.kinds import SELF_ATTENTION_KINDS, AttentionKind, base_kind
+from attention_lab.parameters import AnalysisSettings
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +93,11 @@ def _per_example_table(
 HEAD_KEYS = ["variant", "seed", "kind", "layer", "head", "kv_group"]
 
 
-def summarise_head_metrics(per_example: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def summarise_head_metrics(per_example: pd.DataFrame, params: AnalysisSettings) -> pd.DataFrame:
     """Per (kind, layer, head): each metric's mean over examples with its bootstrap interval
     (``{metric}_ci_low`` / ``_ci_high``), the pattern class and the number of examples."""
     stats = statistics_settings(params)
-    resamples, seed = stats["resamples"], stats["seed"]
+    resamples, seed = stats.bootstrap_resamples, stats.seed
     tables = []
     for _, frame in per_example.groupby("kind", sort=False):
         heads = frame.drop_duplicates(HEAD_KEYS)[HEAD_KEYS].sort_values(["layer", "head"])
@@ -107,7 +108,7 @@ def summarise_head_metrics(per_example: pd.DataFrame, params: dict[str, Any]) ->
             heads[name] = nan_mean(values)
             heads[f"{name}_ci_low"], heads[f"{name}_ci_high"] = low, high
         heads["sink_rate_gu"] = _sink_share(
-            _by_example(frame, "first_token_importance"), params.get("sink_threshold", 0.3)
+            _by_example(frame, "first_token_importance"), AnalysisSettings.of(params).sink_threshold
         )
         heads["pattern"] = [pattern_class(row) for row in heads.to_dict("records")]
         heads["n_examples"] = frame["example"].nunique()
@@ -137,7 +138,7 @@ def _by_example(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def compare_to_reference(
-    store: AttentionStore, reference: AttentionStore, params: dict[str, Any] | None = None
+    store: AttentionStore, reference: AttentionStore, params: AnalysisSettings | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cosine similarity (Kovaleva et al.) and JS divergence (Clark et al.) to the reference.
 
@@ -161,7 +162,7 @@ def compare_to_reference(
                 f"{reference.meta.variant} stores {getattr(reference.meta, key)}; extract both "
                 "with the same attention_extraction.layers and heads."
             )
-    stats = statistics_settings(params or {})
+    stats = statistics_settings(params)
     tables = [
         tables
         for kind in store.kinds
@@ -195,8 +196,10 @@ def _compare_kind(store, reference, kind: str, shared: list[str], stats):
     mean_cross = cross / len(cos)  # [L, H, H]
     matched = match_heads(mean_cross)  # [L, H]
     cos_n = np.stack(cos)  # [N, L, H]
-    low, high = bootstrap_interval(cos_n, stats["resamples"], stats["seed"])
-    layer_low, layer_high = bootstrap_interval(cos_n.mean(-1), stats["resamples"], stats["seed"])
+    low, high = bootstrap_interval(cos_n, stats.bootstrap_resamples, stats.seed)
+    layer_low, layer_high = bootstrap_interval(
+        cos_n.mean(-1), stats.bootstrap_resamples, stats.seed
+    )
     heads = cos_n.shape[-1]
     values = {
         "cosine_similarity": cos_n.mean(axis=0),

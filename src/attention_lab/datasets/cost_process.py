@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ def measure_in_fresh_process(
         "path": str(artifact.path),
         "info": artifact.info.to_json(),
         "texts": texts,
-        "settings": asdict(settings),
+        "settings": settings.model_dump(),
     }
     with tempfile.TemporaryDirectory() as folder:
         request_file, answer_file = Path(folder) / "request.json", Path(folder) / "answer.json"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from attention_lab.errors import ConfigError
 from attention_lab.kinds import norm_kind
 from attention_lab.models.shape import ModelShape
+from attention_lab.parameters import ExtractionSettings
 
 
 @dataclass(frozen=True)
@@ -41,51 +43,34 @@ class ExtractionOptions:
         return [*shape.kinds, *([norm_kind(k) for k in shape.kinds] if self.norms else [])]
 
     @classmethod
-    def parse(cls, params: dict[str, Any], shape: ModelShape) -> ExtractionOptions:
-        shallowest = min(shape.num_layers.values())
-        layers = sorted(params.get("layers") or range(max(shape.num_layers.values())))
-        heads = sorted(params.get("heads") or range(shape.num_heads))
-        if params.get("layers") and any(not 0 <= i < shallowest for i in layers):
+    def parse(
+        cls, params: ExtractionSettings | Mapping[str, Any] | None, shape: ModelShape
+    ) -> ExtractionOptions:
+        """The options of ``attention_extraction`` for a model of this ``shape``."""
+        settings = ExtractionSettings.of(params)
+        deepest, shallowest = max(shape.num_layers.values()), min(shape.num_layers.values())
+        layers = sorted(settings.layers or range(deepest))
+        heads = sorted(settings.heads or range(shape.num_heads))
+        if settings.layers and layers[-1] >= shallowest:
             raise ConfigError(
                 f"attention_extraction.layers: {layers}; valid indices are 0..{shallowest - 1}"
                 + (" (in every stack)" if len(set(shape.num_layers.values())) > 1 else "")
                 + "."
             )
-        if any(not 0 <= h < shape.num_heads for h in heads):
+        if heads[-1] >= shape.num_heads:
             raise ConfigError(
                 f"attention_extraction.heads: {heads}; valid indices are 0..{shape.num_heads - 1}."
             )
-        bits = params.get("precision_bits", cls.precision_bits)
-        if bits is not None and (not isinstance(bits, int) or not 8 <= bits <= 23):
-            raise ConfigError(
-                f"attention_extraction.precision_bits: {bits!r}; allowed: null (exact) or an integer 8..23."
-            )
-        norms = params.get("norms", cls.norms)
-        if not isinstance(norms, bool):
-            raise ConfigError(f"attention_extraction.norms: expected true or false, got {norms!r}.")
+        shard = settings.shard
         return cls(
-            shard=_shard(params.get("shard")),
-            norms=norms,
+            shard=None if shard is None else (shard.index, shard.count),
+            norms=settings.norms,
             layers=layers,
             heads=heads,
-            all_layers=not params.get("layers")
-            or layers == list(range(shallowest)) == list(range(max(shape.num_layers.values()))),
-            all_heads=not params.get("heads") or heads == list(range(shape.num_heads)),
-            batch_size=int(params.get("batch_size", cls.batch_size)),
-            max_length=int(params.get("max_length", cls.max_length)),
-            precision_bits=bits,
+            all_layers=not settings.layers
+            or layers == list(range(shallowest)) == list(range(deepest)),
+            all_heads=not settings.heads or heads == list(range(shape.num_heads)),
+            batch_size=settings.batch_size,
+            max_length=settings.max_length,
+            precision_bits=settings.precision_bits,
         )
-
-
-def _shard(raw: Any) -> tuple[int, int] | None:
-    if raw is None:
-        return None
-    ok = isinstance(raw, dict) and set(raw) == {"index", "count"}
-    index, count = (raw.get("index"), raw.get("count")) if ok else (None, None)
-    if not ok or not all(isinstance(v, int) and not isinstance(v, bool) for v in (index, count)):
-        raise ConfigError(
-            f"attention_extraction.shard: {raw!r}; expected {{index: i, count: n}} with integers."
-        )
-    if not 0 <= index < count:
-        raise ConfigError(f"attention_extraction.shard: index {index} must be in 0..{count - 1}.")
-    return index, count

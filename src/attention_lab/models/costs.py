@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
-from typing import Any
 
 import torch
 from torch import nn
@@ -32,24 +30,8 @@ from transformers import DynamicCache
 
 from attention_lab.attention.discovery import discover
 from attention_lab.attention.interface import PLAN_ATTR
-from attention_lab.errors import ConfigError, checked_settings
-
-
-@dataclass(frozen=True)
-class CostSettings:
-    """``costs`` in parameters: the context length, how many tokens to decode, repeats."""
-
-    context_tokens: int = 512
-    decode_tokens: int = 32
-    repeats: int = 3
-    enabled: bool = True
-
-    @classmethod
-    def from_params(cls, raw: dict[str, Any] | None) -> CostSettings:
-        raw = checked_settings(cls, raw, "costs", ("context_tokens", "decode_tokens", "repeats"))
-        if not isinstance(raw.get("enabled", True), bool):
-            raise ConfigError(f"costs.enabled: expected true or false, got {raw['enabled']!r}.")
-        return cls(**raw)
+from attention_lab.errors import ConfigError
+from attention_lab.parameters import CostSettings
 
 
 def _text_config(model: nn.Module):

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attention_lab.errors import DataError
+from attention_lab.parameters import SplitSettings
 from attention_lab.pipelines.ingestion.allocation import allocate
 from attention_lab.pipelines.ingestion.nodes import SPLITS, _split_sizes, split_corpus
 
@@ -57,7 +58,7 @@ def test_fractions_with_caps(counts, weights, cap):
     cfg = {"fractions": {s: w / total for s, w in zip(SPLITS, weights, strict=True)}}
     if cap is not None:
         cfg["max_per_split"] = {"train": cap, "test": max(1, cap // 4)}
-    check(counts, _split_sizes(int(counts.sum()), cfg))
+    check(counts, _split_sizes(int(counts.sum()), SplitSettings.of(cfg)))
 
 
 @settings(max_examples=300, deadline=None)
@@ -71,7 +72,7 @@ def test_every_two_label_corpus_of_the_reported_sweep():
     """Two labels, 4–190 examples, default fractions: exact, or refused only if infeasible."""
     for n in range(4, 191):
         for first in range(1, n):
-            check(np.array([first, n - first]), _split_sizes(n, {}))
+            check(np.array([first, n - first]), _split_sizes(n, SplitSettings()))
 
 
 def test_the_reported_62_plus_63_case_now_splits():

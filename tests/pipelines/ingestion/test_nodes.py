@@ -115,7 +115,7 @@ def test_min_words_drops_and_counts_short_texts():
     clean, report = clean_corpus(raw, {"source": "t"}, {"cleaning": {"min_words": 3}})
     assert list(clean["text"]) == ["one two three", "a b c d"]
     assert report["dropped_short"] == 1
-    with pytest.raises(ConfigError, match="ingestion.cleaning.min_words: expected an integer >= 0"):
+    with pytest.raises(ConfigError, match="ingestion.cleaning.min_words: expected a whole number, got 'many'"):
         clean_corpus(raw, {"source": "t"}, {"cleaning": {"min_words": "many"}})
 
 
@@ -163,7 +163,7 @@ def test_missing_file(tmp_path):
 def test_unknown_source():
     with pytest.raises(
         ConfigError,
-        match="unknown source 'imdb'; allowed: rotten_tomatoes, bbc_news, convention_speeches, file, hub",
+        match="ingestion.source.name: unknown value 'imdb'; allowed: rotten_tomatoes, bbc_news, convention_speeches, file, hub",
     ):
         load_source(params(name="imdb"))
 

@@ -4,15 +4,12 @@ pruning and head functions."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from typing import Any
 
 import pandas as pd
 
 from attention_lab.analysis.function_probes import (
     ABLATION_COLUMNS,
     FUNCTION_COLUMNS,
-    FunctionSettings,
     build_probes,
     induction_ablation,
     retrieval_ablation,
@@ -28,12 +25,13 @@ from attention_lab.errors import DataError
 from attention_lab.methods import method_named
 from attention_lab.models.loading import load_tokenizer
 from attention_lab.models.shape import model_shape
+from attention_lab.parameters import AnalysisSettings, FunctionSettings
 
 logger = logging.getLogger(__name__)
 
 
 def compute_head_importance(
-    model_artifact: ModelArtifact, corpus: pd.DataFrame, params: dict[str, Any]
+    model_artifact: ModelArtifact, corpus: pd.DataFrame, params: AnalysisSettings
 ) -> pd.DataFrame:
     """Michel et al. (2019) head importance on the validation split (fine-tuned classifiers only)."""
     info = model_artifact.info
@@ -41,7 +39,7 @@ def compute_head_importance(
         logger.info("%s: head importance needs a fine-tuned classifier; skipped", info.variant)
         return pd.DataFrame(columns=IMPORTANCE_COLUMNS)
     validation = corpus[corpus["split"] == "validation"].head(
-        int(params.get("importance_examples", 128))
+        AnalysisSettings.of(params).importance_examples
     )
     if validation.empty:
         raise DataError(
@@ -60,13 +58,13 @@ def compute_pruning_curve(
     model_artifact: ModelArtifact,
     corpus: pd.DataFrame,
     head_importance: pd.DataFrame,
-    params: dict[str, Any],
+    params: AnalysisSettings,
 ) -> pd.DataFrame:
     """Michel et al. (2019) pruning curve on the first ``pruning_examples`` test examples,
     for every variant that has head importance (fine-tuned classifiers)."""
     if head_importance.empty:
         return pd.DataFrame(columns=PRUNING_COLUMNS)
-    test = corpus[corpus["split"] == "test"].head(int(params.get("pruning_examples", 200)))
+    test = corpus[corpus["split"] == "test"].head(AnalysisSettings.of(params).pruning_examples)
     if test.empty:
         raise DataError(
             "pruning curve: the test split is empty; give ingestion.split a test share."
@@ -79,12 +77,12 @@ NEEDLE_COLUMNS = ["id", "input_ids", "needle_start", "needle_end", "answer_start
 
 
 def build_function_probes(
-    model_artifact: ModelArtifact, corpus: pd.DataFrame, params: dict[str, Any]
+    model_artifact: ModelArtifact, corpus: pd.DataFrame, params: AnalysisSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The probes of head functions, from seeds, so that every variant of one model reads the
     same ones: repeated random sequences of its vocabulary (``{job}.function_probes``) and,
     for causal LMs, needles in haystacks of the test split's text (``{job}.needle_probes``)."""
-    settings = FunctionSettings.from_params(params.get("head_functions"))
+    settings = AnalysisSettings.of(params).head_functions
     info = model_artifact.info
     if not settings.enabled:
         return pd.DataFrame(columns=["id", "input_ids", "offset", "half"]), pd.DataFrame(
@@ -118,10 +116,11 @@ def _fitted(settings: FunctionSettings, limit: int | None, variant: str) -> Func
     """The probes shortened to fit a model with ``limit`` positions (a BOS token included)."""
     if limit is None or (2 * settings.half + 1 <= limit and settings.needle_tokens <= limit):
         return settings
-    fitted = replace(
-        settings,
-        half=min(settings.half, (limit - 1) // 2),
-        needle_tokens=min(settings.needle_tokens, limit),
+    fitted = settings.model_copy(
+        update={
+            "half": min(settings.half, (limit - 1) // 2),
+            "needle_tokens": min(settings.needle_tokens, limit),
+        }
     )
     logger.info(
         "%s reads %d positions: head-function probes shortened to %s", variant, limit, fitted
@@ -133,12 +132,13 @@ def detect_head_functions(
     model_artifact: ModelArtifact,
     probes: pd.DataFrame,
     needles: pd.DataFrame,
-    params: dict[str, Any],
+    params: AnalysisSettings,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each head's function scores, and (causal LMs) the ablations that check them: the loss
     on the repeated half with the top-k induction heads ablated, and the needle-copy accuracy
     with the top-k retrieval heads ablated, each against k random heads of the same layers."""
-    settings = FunctionSettings.from_params(params.get("head_functions"))
+    params = AnalysisSettings.of(params)
+    settings = params.head_functions
     if probes.empty:
         return pd.DataFrame(columns=FUNCTION_COLUMNS), pd.DataFrame(columns=ABLATION_COLUMNS)
     info = model_artifact.info

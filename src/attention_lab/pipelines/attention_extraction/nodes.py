@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
 
 import pandas as pd
 
@@ -15,13 +14,14 @@ from attention_lab.extraction.norms import gated_layers
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
 from attention_lab.models.shape import model_shape
+from attention_lab.parameters import ExtractionSettings
 from attention_lab.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
 
 def extract_attention(
-    model_artifact: ModelArtifact, probe_set: pd.DataFrame, params: dict[str, Any]
+    model_artifact: ModelArtifact, probe_set: pd.DataFrame, params: ExtractionSettings
 ) -> AttentionStream:
     """Load the variant with its mechanism and stream the probe set's attention to ``{job}__attention``.
 
@@ -29,13 +29,14 @@ def extract_attention(
     ``batch_size``, ``precision_bits`` (grid rounding, see the codecs module; null: exact);
     the store's ``dtype`` and ``compact`` mode are set in the catalog.
     """
+    settings = ExtractionSettings.of(params)  # a wrong value stops before the model loads
     if probe_set.empty:
         raise DataError(
             "probe_set is empty; run `kedro run --pipeline=ingestion` with probe.n_examples > 0."
         )
     model, tokenizer = model_artifact.load()
     task, shape = get_task(model_artifact.info.task), model_shape(model)
-    opts = ExtractionOptions.parse(params, shape)
+    opts = ExtractionOptions.parse(settings, shape)
     if opts.norms and (gated := gated_layers(model)):
         logger.warning(
             "%s: no norm-based maps: a gate scales each head's output per query in %d layers "

@@ -9,7 +9,7 @@ import pandas as pd
 
 from attention_lab.datasets.cost_process import measure_in_fresh_process
 from attention_lab.datasets.model_directory import ModelArtifact, TrainedModel
-from attention_lab.models.costs import CostSettings
+from attention_lab.parameters import CostSettings
 from attention_lab.training.fine_tune import evaluate_artifact, fine_tune_variant
 from attention_lab.variants import parse_variant
 
@@ -42,12 +42,12 @@ def evaluate(
 
 
 def measure_costs(
-    model_artifact: ModelArtifact, corpus: pd.DataFrame, costs: dict[str, Any]
+    model_artifact: ModelArtifact, corpus: pd.DataFrame, costs: CostSettings
 ) -> dict[str, Any]:
     """What the variant costs at inference (``{job}.costs``): KV-cache bytes per token,
     prefill and decode tokens/s on the test split's text, peak memory; each variant's
     first seed only, as the architecture and not the seed sets them."""
-    settings = CostSettings.from_params(costs)
+    settings = CostSettings.of(costs)
     if not settings.enabled:
         return {}
     texts = corpus.loc[corpus["split"] == "test", "text"].tolist()

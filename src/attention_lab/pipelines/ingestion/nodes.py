@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attention_lab.defaults import SEED
 from attention_lab.errors import ConfigError, DataError
+from attention_lab.parameters import IngestionSettings, SourceSettings, SplitSettings
 from attention_lab.pipelines.ingestion.allocation import allocate, largest_remainder
-from attention_lab.pipelines.ingestion.sources import READERS, SOURCES
+from attention_lab.pipelines.ingestion.sources import READERS
 
 logger = logging.getLogger(__name__)
 
@@ -21,19 +21,15 @@ SPLITS = ("train", "validation", "test")
 CORPUS_COLUMNS = ["id", "text", "label", "label_name", "split"]
 
 
-def load_source(params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def load_source(params: IngestionSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read the configured source into ``text`` and raw ``label`` columns, plus its metadata.
 
     The metadata holds the source name and the declared label set: bundled sources
     declare theirs; a file or hub source may declare ``label_names`` (else the sorted
     distinct labels are used).
     """
-    source = params.get("source", {})
-    name = source.get("name")
-    if name not in SOURCES:
-        raise ConfigError(
-            f"ingestion.source.name: unknown source {name!r}; allowed: {', '.join(SOURCES)}."
-        )
+    source = IngestionSettings.of(params).source
+    name = source.name
     frame, label_names = READERS[name](source)
     logger.info("Read %d rows from source %r", len(frame), name)
     return frame.reset_index(drop=True), {"source": name, "label_names": label_names}
@@ -65,19 +61,15 @@ def _normalise_labels(labels: pd.Series, declared: list[str] | None) -> tuple[pd
     return ids.reindex(labels.index), declared
 
 
-def _harmonise_labels(labels: pd.Series, source: dict[str, Any]) -> tuple[pd.Series, int]:
+def _harmonise_labels(labels: pd.Series, source: SourceSettings) -> tuple[pd.Series, int]:
     """Apply ``source.label_map`` then ``source.normalize_labels``; returns labels and rows changed.
 
     Without either, labels that differ only in case or surrounding spaces are an error: they
     would silently become separate classes.
     """
-    label_map = source.get("label_map") or {}
-    if not isinstance(label_map, dict):
-        raise ConfigError(
-            f"ingestion.source.label_map: expected a mapping from raw label to name, got {label_map!r}."
-        )
+    label_map = source.label_map or {}
     out = labels.map(lambda v: label_map.get(v, label_map.get(str(v), v)))
-    if source.get("normalize_labels", False):
+    if source.normalize_labels:
         out = out.map(lambda v: v.strip().casefold() if isinstance(v, str) else v)
     else:
         groups: dict[str, set[str]] = {}
@@ -95,7 +87,7 @@ def _harmonise_labels(labels: pd.Series, source: dict[str, Any]) -> tuple[pd.Ser
 
 
 def clean_corpus(
-    raw: pd.DataFrame, raw_meta: dict[str, Any], params: dict[str, Any]
+    raw: pd.DataFrame, raw_meta: dict[str, Any], params: IngestionSettings
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Validate and clean: strip and normalise whitespace, drop empty/unlabelled rows and exact duplicates.
 
@@ -103,9 +95,8 @@ def clean_corpus(
     of being dropped. Returns the clean frame (``text``, ``label``, ``label_name``) and a
     report of the counts.
     """
-    on_invalid = params.get("cleaning", {}).get("on_invalid", "drop")
-    if on_invalid not in ("drop", "error"):
-        raise ConfigError(f"ingestion.cleaning.on_invalid: {on_invalid!r}; allowed: drop, error.")
+    settings = IngestionSettings.of(params)
+    on_invalid = settings.cleaning.on_invalid
     frame = raw.copy()
     text = frame["text"].astype("string").str.replace(r"\s+", " ", regex=True).str.strip()
     empty = text.isna() | (text == "")
@@ -118,10 +109,10 @@ def clean_corpus(
         )
     keep = ~(empty | unlabelled)
     frame = frame.loc[keep].assign(text=text[keep].astype(str))
-    harmonised, relabelled = _harmonise_labels(frame["label"], params.get("source") or {})
+    harmonised, relabelled = _harmonise_labels(frame["label"], settings.source)
     labels, names = _normalise_labels(harmonised, raw_meta.get("label_names"))
     frame = frame.assign(label=labels.astype(int))
-    frame, short = _drop_short(frame, params.get("cleaning", {}).get("min_words", 0))
+    frame, short = _drop_short(frame, settings.cleaning.min_words)
     before_dedup = len(frame)
     frame = frame.drop_duplicates(subset="text", keep="first")
     report = {
@@ -144,12 +135,8 @@ def clean_corpus(
     return frame[["text", "label", "label_name"]].reset_index(drop=True), report
 
 
-def _drop_short(frame: pd.DataFrame, min_words: Any) -> tuple[pd.DataFrame, int]:
+def _drop_short(frame: pd.DataFrame, min_words: int) -> tuple[pd.DataFrame, int]:
     """Texts of at least ``cleaning.min_words`` words (a long-context study's floor)."""
-    if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 0:
-        raise ConfigError(
-            f"ingestion.cleaning.min_words: expected an integer >= 0, got {min_words!r}."
-        )
     long_enough = frame["text"].str.split().str.len() >= min_words
     return frame.loc[long_enough], int((~long_enough).sum())
 
@@ -158,22 +145,22 @@ def _stable_id(source: str, text: str) -> str:
     return f"{source}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:12]}"
 
 
-def _split_sizes(n: int, cfg: dict[str, Any]) -> np.ndarray:
+def _split_sizes(n: int, cfg: SplitSettings) -> np.ndarray:
     """(train, validation, test) sizes: exact ``sizes``, or ``fractions`` of ``n`` under caps."""
-    if cfg.get("sizes"):
-        return np.array([int(cfg["sizes"].get(s, 0)) for s in SPLITS])
-    fractions = cfg.get("fractions", {"train": 0.8, "validation": 0.1, "test": 0.1})
+    if cfg.sizes:
+        return np.array([int(cfg.sizes.get(s, 0)) for s in SPLITS])
+    fractions = cfg.fractions
     if set(fractions) - set(SPLITS) or not np.isclose(sum(fractions.values()), 1.0):
         raise ConfigError(
             f"ingestion.split.fractions: {fractions}; give train/validation/test fractions summing to 1."
         )
     counts = largest_remainder(n, np.array([float(fractions.get(s, 0)) for s in SPLITS]))
-    cap = cfg.get("max_per_split") or {}
+    cap = cfg.max_per_split or {}
     return np.array([min(int(c), int(cap.get(s, c))) for s, c in zip(SPLITS, counts, strict=True)])
 
 
 def split_corpus(
-    clean: pd.DataFrame, report: dict[str, Any], params: dict[str, Any]
+    clean: pd.DataFrame, report: dict[str, Any], params: IngestionSettings
 ) -> pd.DataFrame:
     """Deterministic stratified train/validation/test split by seed, capped per split.
 
@@ -181,7 +168,7 @@ def split_corpus(
     ``split.max_per_split`` cap. Labels and splits are allocated jointly (see ``allocation``).
     Ids are a hash of the text, so a second run gives identical ids.
     """
-    cfg = params.get("split", {})
+    cfg = IngestionSettings.of(params).split
     frame = clean.assign(
         id=[_stable_id(report.get("source") or "corpus", t) for t in clean["text"]]
     )
@@ -191,7 +178,7 @@ def split_corpus(
     per_label = allocate(
         counts, _split_sizes(len(frame), cfg), list(labels["label_name"]), list(SPLITS)
     )
-    rng = np.random.default_rng(int(cfg.get("seed", SEED)))
+    rng = np.random.default_rng(cfg.seed)
     assigned = pd.Series("", index=frame.index, dtype=object)
     for k, label in enumerate(labels["label"]):
         # shuffled examples of this label, handed out split by split: (splits,) counts
@@ -225,16 +212,19 @@ def _parse_user_probes(lines: str, label_names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label", "label_name"])
 
 
-def build_probe_set(corpus: pd.DataFrame, user_probes: str, params: dict[str, Any]) -> pd.DataFrame:
+def build_probe_set(
+    corpus: pd.DataFrame, user_probes: str, params: IngestionSettings
+) -> pd.DataFrame:
     """N stratified test examples plus optional user probe sentences (``source`` says which)."""
-    cfg = params.get("probe", {})
-    n = int(cfg.get("n_examples", 32))
+    settings = IngestionSettings.of(params)
+    cfg = settings.probe
+    n = cfg.n_examples
     test = corpus[corpus["split"] == "test"]
     if n > len(test):
         raise DataError(
             f"ingestion.probe.n_examples={n} but the test split has {len(test)} examples; lower it."
         )
-    rng = np.random.default_rng(int(params.get("split", {}).get("seed", SEED)))
+    rng = np.random.default_rng(settings.split.seed)
     shares = test["label"].value_counts().sort_index()
     picks = []
     for label, k in zip(
@@ -243,7 +233,7 @@ def build_probe_set(corpus: pd.DataFrame, user_probes: str, params: dict[str, An
         ids = test.index[test["label"] == label].to_numpy()
         picks.extend(rng.choice(ids, size=int(k), replace=False))
     probes = test.loc[sorted(picks)].assign(source="test")
-    if cfg.get("include_user_sentences", True) and user_probes:
+    if cfg.include_user_sentences and user_probes:
         names = list(corpus.drop_duplicates("label").sort_values("label")["label_name"])
         user = _parse_user_probes(user_probes, names)
         user = user.assign(

