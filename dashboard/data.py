@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 
 from attention_lab.datasets.store import AttentionStore
 from attention_lab.defaults import SEED
+from attention_lab.session_env import record_conf_source
 from attention_lab.study import Job, exported, references
 from attention_lab.variants import study_reference, study_seeds
 from dashboard.seed_mean import SEED_MEAN, SeedMeanStore
@@ -50,6 +51,7 @@ class StudyData:
         bootstrap_project(project)
         self.env = env
         self._session = KedroSession.create(project_path=project, env=env, conf_source=conf_source)
+        record_conf_source(conf_source)
         context = self._session.load_context()
         self.catalog = context.catalog
         self.params = context.params

@@ -1,16 +1,25 @@
-"""Shared fixtures: tiny models built from config, the bundled MiniLM, and one `test`-env run."""
+"""Shared fixtures: tiny models built from config, the bundled MiniLM, and one `test`-env run.
+
+Every `kedro` a test starts, and every session a test opens, reads a copy of ``conf/`` in a
+temporary folder (``ATTENTION_LAB_CONF_SOURCE``, see the project's settings) whose envs write
+there too: the tests leave nothing in the checkout, even when interrupted.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -18,6 +27,24 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 PROJECT = Path(__file__).resolve().parents[1]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
+
+
+def _temporary_conf() -> Path:
+    """``conf/`` copied to a temporary folder, each env's data_root moved beside it."""
+    root = Path(tempfile.mkdtemp(prefix="attention-lab-tests-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    conf = root / "conf"
+    shutil.copytree(PROJECT / "conf", conf, ignore=shutil.ignore_patterns("scratch_*"))
+    for globals_file in conf.glob("*/globals.yml"):
+        globals_ = yaml.safe_load(globals_file.read_text()) or {}
+        if "data_root" in globals_ and "://" not in str(globals_["data_root"]):
+            globals_["data_root"] = str(root / globals_["data_root"])
+            globals_file.write_text(yaml.safe_dump(globals_, sort_keys=False))
+    return conf
+
+
+# set before anything loads the project's settings, which read it once
+CONF = Path(os.environ.setdefault("ATTENTION_LAB_CONF_SOURCE", str(_temporary_conf())))
 
 
 def free_port(below: int | None = None) -> int:
@@ -89,16 +116,20 @@ def tiny_llama(
 
 @pytest.fixture(scope="session")
 def test_env_run() -> Path:
-    """Run `kedro run --env=test` once per session (about a minute); returns data/test, emptied
-    first so that nothing of an earlier run (another seed, another layout) is compared."""
-    import shutil
-
-    shutil.rmtree(PROJECT / "data" / "test", ignore_errors=True)
+    """Run `kedro run --env=test` once per session (about two minutes); returns its data root
+    (in the temporary configuration's folder), emptied first."""
+    root = data_of_test_env()
+    shutil.rmtree(root, ignore_errors=True)
     result = subprocess.run(
         [KEDRO, "run", "--env=test"], cwd=PROJECT, capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return PROJECT / "data" / "test"
+    return root
+
+
+def data_of_test_env() -> Path:
+    """Where the `test` env writes while the tests run."""
+    return Path(yaml.safe_load((CONF / "test" / "globals.yml").read_text())["data_root"])
 
 
 BUCKET = "attention-lab"  # the bucket the ``s3`` fixture creates
@@ -140,36 +171,51 @@ def s3():
         proc.wait(timeout=30)
 
 
+class ScratchEnv(str):
+    """A Kedro env (its name, as a ``str``) in a configuration of its own under pytest's
+    temporary folder: ``conf`` holds ``base`` (the project's) and the env, so an interrupted
+    run leaves nothing in the checkout. ``args`` are ``kedro run``'s options for it."""
+
+    conf: Path
+
+    def __new__(cls, name: str, conf: Path) -> ScratchEnv:
+        env = super().__new__(cls, name)
+        env.conf = conf
+        return env
+
+    @property
+    def folder(self) -> Path:
+        return self.conf / str(self)
+
+    @property
+    def args(self) -> list[str]:
+        return [f"--conf-source={self.conf}", f"--env={self}"]
+
+
 @pytest.fixture
 def scratch_env(tmp_path):
-    """Make Kedro envs that copy `test` but write under ``tmp_path``; removed afterwards.
+    """Make Kedro envs that copy `test` but live and write under ``tmp_path``.
 
-    ``make(name, parameters=None)`` returns the env's name; ``parameters`` (YAML text) are
+    ``make(parameters=None)`` returns a :class:`ScratchEnv`; ``parameters`` (YAML text) are
     merged over the `test` env's, as a user's own env file would be.
     """
-    import shutil
     import uuid
 
-    import yaml
-
-    made = []
-
-    def make(parameters: str | None = None) -> str:
+    def make(parameters: str | None = None) -> ScratchEnv:
         name = f"scratch_{uuid.uuid4().hex[:8]}"
-        folder = PROJECT / "conf" / name
-        made.append(folder)
-        shutil.copytree(PROJECT / "conf" / "test", folder)
-        (folder / "globals.yml").write_text(f"data_root: {tmp_path / name}\n")
+        env = ScratchEnv(name, tmp_path / f"conf_{name}")
+        shutil.copytree(PROJECT / "conf" / "base", env.conf / "base")
+        shutil.copytree(PROJECT / "conf" / "test", env.folder)
+        (env.folder / "globals.yml").write_text(f"data_root: {tmp_path / name}\n")
         if parameters:
             merged = _deep_merge(
-                yaml.safe_load((folder / "parameters.yml").read_text()), yaml.safe_load(parameters)
+                yaml.safe_load((env.folder / "parameters.yml").read_text()),
+                yaml.safe_load(parameters),
             )
-            (folder / "parameters.yml").write_text(yaml.safe_dump(merged, sort_keys=False))
-        return name
+            (env.folder / "parameters.yml").write_text(yaml.safe_dump(merged, sort_keys=False))
+        return env
 
-    yield make
-    for folder in made:
-        shutil.rmtree(folder, ignore_errors=True)
+    return make
 
 
 def _deep_merge(base: dict, override: dict) -> dict:

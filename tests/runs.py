@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from attention_lab.datasets.store import AttentionStore
-from tests.conftest import KEDRO, PROJECT
+from tests.conftest import CONF, KEDRO, PROJECT
 
 # measured, not computed: they differ between two identical runs
 TIMING = {"train_seconds", "train_examples_per_second", "peak_memory_mb"}
@@ -29,7 +29,9 @@ def kedro(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def data_root(env: str) -> Path:
-    globals_ = yaml.safe_load((PROJECT / "conf" / env / "globals.yml").read_text())
+    """Where ``env`` writes: a scratch env's (see ``ScratchEnv``) or one of the project's."""
+    folder = env.folder if hasattr(env, "folder") else CONF / env
+    globals_ = yaml.safe_load((folder / "globals.yml").read_text())
     return Path(globals_["data_root"])
 
 

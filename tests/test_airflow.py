@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KEDRO, PROJECT
+from tests.conftest import KEDRO, PROJECT, ScratchEnv
 from tests.runs import assert_same_run, data_root
 
 pytestmark = pytest.mark.slow
@@ -62,14 +62,14 @@ def airflow(tmp_path):
     return run
 
 
-def generate_dag(env: str, target: Path) -> Path:
-    """`make airflow-dag`'s command, for ``env``."""
+def generate_dag(env: ScratchEnv, target: Path) -> Path:
+    """`make airflow-dag`'s command, for ``env`` (its configuration outside conf/)."""
     result = subprocess.run(
         [
             KEDRO,
             "airflow",
             "create",
-            f"--env={env}",
+            *env.args,
             "--group-by=namespace",
             "--jinja-file=deploy/airflow/dag_template.j2",
             f"--target-dir={target}",
@@ -79,6 +79,7 @@ def generate_dag(env: str, target: Path) -> Path:
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "ATTENTION_LAB_CONF_SOURCE": str(env.conf)},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (dag,) = target.glob("*.py")
@@ -90,7 +91,7 @@ def test_the_dag_runs_each_job_once_in_order_and_equals_kedro_run(
 ):
     env = scratch_env()
     # an env's airflow.yml changes one setting and keeps the base's others (the owner)
-    (PROJECT / "conf" / env / "airflow.yml").write_text("default:\n  variant_queue: gpu\n")
+    (env.folder / "airflow.yml").write_text("default:\n  variant_queue: gpu\n")
     # the `test` env's jobs: one task per variant and seed
     variants = sorted(
         f"{v}__seed{s}" for v in ("base", "gqa4_lora", "lora", "window2_lora") for s in (7, 8)

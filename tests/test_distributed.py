@@ -28,10 +28,19 @@ def trained(root: Path) -> tuple[dict, dict]:
 def test_two_processes_train_like_one_and_only_rank_0_writes(scratch_env):
     single, double = scratch_env(), scratch_env()
     for env in (single, double):
-        kedro(f"--env={env}", "--pipeline=ingestion")
-    kedro(f"--env={single}", "--pipeline=fine_tuning", "--namespaces=lora__seed7")
+        kedro(*env.args, "--pipeline=ingestion")
+    kedro(*single.args, "--pipeline=fine_tuning", "--namespaces=lora__seed7")
     command = [TORCHRUN, "--nproc_per_node=2", f"--master_port={free_port()}"]
-    command += ["-m", "attention_lab.distributed", "--variant", "lora", "--env", double]
+    command += [
+        "-m",
+        "attention_lab.distributed",
+        "--variant",
+        "lora",
+        "--env",
+        double,
+        "--conf-source",
+        str(double.conf),
+    ]
     env = {**os.environ, "COLUMNS": "250", "KEDRO_DISABLE_TELEMETRY": "1"}
     result = subprocess.run(
         command, cwd=PROJECT, capture_output=True, text=True, timeout=600, env=env

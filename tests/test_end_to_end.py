@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from attention_lab.datasets.store import AttentionStore
-from tests.conftest import KEDRO, PROJECT
+from tests.conftest import KEDRO, PROJECT, data_of_test_env
 
 pytestmark = pytest.mark.slow  # subprocess runs of the CLI, or a model trained from scratch
 
@@ -36,7 +36,7 @@ def test_registry_lists_the_four_pipelines():
 def test_ingestion_alone_end_to_end():
     result = kedro("run", "--pipeline=ingestion", "--env=test")
     assert result.returncode == 0, result.stdout[-2000:]
-    corpus = pd.read_parquet(PROJECT / "data/test/03_primary/corpus.parquet")
+    corpus = pd.read_parquet(data_of_test_env() / "03_primary/corpus.parquet")
     assert corpus["split"].value_counts().to_dict() == {"train": 64, "validation": 32, "test": 32}
 
 

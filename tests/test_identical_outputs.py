@@ -39,8 +39,10 @@ def baseline_run(tmp_path_factory):
         env_dir = tree / "conf" / "identical"
         shutil.copytree(tree / "conf" / "test", env_dir)
         (env_dir / "globals.yml").write_text(f"data_root: {data}\n")
-        # the baseline's own package first on the path: its code, this checkout's installs
+        # the baseline's own package first on the path: its code, this checkout's installs;
+        # its own conf/ (where the env above is), not the tests' temporary copy
         environment = {**os.environ, "PYTHONPATH": str(tree / "src")}
+        environment.pop("ATTENTION_LAB_CONF_SOURCE", None)
         result = subprocess.run(
             [KEDRO, "run", "--env=identical"],
             cwd=tree,

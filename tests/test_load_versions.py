@@ -10,7 +10,6 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT
 from tests.runs import assert_same_maps, data_root, kedro
 
 pytestmark = pytest.mark.slow
@@ -37,17 +36,17 @@ def only_version(folder) -> str:
 
 def test_load_versions_pins_the_model_and_the_store(test_env_run, scratch_env):
     env = scratch_env()
-    (PROJECT / "conf" / env / "catalog.yml").write_text(VERSIONED)
+    (env.folder / "catalog.yml").write_text(VERSIONED)
     root = data_root(env)
-    kedro(f"--env={env}", "--pipeline=ingestion")
-    kedro(f"--env={env}", "--pipeline=fine_tuning", f"--namespaces={JOB}")
+    kedro(*env.args, "--pipeline=ingestion")
+    kedro(*env.args, "--pipeline=fine_tuning", f"--namespaces={JOB}")
 
     models = root / "06_models/lora/seed7"
     model = only_version(models)
     broken = models / LATER / "seed7"
     shutil.copytree(models / model / "seed7", broken)
     (broken / "adapter_model.safetensors").write_bytes(b"not weights")
-    extract = [f"--env={env}", "--pipeline=attention_extraction", f"--namespaces={JOB}"]
+    extract = [*env.args, "--pipeline=attention_extraction", f"--namespaces={JOB}"]
     failed = kedro(*extract, check=False)  # unpinned, the latest model is the broken one
     assert failed.returncode != 0 and "deserializing header" in failed.stdout + failed.stderr
 
@@ -62,7 +61,7 @@ def test_load_versions_pins_the_model_and_the_store(test_env_run, scratch_env):
     (stores / LATER).mkdir()
     (stores / LATER / stores.name).write_bytes(b"not a store")
     kedro(
-        f"--env={env}",
+        *env.args,
         "--pipeline=analysis",
         f"--namespaces={JOB}",
         f"--load-versions={JOB}.model:{model},{JOB}__attention:{store}",

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def s3_env(scratch_env, options: dict, root: str) -> str:
     """A `test` env whose data_root is ``root`` on the server, its credentials in credentials.yml."""
     env = scratch_env()
-    folder = PROJECT / "conf" / env
+    folder = env.folder
     (folder / "globals.yml").write_text(
         yaml.safe_dump({"data_root": root, "storage_credentials": "study_storage"})
     )
@@ -36,7 +36,7 @@ def test_a_study_on_s3_equals_the_local_one_and_the_dashboard_reads_it(
 
     root = f"s3://{BUCKET}/study"
     env = s3_env(scratch_env, s3, root)
-    kedro(f"--env={env}")
+    kedro(*env.args)
 
     fs = s3fs.S3FileSystem(**s3)
     written = fs.find(f"{BUCKET}/study")
@@ -66,7 +66,7 @@ def test_a_study_on_s3_equals_the_local_one_and_the_dashboard_reads_it(
 
 def compare_figure_served(env: str, tmp_path, example: str) -> dict:
     """The compare view's figure (base vs lora, layer 2, head 3) from a dashboard on ``env``."""
-    proc, url = start_dashboard("--env", env)
+    proc, url = start_dashboard("--env", env, "--conf-source", str(env.conf))
     try:
         selection = Selection(
             a="base", b="lora", example=example, kind="encoder", layer=2, head="3"

@@ -17,7 +17,6 @@ from transformers import (
 )
 
 from attention_lab.datasets.store import AttentionStore
-from tests.conftest import PROJECT
 from tests.runs import data_root, kedro
 
 pytestmark = pytest.mark.slow
@@ -71,7 +70,7 @@ def study_env(scratch_env, model: str, task: str, variants: dict) -> str:
             }
         )
     )
-    path = PROJECT / "conf" / env / "parameters.yml"
+    path = env.folder / "parameters.yml"
     parameters = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump(parameters | {"variants": variants}, sort_keys=False))
     return env
@@ -102,14 +101,14 @@ def test_deberta_and_bloom_studies_run_and_store_their_own_attention(scratch_env
         "classification",
         {"base": {"method": "head"}, "full": {"method": "full"}},
     )
-    kedro(f"--env={classify}")
+    kedro(*classify.args)
     for variant in ("base", "full"):
         assert_maps_are_the_models_own(
             classify, variant, AutoModelForSequenceClassification, deberta
         )
 
     language = study_env(scratch_env, bloom, "causal_lm", {"base": {"method": "none"}})
-    kedro(f"--env={language}")
+    kedro(*language.args)
     assert_maps_are_the_models_own(language, "base", AutoModelForCausalLM, bloom)
     assert (data_root(language) / "08_reporting/attention_report.html").is_file()
 
@@ -117,7 +116,7 @@ def test_deberta_and_bloom_studies_run_and_store_their_own_attention(scratch_env
 def test_a_window_on_bloom_is_refused_before_any_training(scratch_env, bloom):
     window = {"base": {"method": "lora", "mechanism": {"name": "sliding_window", "window": 4}}}
     env = study_env(scratch_env, bloom, "causal_lm", window)
-    result = kedro(f"--env={env}", check=False)
+    result = kedro(*env.args, check=False)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "mechanism mha works" in errors[0], result.stderr[-2000:]

@@ -43,7 +43,7 @@ def test_recipe_runs_end_to_end_and_stops_with_one_line_without_its_label_map(
     params["ingestion"]["source"]["path"] = str(csv)
 
     env = scratch_env(yaml.safe_dump(params))
-    kedro(f"--env={env}")
+    kedro(*env.args)
     report = json.loads((data_root(env) / "02_intermediate/ingestion_report.json").read_text())
     assert report["label_names"] == ["negative", "positive"]
     assert (report["dropped_empty_text"], report["dropped_missing_label"]) == (1, 1)
@@ -52,7 +52,7 @@ def test_recipe_runs_end_to_end_and_stops_with_one_line_without_its_label_map(
 
     del params["ingestion"]["source"]["label_map"]
     bare = scratch_env(yaml.safe_dump(params))
-    result = kedro(f"--env={bare}", "--pipeline=ingestion", check=False)
+    result = kedro(*bare.args, "--pipeline=ingestion", check=False)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]

@@ -1,7 +1,7 @@
 """Runs that repeat exactly and survive SIGKILL, through the real CLI, each in its own data_root.
 
-Every run here uses a scratch copy of the `test` env (see ``scratch_env``), so the shared
-`data/test` of the other tests is only read, as the reference.
+Every run here uses a scratch copy of the `test` env (see ``scratch_env``), so the one
+run of the `test` env that the other tests share is only read, as the reference.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def kill_when(command: list[str], ready) -> None:
 
 def test_two_runs_of_the_test_env_give_identical_tables_and_maps(test_env_run, scratch_env):
     env = scratch_env()
-    kedro(f"--env={env}")
+    kedro(*env.args)
     assert_same_run(data_root(env), test_env_run)
 
 
@@ -65,9 +65,9 @@ def test_killed_training_and_extraction_leave_nothing_finished_and_reruns_match(
 ):
     env = scratch_env()
     root = data_root(env)
-    kedro(f"--env={env}", "--pipeline=ingestion")
+    kedro(*env.args, "--pipeline=ingestion")
     model = ModelDirectoryDataset(str(root / "06_models/lora/seed7"))
-    train = [f"--env={env}", "--pipeline=fine_tuning", "--namespaces=lora__seed7"]
+    train = [*env.args, "--pipeline=fine_tuning", "--namespaces=lora__seed7"]
 
     # training: killed as soon as it starts, before the model could be saved
     kill_when(train, lambda lines: any("parameters train" in line for line in lines))
@@ -82,7 +82,7 @@ def test_killed_training_and_extraction_leave_nothing_finished_and_reruns_match(
 
     # extraction: killed while the store's temporary file is being written
     store = root / "07_model_output/lora/seed7/attention.zarr.zip"
-    extract = [f"--env={env}", "--pipeline=attention_extraction", "--namespaces=lora__seed7"]
+    extract = [*env.args, "--pipeline=attention_extraction", "--namespaces=lora__seed7"]
     kill_when(extract, lambda _: any(store.parent.glob("attention.zarr.zip.tmp-*")))
     with pytest.raises(ArtifactError, match="an unfinished write was found beside it"):
         AttentionStore(str(store))

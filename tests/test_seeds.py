@@ -16,7 +16,7 @@ VARIANTS = ["base", "lora", "gqa4_lora", "window2_lora"]
 @pytest.mark.slow
 def test_a_single_seed_study_gives_that_seeds_numbers(test_env_run, scratch_env):
     env = scratch_env("study: {seeds: [7]}")
-    kedro(f"--env={env}")
+    kedro(*env.args)
     single, replicated = data_root(env), test_env_run
     for v in VARIANTS:
         run = f"{v}/seed7"

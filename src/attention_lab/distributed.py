@@ -37,10 +37,13 @@ def per_process(spec, processes: int):
     return replace(spec, training=replace(spec.training, batch_size=batch // processes))
 
 
-def train_variant(variant: str, env: str | None, seed: int | None = None) -> None:
+def train_variant(
+    variant: str, env: str | None, seed: int | None = None, conf_source: str | None = None
+) -> None:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from attention_lab.session_env import record_conf_source
     from attention_lab.study import Job, exported
     from attention_lab.training.fine_tune import evaluate_artifact, fine_tune_variant
     from attention_lab.training.fine_tune import processes as training_processes
@@ -48,7 +51,8 @@ def train_variant(variant: str, env: str | None, seed: int | None = None) -> Non
 
     rank, processes = int(os.environ.get("RANK", 0)), training_processes()
     bootstrap_project(PROJECT)
-    with KedroSession.create(project_path=PROJECT, env=env) as session:
+    with KedroSession.create(project_path=PROJECT, env=env, conf_source=conf_source) as session:
+        record_conf_source(conf_source)
         context = session.load_context()
         params, catalog = context.params, context.catalog
         if variant not in (params.get("variants") or {}):
@@ -79,11 +83,12 @@ def main(argv: list[str] | None = None) -> None:
         "--seed", type=int, default=None, help="one of study.seeds (default: the first)"
     )
     parser.add_argument("--env", default=None)
+    parser.add_argument("--conf-source", default=None, help="configuration outside conf/")
     args = parser.parse_args(argv)
     from attention_lab.hooks import install_excepthook
 
     install_excepthook()
-    train_variant(args.variant, args.env, args.seed)
+    train_variant(args.variant, args.env, args.seed, args.conf_source)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from attention_lab.pipelines.analysis import pipeline as analysis
 from attention_lab.pipelines.attention_extraction import pipeline as extraction
 from attention_lab.pipelines.fine_tuning import pipeline as fine_tuning
 from attention_lab.pipelines.ingestion import pipeline as ingestion
-from attention_lab.session_env import active_env, active_runtime_params
+from attention_lab.session_env import active_conf_source, active_env, active_runtime_params
 from attention_lab.study import Study
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 def _parameters() -> dict:
     """Parameters of the active session's env (see :mod:`attention_lab.session_env`)."""
     loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(PROJECT / settings.CONF_SOURCE),
+        conf_source=active_conf_source() or str(PROJECT / settings.CONF_SOURCE),
         env=active_env() or os.environ.get("KEDRO_ENV"),  # `kedro registry` opens no session
         runtime_params=active_runtime_params(),
         **settings.CONFIG_LOADER_ARGS,

@@ -7,10 +7,13 @@ The variant namespaces depend on the env, and every way into the project creates
 store, which ``settings.SESSION_STORE_CLASS`` makes this one. Hooks would not do: kedro-viz
 runs without project hooks unless asked.
 
+A session's ``--conf-source`` (configuration outside the project's ``conf/``) is read from
+the CLI's arguments, which the session also hands to its store; a session created in code
+with ``conf_source`` records it with :func:`record_conf_source`.
+
 Limits: Kedro builds the pipelines once per ``bootstrap_project``/``configure_project``, so a
 second session with another env in the same process needs ``%reload_kedro`` (which does that)
-rather than a bare ``KedroSession.create``; and ``--conf-source`` is not seen here (the
-registry reads the project's ``conf/``).
+rather than a bare ``KedroSession.create``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,19 @@ class EnvRecordingStore(BaseSessionStore):
         super().__setitem__(key, value)
         if key in ("env", "runtime_params"):
             _ACTIVE[key] = value
+        if key == "cli" and (value.get("params") or {}).get("conf_source"):
+            _ACTIVE["conf_source"] = value["params"]["conf_source"]
+
+
+def record_conf_source(conf_source: str | None) -> None:
+    """Say that the newest session, created in code, reads its configuration from here."""
+    if conf_source:
+        _ACTIVE["conf_source"] = str(conf_source)
+
+
+def active_conf_source() -> str | None:
+    """The newest session's ``--conf-source``; ``None``: the project's ``conf/``."""
+    return _ACTIVE.get("conf_source")
 
 
 def active_env() -> str | None:

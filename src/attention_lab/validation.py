@@ -52,9 +52,10 @@ def validated(cls: type[T], raw: Any, where: str) -> T:
         raise reworded(exc, cls, where) from None
 
 
-def reworded(error: ValidationError, cls: type, where: str) -> ConfigError:
-    """pydantic's errors (several lines, one per problem) as one line about the first."""
-    problems = error.errors(include_url=False)
+def reworded(error: ValidationError, cls: type, where: str, skip: int = 0) -> ConfigError:
+    """pydantic's errors (several lines, one per problem) as one line about the first;
+    ``skip``: leading parts of each location that are not keys (a union's tag)."""
+    problems = [p | {"loc": p["loc"][skip:]} for p in error.errors(include_url=False)]
     unknown = [
         p for p in problems if p["type"] in ("unexpected_keyword_argument", "extra_forbidden")
     ]

@@ -15,6 +15,24 @@ def test_names_and_mappings_parse():
 
 
 @pytest.mark.parametrize(
+    "raw",
+    [
+        "mha",
+        {"name": "mqa", "pooling": "calibrated"},
+        {"name": "sliding_window", "window": 8, "sink_tokens": 4, "layers": [1]},
+        {"name": "mla", "rank": 16, "rope_pairs": 2},
+        "gated",
+    ],
+)
+def test_every_mechanism_reads_back_from_its_record(raw):
+    """A saved model's record of its spec (``to_dict``, other mechanisms' keys as null)
+    parses back to the same spec."""
+    spec = MechanismSpec.from_config(raw)
+    assert spec.name == (raw if isinstance(raw, str) else raw["name"])
+    assert MechanismSpec.from_config(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
     ("raw", "message"),
     [
         ({"name": "flash"}, "unknown mechanism 'flash'; allowed: mha, gqa, mqa, sliding_window"),
@@ -25,7 +43,15 @@ def test_names_and_mappings_parse():
         ),
         ({"name": "mha", "window": 3}, "only sliding_window takes window"),
         ({"name": "mha", "heads": 3}, "unknown key"),
-        ({"name": "mqa", "layers": [-1]}, "layers: expected a list of layer indices"),
+        ({"name": "mqa", "layers": [-1]}, r"mechanism\.layers: must be >= 0, got -1\."),
+        ({"name": "mla", "rank": 8, "rope_pairs": 2, "kv_heads": 2}, "only gqa takes kv_heads"),
+        ({"name": "gated", "pooling": "calibrated"}, "only gqa and mqa take pooling"),
+        (
+            {"name": "gqa", "kv_heads": 2, "pooling": "max"},
+            "unknown value 'max'; allowed: mean, calibrated",
+        ),
+        ({"name": "mla", "rank": 8}, r"mechanism\.rope_pairs: mla needs an integer >= 1, got None"),
+        ({"name": "gated", "layers": [0]}, "gated converts every layer; remove layers"),
     ],
 )
 def test_bad_specs_name_the_key(raw, message):

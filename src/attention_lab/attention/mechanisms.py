@@ -10,10 +10,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from attention_lab.errors import ConfigError
+from attention_lab.parameters.mechanisms import mechanism_config
 
-MECHANISMS = ("mha", "gqa", "mqa", "sliding_window", "mla", "gated")
-POOLINGS = ("mean", "calibrated")  # how gqa/mqa build their shared key/value heads
-KEYS = ("name", "kv_heads", "window", "layers", "sink_tokens", "pooling", "rank", "rope_pairs")
 CONFIG_KEY = "attention_lab_mechanism"  # where a saved model's config records its mechanism
 
 
@@ -86,53 +84,28 @@ class MechanismSpec:
 
     @classmethod
     def from_config(cls, raw: Any, where: str = "mechanism") -> MechanismSpec:
-        """Parse ``"mha"`` or ``{name: gqa, kv_heads: 4, layers: [0, 1]}``, checking each key."""
-        if raw is None:
-            raw = {"name": "mha"}
-        if isinstance(raw, str):
-            raw = {"name": raw}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: expected a name or a mapping, got {raw!r}.")
-        unknown = set(raw) - set(KEYS)
-        if unknown:
+        """Parse ``"mha"`` or ``{name: gqa, kv_heads: 4, layers: [0, 1]}``, checking each key
+        (:mod:`attention_lab.parameters.mechanisms`, one model per mechanism)."""
+        config = mechanism_config(raw, where)
+        layers = None if config.layers is None else tuple(sorted(set(config.layers)))
+        pooling = getattr(config, "pooling", "mean")
+        if layers is not None and (config.name in ("mla", "gated") or pooling == "calibrated"):
             raise ConfigError(
-                f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(KEYS)}."
-            )
-        name = raw.get("name", "mha")
-        if name not in MECHANISMS:
-            raise ConfigError(
-                f"{where}.name: unknown mechanism {name!r}; allowed: {', '.join(MECHANISMS)}."
-            )
-        kv_heads = _owned_integer(raw, "kv_heads", name, "gqa", 1, where)
-        window = _owned_integer(raw, "window", name, "sliding_window", 1, where)
-        sink_tokens = _owned_integer(raw, "sink_tokens", name, "sliding_window", 0, where) or 0
-        rank = _owned_integer(raw, "rank", name, "mla", 1, where)
-        rope_pairs = _owned_integer(raw, "rope_pairs", name, "mla", 1, where)
-        pooling = raw.get("pooling", "mean")
-        if pooling != "mean" and name not in ("gqa", "mqa"):
-            raise ConfigError(
-                f"{where}.pooling: only gqa and mqa pool heads (mechanism is {name!r})."
-            )
-        if pooling not in POOLINGS:
-            raise ConfigError(
-                f"{where}.pooling: unknown pooling {pooling!r}; allowed: {', '.join(POOLINGS)}."
-            )
-        layers = raw.get("layers")
-        if layers is not None:
-            if not isinstance(layers, list | tuple) or not all(
-                isinstance(i, int) and i >= 0 for i in layers
-            ):
-                raise ConfigError(
-                    f"{where}.layers: expected a list of layer indices >= 0, got {layers!r}."
-                )
-            layers = tuple(sorted(set(layers)))
-        if layers is not None and (name in ("mla", "gated") or pooling == "calibrated"):
-            raise ConfigError(
-                f"{where}.layers: {name} with {pooling} pooling converts every layer; remove layers."
+                f"{where}.layers: {config.name} with {pooling} pooling converts every layer; "
+                "remove layers."
                 if pooling == "calibrated"
-                else f"{where}.layers: {name} converts every layer; remove layers."
+                else f"{where}.layers: {config.name} converts every layer; remove layers."
             )
-        return cls(name, kv_heads, window, layers, sink_tokens, pooling, rank, rope_pairs)
+        return cls(
+            name=config.name,
+            kv_heads=getattr(config, "kv_heads", None),
+            window=getattr(config, "window", None),
+            layers=layers,
+            sink_tokens=getattr(config, "sink_tokens", 0),
+            pooling=pooling,
+            rank=getattr(config, "rank", None),
+            rope_pairs=getattr(config, "rope_pairs", None),
+        )
 
     def check_against(self, num_layers: int, num_heads: int, where: str = "mechanism") -> None:
         """Check the spec fits a stack of ``num_layers`` layers of ``num_heads`` query heads."""
@@ -148,20 +121,3 @@ class MechanismSpec:
                 f"{where}.layers: {list(self.layers)} reaches past the model's {num_layers} layers "
                 f"(valid indices 0..{num_layers - 1})."
             )
-
-
-def _owned_integer(
-    raw: dict[str, Any], key: str, name: str, owner: str, minimum: int, where: str
-) -> int | None:
-    """``raw[key]``, a setting only mechanism ``owner`` takes: required there (unless its
-    minimum is 0, meaning optional), refused elsewhere."""
-    value = raw.get(key)
-    if name != owner:
-        if value is not None and (minimum > 0 or value):  # an optional count may say 0
-            raise ConfigError(f"{where}.{key}: only {owner} takes {key} (mechanism is {name!r}).")
-        return None
-    if value is None and minimum == 0:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{where}.{key}: {owner} needs an integer >= {minimum}, got {value!r}.")
-    return value

@@ -115,7 +115,9 @@ def test_min_words_drops_and_counts_short_texts():
     clean, report = clean_corpus(raw, {"source": "t"}, {"cleaning": {"min_words": 3}})
     assert list(clean["text"]) == ["one two three", "a b c d"]
     assert report["dropped_short"] == 1
-    with pytest.raises(ConfigError, match="ingestion.cleaning.min_words: expected a whole number, got 'many'"):
+    with pytest.raises(
+        ConfigError, match="ingestion.cleaning.min_words: expected a whole number, got 'many'"
+    ):
         clean_corpus(raw, {"source": "t"}, {"cleaning": {"min_words": "many"}})
 
 
