@@ -40,13 +40,13 @@ from attention_lab.datasets.store import AttentionStore  # noqa: E402
 from dashboard.__main__ import serve  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.data import InMemoryStudy  # noqa: E402
-from dashboard.endpoint import (  # noqa: E402
+from dashboard.views import Selection  # noqa: E402
+from tests.support.endpoint import (  # noqa: E402
     ENDPOINT,
     callback_body,
     control_inputs,
     wait_until_answers,
 )
-from dashboard.views import Selection  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("dashboard_benchmark", HERE / "dashboard.py")
 bench = importlib.util.module_from_spec(_spec)

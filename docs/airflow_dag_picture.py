@@ -18,8 +18,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from dashboard.chromium import launch  # noqa: E402
-from dashboard.endpoint import wait_until_answers  # noqa: E402
+from tests.support.chromium import launch  # noqa: E402
+from tests.support.endpoint import wait_until_answers  # noqa: E402
 
 AIRFLOW = PROJECT / ".venv-airflow/bin/airflow"
 KEDRO = Path(sys.executable).with_name("kedro")

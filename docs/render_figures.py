@@ -37,7 +37,7 @@ def main() -> None:
     from kedro.framework.startup import bootstrap_project
     from playwright.sync_api import sync_playwright
 
-    from dashboard.chromium import launch
+    from tests.support.chromium import launch
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
     bootstrap_project(PROJECT)

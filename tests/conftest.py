@@ -146,7 +146,7 @@ def s3():
         start_new_session=True,
     )
     try:
-        from dashboard.endpoint import wait_until_answers
+        from tests.support.endpoint import wait_until_answers
 
         assert wait_until_answers(f"http://127.0.0.1:{port}/", proc, 60), "moto did not start"
         options = {

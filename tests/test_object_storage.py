@@ -9,11 +9,11 @@ import yaml
 
 import dashboard.app
 from attention_lab.datasets.store import AttentionStore
-from dashboard.endpoint import ask, callback_body, control_inputs, response_value
 from dashboard.selection import Selection
 from tests.conftest import BUCKET, PROJECT
 from tests.dashboard.conftest import make_study, start_dashboard, stop
 from tests.runs import assert_same_run, kedro
+from tests.support.endpoint import ask, callback_body, control_inputs, response_value
 
 pytestmark = pytest.mark.slow
 

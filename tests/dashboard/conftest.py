@@ -27,8 +27,8 @@ from attention_lab.datasets.store import (
     write_store,
 )
 from dashboard.data import InMemoryStudy
-from dashboard.endpoint import wait_until_answers
 from tests.conftest import PROJECT, free_port
+from tests.support.endpoint import wait_until_answers
 
 TOKENS = ["[CLS]", "not", "bad", "[SEP]"]
 

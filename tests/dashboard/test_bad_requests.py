@@ -12,9 +12,9 @@ from dataclasses import replace
 import pytest
 
 from dashboard.app import create_app
-from dashboard.endpoint import ENDPOINT, callback_body, control_inputs, response_value
 from dashboard.selection import Selection
 from tests.dashboard.conftest import make_study
+from tests.support.endpoint import ENDPOINT, callback_body, control_inputs, response_value
 
 GOOD = Selection(a="a", b="b", example="e0", kind="encoder", layer=1, head="2")
 

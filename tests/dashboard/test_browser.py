@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from attention_lab.datasets.store import AttentionStore
-from dashboard.chromium import launch
 from tests.conftest import PROJECT
 from tests.dashboard.conftest import start_dashboard, stop
+from tests.support.chromium import launch
 
 pytestmark = pytest.mark.browser
 # the README's picture: rewritten only when asked (`make screenshot`), so that a test run

@@ -8,9 +8,9 @@ import pytest
 
 import dashboard.app
 from dashboard import __main__ as cli
-from dashboard.endpoint import ask, callback_body, control_inputs, response_value
 from dashboard.selection import Selection
 from tests.dashboard.conftest import start_dashboard, stop
+from tests.support.endpoint import ask, callback_body, control_inputs, response_value
 
 
 @pytest.fixture
