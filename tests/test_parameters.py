@@ -3,7 +3,6 @@ that names where it sits, and Kedro hands the nodes the built objects."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -125,21 +124,10 @@ def test_kedro_builds_the_typed_sections_the_nodes_ask_for():
 
 @pytest.mark.slow
 def test_kedro_run_with_a_wrong_value_stops_with_one_line_before_any_node():
-    from tests.conftest import KEDRO
+    from tests.runs import kedro
 
-    result = subprocess.run(
-        [
-            KEDRO,
-            "run",
-            "--env=test",
-            "--pipeline=ingestion",
-            "--params",
-            "analysis.sink_threshold=2",
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = kedro(
+        "--env=test", "--pipeline=ingestion", "--params", "analysis.sink_threshold=2", check=False
     )
     assert result.returncode != 0
     assert "Error: analysis.sink_threshold: must be < 1, got 2." in result.stderr

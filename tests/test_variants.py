@@ -78,23 +78,10 @@ def test_reference_must_be_a_variant():
 @pytest.mark.slow
 def test_validation_runs_before_any_work():
     """`kedro run` with a bad variant stops in the before_pipeline_run hook, before ingestion writes."""
-    import subprocess
+    from tests.runs import kedro
 
-    from tests.conftest import KEDRO, PROJECT
-
-    result = subprocess.run(
-        [
-            KEDRO,
-            "run",
-            "--env=test",
-            "--pipeline=ingestion",
-            "--params",
-            "variants.lora.method=prefix",
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = kedro(
+        "--env=test", "--pipeline=ingestion", "--params", "variants.lora.method=prefix", check=False
     )
     assert result.returncode != 0
     assert (
