@@ -7,6 +7,7 @@ from dash import dash_table, dcc, html
 from attention_lab.analysis.metrics import METRICS
 from attention_lab.datasets.store import StoreMeta
 from dashboard.data import MissingArtifact, StudyData
+from dashboard.maps import HEAD_MEAN
 from dashboard.seed_mean import SEED_MEAN
 from dashboard.selection import CONTROLS, HEAD_FUNCTIONS, Selection, store_of
 from dashboard.views import example_options
@@ -153,7 +154,7 @@ def map_controls(data: StudyData, selection: Selection) -> list[html.Div]:
 
 def _map_pickers(meta: StoreMeta, selection: Selection) -> list[html.Div]:
     """Kind (base kinds only: the measure picks weights or norms), layer and head."""
-    heads = [{"label": "mean", "value": "mean"}]
+    heads = [{"label": "mean", "value": HEAD_MEAN}]
     heads += [{"label": str(h), "value": str(h)} for h in meta.heads]
     return [
         _labelled(

@@ -72,14 +72,15 @@ class MapCache:
 
 
 CACHE = MapCache()
+HEAD_MEAN = "mean"  # the head control's value that asks for the mean over a layer's heads
 
 
 def head_map(store: AttentionStore, example: str, kind: str, layer: int, head: int | str):
-    """[query, key] of one stored layer index and head index, or (``head="mean"``) the mean
+    """[query, key] of one stored layer index and head index, or (``head=HEAD_MEAN``) the mean
     over the layer's heads."""
 
     def read() -> np.ndarray:
-        if head == "mean":
+        if head == HEAD_MEAN:
             return store.mean_over_heads(example, kind, layer=layer)
         return store.attention(example, kind, layer=layer, head=head)
 
@@ -106,6 +107,6 @@ def dropped_rows(store: AttentionStore, example: str, kind: str, layer: int, hea
 
     def read() -> np.ndarray:
         dropped = store.dropped_mass(example, kind)[layer].astype(np.float32)  # [H, Tq]
-        return dropped.mean(axis=0) if head == "mean" else dropped[head]
+        return dropped.mean(axis=0) if head == HEAD_MEAN else dropped[head]
 
     return CACHE.get(store, (example, kind, layer, head, "dropped"), read)

@@ -14,6 +14,7 @@ from attention_lab.datasets.store import StoreMeta
 from attention_lab.kinds import base_kind, norm_kind
 from dashboard import blocks
 from dashboard.data import StudyData
+from dashboard.maps import HEAD_MEAN
 from dashboard.registry import TABS
 from dashboard.seed_mean import SEED_MEAN
 
@@ -55,7 +56,7 @@ class Selection:
     # "weights", or "norms": the <kind>_norm maps
     measure: str = _field("weights", "measure", "measure", ("weights", "norms"))
     layer: int = _field(0, "layer", "layer")
-    head: str = _field("mean", "head", "head")  # a head index as text, or "mean" over heads
+    head: str = _field(HEAD_MEAN, "head", "head")  # a head index as text, or "mean" over heads
     log: bool = _field(False, "log", "log scale")
     metric: str = _field("normalized_entropy", "metric", "metric", METRICS)
     # functions tab: which head function's scores
@@ -153,8 +154,8 @@ def parse(field: str, value):
 
 
 def _parse_number(field: str, value) -> int | str:
-    """A layer as an int; a head or a seed as text ("mean" or a number), as the dropdown holds it."""
-    if field != "layer" and value == "mean":
+    """A layer as an int; a head or a seed as text (its mean, or a number), as the dropdown holds it."""
+    if value == {"head": HEAD_MEAN, "seed_a": SEED_MEAN, "seed_b": SEED_MEAN}.get(field):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
@@ -238,7 +239,7 @@ def _store_problem(meta: StoreMeta, variant: str, field: str, value) -> str | No
         return _kind_problem(meta, variant, value)
     if field == "measure":
         return None if value == "weights" or meta.has_norms else NO_NORMS.format(variant)
-    if field == "head" and value == "mean":
+    if field == "head" and value == HEAD_MEAN:
         return None
     stored = getattr(meta, f"{field}s")  # layers or heads
     if value in (stored if field == "layer" else [str(h) for h in stored]):

@@ -22,6 +22,7 @@ from dashboard.heads import (
     merged_labels,
     natural_order,
 )
+from dashboard.maps import HEAD_MEAN
 from dashboard.selection import BadSelection, Selection, run_key, run_name, show, store_of
 
 
@@ -34,7 +35,7 @@ def axis_tokens(meta: dict, kind: str) -> tuple[list[str], list[str]]:
 def _indices(store, selection: Selection) -> tuple[int, int | str]:
     """The stored layer index and head index (or "mean") of the selection."""
     li = store.meta.stored_layer(selection.layer)
-    head = "mean" if selection.head == "mean" else store.meta.stored_head(int(selection.head))
+    head = HEAD_MEAN if selection.head == HEAD_MEAN else store.meta.stored_head(int(selection.head))
     return li, head
 
 
@@ -53,7 +54,7 @@ def head_map(
 
 def map_title(selection: Selection, kind: str | None = None) -> str:
     """e.g. "encoder attention weights · layer 1 · head 2"."""
-    head = "mean over heads" if selection.head == "mean" else f"head {selection.head}"
+    head = "mean over heads" if selection.head == HEAD_MEAN else f"head {selection.head}"
     return (
         f"{kind or selection.kind} {selection.measure_names[0]} · layer {selection.layer} · {head}"
     )

@@ -11,7 +11,7 @@ import pytest
 from attention_lab.analysis.rollout import token_relevance
 from dashboard.figures import unique_labels
 from dashboard.metric_views import functions_view, metrics_view
-from dashboard.selection import BadSelection, Selection, resolve, validate
+from dashboard.selection import CONTROLS, BadSelection, Selection, resolve, validate
 from dashboard.views import (
     clicked_head,
     compare_table,
@@ -77,6 +77,18 @@ def test_url_round_trip():
     )
     again, notes = Selection.from_query(selection.to_query())
     assert again == selection and notes == []
+
+
+def test_the_mean_over_heads_and_over_seeds_are_read_as_such_and_not_for_a_layer():
+    selection = Selection(
+        a="a", b="b", seed_a="mean", seed_b="43", example="e0", kind="encoder", head="mean"
+    )
+    again, notes = Selection.from_query(selection.to_query())
+    assert (again.seed_a, again.seed_b, again.head, notes) == ("mean", "43", "mean", [])
+    values = selection.control_values()
+    broken = ["mean" if c == "layer" else v for c, v in zip(CONTROLS, values, strict=True)]
+    with pytest.raises(BadSelection, match="Layer"):
+        Selection.from_controls(broken)
 
 
 def test_unknown_variant_and_example_in_the_url_are_explained(study):
@@ -170,7 +182,6 @@ def test_metrics_tab_shows_the_figures_the_catalog_holds(study):
 
 
 def test_controls_round_trip_and_a_bad_value_is_named():
-    from dashboard.selection import CONTROLS, BadSelection
 
     selection = Selection(
         tab="heads",
