@@ -1,4 +1,5 @@
-"""The cross-attention of an encoder-decoder can train at its own learning rate."""
+"""The project's Trainer: the cross-attention of an encoder-decoder can train at its own
+learning rate, and training prints progress bars but no log lines."""
 
 from __future__ import annotations
 
@@ -49,3 +50,23 @@ def test_no_rate_keeps_the_trainers_optimizer_and_a_decoder_only_model_is_refuse
     assert {group["lr"] for group in groups} == {1e-4}
     with pytest.raises(ConfigError, match="no cross-attention"):
         trainer(family("llama"), tmp_path, 1e-3)
+
+
+@pytest.mark.parametrize("bar", [True, False])
+def test_training_prints_no_log_lines_and_keeps_them_in_the_history(tmp_path, capfd, bar):
+    args = TrainingArguments(
+        disable_tqdm=not bar,  # without a bar, transformers prints each log line instead
+        output_dir=str(tmp_path),
+        max_steps=2,
+        logging_steps=1,
+        per_device_train_batch_size=2,
+        use_cpu=True,
+        report_to=[],
+    )
+    data = [{"input_ids": [5, 6, 7, 8], "labels": [5, 6, 7, 8]} for _ in range(4)]
+    study_trainer = StudyTrainer(model=family("llama"), args=args, train_dataset=data)
+    study_trainer.train()
+    printed = "".join(capfd.readouterr())
+    assert "'loss'" not in printed and "train_runtime" not in printed
+    assert ("2/2" in printed) == bar  # the progress bar is still drawn
+    assert [step["step"] for step in study_trainer.state.log_history if "loss" in step] == [1, 2]

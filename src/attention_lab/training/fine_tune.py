@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from attention_lab.attention.calibration import calibration_ids
 from attention_lab.attention.discovery import discover
@@ -78,6 +79,9 @@ def training_arguments(
         save_strategy="no",
         eval_strategy="no",
         report_to="none",
+        # a progress bar for the longest step of a job (TRANSFORMERS_VERBOSITY=error would hide
+        # it); its log lines go to state.log_history only (StudyTrainer)
+        disable_tqdm=False,
         logging_steps=max(1, n_train // t.batch_size // 4),
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),
@@ -102,8 +106,18 @@ def cross_attention_parameters(model) -> set[int]:
     return cross
 
 
+class BarOnly(ProgressCallback):
+    """The Trainer's progress bars without its log lines: a dict per logging step and one at
+    the end printed for every job (about 160 lines of `make run`). The logs stay in
+    ``trainer.state.log_history``."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
+        return None
+
+
 class StudyTrainer(Trainer):
-    """transformers' ``Trainer``, whose cross-attention layers may train at their own rate.
+    """transformers' ``Trainer``, whose cross-attention layers may train at their own rate,
+    and which shows its progress bars but prints no log lines (:class:`BarOnly`).
 
     A warm-started encoder-decoder (bert2bert) starts with random cross-attention; at the
     body's small step it stays almost uniform. The Trainer's own optimizer (its class, and
@@ -118,6 +132,9 @@ class StudyTrainer(Trainer):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        if self.pop_callback(ProgressCallback) is not None:
+            self.add_callback(BarOnly)
+        self.pop_callback(PrinterCallback)
         self.cross_attention_lr = cross_attention_lr
         self.cross = cross_attention_parameters(self.model) if cross_attention_lr else set()
         self.teacher = teacher
