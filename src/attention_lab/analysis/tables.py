@@ -96,8 +96,8 @@ HEAD_KEYS = ["variant", "seed", "kind", "layer", "head", "kv_group"]
 def summarise_head_metrics(per_example: pd.DataFrame, params: AnalysisSettings) -> pd.DataFrame:
     """Per (kind, layer, head): each metric's mean over examples with its bootstrap interval
     (``{metric}_ci_low`` / ``_ci_high``), the pattern class and the number of examples."""
-    stats = statistics_settings(params)
-    resamples, seed = stats.bootstrap_resamples, stats.seed
+    settings = AnalysisSettings.of(params)  # built once (a mapping from a notebook, too)
+    resamples, seed = settings.statistics.bootstrap_resamples, settings.statistics.seed
     tables = []
     for _, frame in per_example.groupby("kind", sort=False):
         heads = frame.drop_duplicates(HEAD_KEYS)[HEAD_KEYS].sort_values(["layer", "head"])
@@ -108,7 +108,7 @@ def summarise_head_metrics(per_example: pd.DataFrame, params: AnalysisSettings) 
             heads[name] = nan_mean(values)
             heads[f"{name}_ci_low"], heads[f"{name}_ci_high"] = low, high
         heads["sink_rate_gu"] = _sink_share(
-            _by_example(frame, "first_token_importance"), AnalysisSettings.of(params).sink_threshold
+            _by_example(frame, "first_token_importance"), settings.sink_threshold
         )
         heads["pattern"] = [pattern_class(row) for row in heads.to_dict("records")]
         heads["n_examples"] = frame["example"].nunique()
