@@ -49,7 +49,7 @@ def test_defaults_fill_what_a_variant_leaves_out():
         ),
         (
             {"method": "lora", "training": {"batch_size": 0}},
-            r"variants\.v\.training\.batch_size: must be > 0",
+            r"variants\.v\.training\.batch_size: must be >= 1, got 0",
         ),
         (
             {"method": "lora", "training": {"lr": 1}},

@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field, StrictInt, TypeAdapter, ValidationError
 from attention_lab.errors import ConfigError
 
 T = TypeVar("T")
-Positive = Annotated[int, Field(gt=0)]
 PositiveNumber = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Count = Annotated[StrictInt, Field(ge=1)]  # a whole number >= 1 (true/false and 1.0 refused)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, StrictBool
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from attention_lab.attention.mechanisms import MechanismSpec
@@ -19,7 +19,7 @@ from attention_lab.defaults import EVAL_BATCH_SIZE, MAX_LENGTH, SEED
 from attention_lab.errors import ConfigError
 from attention_lab.methods import method_named
 from attention_lab.models.zoo import ALIASES, check_model_name
-from attention_lab.validation import NonNegative, Positive, PositiveNumber, validated
+from attention_lab.validation import Count, Index, NonNegative, PositiveNumber, validated
 
 # the names of attention_lab.tasks.TASKS, kept here so that config checks import no torch
 TASKS = ("classification", "causal_lm", "seq2seq")
@@ -43,13 +43,13 @@ class TrainingSpec:
 
     epochs: PositiveNumber = 1.0
     max_steps: int = -1
-    batch_size: Positive = 16
-    eval_batch_size: Positive = EVAL_BATCH_SIZE
+    batch_size: Count = 16
+    eval_batch_size: Count = EVAL_BATCH_SIZE
     learning_rate: PositiveNumber = 5e-5
     weight_decay: float = 0.0
     warmup_ratio: NonNegative = 0.0
-    max_length: Positive = MAX_LENGTH
-    seed: Annotated[int, Field(ge=0)] = SEED  # set from the job (study.seeds), never from config
+    max_length: Count = MAX_LENGTH
+    seed: Index = SEED  # set from the job (study.seeds), never from config
     # SDPA attention, length-grouped batches, and a classifier head trained on features
     # computed once; false: the eager, randomly batched path (benchmarks/training.py's baseline)
     fast_path: StrictBool = True
@@ -65,8 +65,8 @@ class TrainingSpec:
 class LoraSpec:
     """peft LoRA settings; ``targets: null`` resolves the attention projections per architecture."""
 
-    r: Positive = 8
-    alpha: Positive = 16
+    r: Count = 8
+    alpha: Count = 16
     dropout: NonNegative = 0.05
     targets: tuple[str, ...] | None = None
     # modules trained whole beside the adapters (peft's modules_to_save), e.g. [k_proj, v_proj]
