@@ -1,5 +1,6 @@
-"""A store's root metadata as one typed object: written in format 5's key order (so stores are
-byte-identical to before it), read back from format 4 and 5 attributes, nothing lost."""
+"""A store's root metadata as one typed object: written in format 5's key order (the order
+stores had before it was typed; format 6 kept it), read back from format 4 and 5 attributes,
+nothing lost."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import zipfile
 import numpy as np
 
 from attention_lab.datasets.store import (
+    FORMAT_VERSION,
     AttentionStore,
     AttentionStream,
     ExampleAttention,
@@ -59,7 +61,7 @@ def test_written_attributes_keep_format_5_key_order_and_read_back_equal(tmp_path
     assert list(attributes) == FORMAT_5_ORDER
     read = AttentionStore(str(tmp_path / "s.zarr.zip")).meta
     assert (read.variant, read.seed, read.layers, read.kv_group) == ("lora", 43, [0, 3], [0, 1])
-    assert read.format_version == 5 and read.complete and read.example_ids == ["a"]
+    assert read.format_version == FORMAT_VERSION and read.complete and read.example_ids == ["a"]
     assert read.is_causal("decoder") and not read.is_causal("cross")
     assert read.stored_layer(3) == 1 and read.stored_head(2) == 1
 

@@ -12,18 +12,37 @@ def round_rows_to_grid(weights, bits: int):
     ends of each difference are within half a step of the exact running sums, so every weight
     moves by less than one step; the last running sum is the row total, so rows that summed
     to 1 still do; running sums never decrease, so no weight turns negative; and zero padding
-    stays zero. Three vectorised ops, on whole padded batches (torch in, torch out; numpy in,
-    numpy out).
+    stays zero. Vectorised over whole padded batches (torch in, torch out; numpy in, numpy
+    out); :func:`grid_steps` gives the same result as whole steps.
     """
     import torch
 
     as_numpy = isinstance(weights, np.ndarray)
     w = torch.from_numpy(weights) if as_numpy else weights
-    grid = float(2**bits)
-    running = torch.round(w.float().cumsum(dim=-1) * grid)  # (..., Tk) whole steps
-    steps = torch.diff(running, dim=-1, prepend=torch.zeros_like(running[..., :1]))
-    out = steps / grid
+    out = _running_steps(w.float(), bits).div_(float(2**bits))
     return out.numpy() if as_numpy else out
+
+
+def grid_steps(weights, bits: int):
+    """:func:`round_rows_to_grid` as whole steps: ``k`` for the weight ``k / 2**bits``, int16
+    (a row summing to at most 1 holds at most ``2**bits`` steps in a weight; ``bits <= 14``).
+    Fewer passes over the maps than rounding then casting: the store keeps these steps."""
+    import torch
+
+    if not 0 < bits <= 14:
+        raise ValueError(f"grid_steps: bits must be in 1..14 to fit int16, got {bits}")
+    return _running_steps(weights.float(), bits).to(torch.int16)
+
+
+def _running_steps(w, bits: int):
+    """(..., Tk) float32 weights -> (..., Tk) float32 whole steps of ``2**-bits``."""
+    import torch
+
+    running = w.cumsum(dim=-1).mul_(float(2**bits)).round_()  # whole steps, never decreasing
+    steps = torch.empty_like(running)
+    steps[..., :1] = running[..., :1]
+    torch.sub(running[..., 1:], running[..., :-1], out=steps[..., 1:])
+    return steps
 
 
 def quantize_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,11 +131,12 @@ def on_grid(values: np.ndarray, bits: int | None) -> tuple[np.ndarray, int | Non
     return steps.astype(np.uint16), bits
 
 
-def from_grid(values: np.ndarray, bits: int | None) -> np.ndarray:
-    """Inverse of :func:`on_grid`: float32 weights."""
+def from_grid(values: np.ndarray, bits: int | None, dtype=None) -> np.ndarray:
+    """Inverse of :func:`on_grid` and :func:`grid_steps`: float32 weights (``bits`` None:
+    ``values`` as they are, or as ``dtype``)."""
     if bits is None:
-        return values
-    return values.astype(np.float32) / np.float32(2.0**bits)
+        return values if dtype is None else values.astype(dtype, copy=False)
+    return values.astype(np.float32) * np.float32(2.0**-bits)  # a power of two: exact
 
 
 def from_top_mass(counts: np.ndarray, steps: np.ndarray, values: np.ndarray, width: int):

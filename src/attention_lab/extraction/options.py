@@ -31,6 +31,14 @@ class ExtractionOptions:
     norms: bool = False  # also store norm-based attention (Kobayashi et al., 2020) per kind
     shard: tuple[int, int] | None = None  # (index, count): this job's share of the probe set
 
+    @property
+    def step_bits(self) -> int | None:
+        """The grid on which attention weights are kept as whole uint16 steps: the precision
+        when every ``k / 2**bits`` up to 1 is exact in float16 (``bits <= 11``), so a step
+        decodes to the very float16 the map held; else None (exact maps, or a finer grid)."""
+        bits = self.precision_bits
+        return bits if bits is not None and bits <= 11 else None
+
     def shard_rows(self, n: int) -> range:
         """The probe-set rows of this shard: a contiguous block, shard 0 first."""
         if self.shard is None:

@@ -15,7 +15,7 @@ from attention_lab import __version__
 from attention_lab.attention.apply import spec_from_config
 from attention_lab.attention.interface import attention_path, require_interface
 from attention_lab.datasets.store import ExampleAttention, LayerMaps, StoreMeta
-from attention_lab.extraction.maps import cut, stack_batch
+from attention_lab.extraction.maps import cut_example, round_layers
 from attention_lab.extraction.norms import output_projections, recording_norms
 from attention_lab.extraction.options import ExtractionOptions
 from attention_lab.extraction.streaming import should_stream, stream_batch
@@ -100,17 +100,22 @@ def _whole_batch(model, tokenizer, task, batch, metas, rows, shape, opts, specia
         result = task.attention_batch(model, tokenizer, batch, shape.kinds)
         for kind, layers in (norms or {}).items():  # the layers' norm maps, in layer order
             result.maps[norm_kind(kind)] = tuple(layers[i] for i in sorted(layers))
-        stacked = {kind: stack_batch(maps, opts) for kind, maps in result.maps.items()}
+        # attention weights as whole grid steps (what the store keeps); norms as floats
+        rounded = {
+            kind: round_layers(maps, opts, steps=kind in shape.kinds)
+            for kind, maps in result.maps.items()
+        }
+    grid = {kind: opts.step_bits for kind in shape.kinds if opts.step_bits is not None}
     positions = {side_: [p.cpu().numpy() for p in ps] for side_, ps in result.positions.items()}
     for b, row in enumerate(rows):
         meta = dict(metas[b])
         if result.decoder_ids is not None:
             dec = result.decoder_ids[b]
             meta.update(decoder=_tokens(tokenizer, dec, [int(i in special) for i in dec]))
-        example = ExampleAttention(meta, position=int(row))  # stored in probe-set order
-        for kind, maps in stacked.items():  # [L, H, query tokens, key tokens]
+        example = ExampleAttention(meta, position=int(row), grid_bits=grid)  # probe-set order
+        for kind, layers in rounded.items():  # [L, H, query tokens, key tokens]
             q_side, k_side = result.sides(kind)
-            example.maps[kind] = cut(maps[b], positions[q_side][b], positions[k_side][b])
+            example.maps[kind] = cut_example(layers, b, positions[q_side][b], positions[k_side][b])
         yield example
 
 

@@ -10,7 +10,10 @@ Layout (members of ``attention.zarr.zip``, uncompressed; standard zarr v3, reada
                                    layout. kind: encoder | decoder | cross (+ ``_norm``)
     examples/{i}.{kind}/{l}.{h}.…  one chunk per layer and head, written as soon as that layer is
                                    known (whole examples of short inputs: one chunk ``0.0.0.0``):
-        layout ``dense``:          [layers, heads, query, key] float16 (or float32)
+        layout ``dense``:          [layers, heads, query, key] float16 (or float32), or, for
+                                   attention weights on the extraction's grid (attribute
+                                   ``grid_bits``), uint16 whole steps ``k`` of ``k / 2**grid_bits``,
+                                   byte-shuffled and lz4-compressed (blosc)
         layout ``lower_triangle``: [layers, heads, n(n+1)/2]: a causal map's lower triangle,
                                    row by row (nothing above the diagonal: no loss)
     examples/{i}.{kind}/{l}.counts|steps|values|dropped
@@ -35,7 +38,10 @@ Extraction rounds maps to an absolute grid of ``2**-precision_bits`` (default 11
 :func:`round_rows_to_grid`; recorded as ``precision_bits``): every weight moves by less than
 one grid step (< 4.9e-4) and every row keeps its sum, while small weights lose the relative
 precision that made float16 incompressible: about 28% of float32 bytes instead of 45%.
-Every ``k / 2048`` below 1 is exact in float16.
+Every ``k / 2048`` up to 1 is exact in float16, so extraction hands the store those weights
+as their whole steps ``k`` (uint16): byte-shuffled, they compress as well as float16 does with
+zstd, with lz4 at a fifth of the CPU (``benchmarks/extraction.py``), and decode to the same
+numbers. Norm-based maps (not bounded by 1) stay float16 on the grid, with zstd.
 
 Compact mode stores each query row as uint8 ``q = round(w / s)`` with ``s = max(row) / 255``;
 the reconstruction error of every weight is at most ``s / 2 = max(row) / 510 <= 1/510``.
@@ -51,14 +57,16 @@ from typing import Any
 import numcodecs
 import numpy as np
 
+from attention_lab.datasets.codecs import from_grid
 from attention_lab.datasets.store.meta import StoreMeta
 
 FORMAT = "attention-lab-store"
 # 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
 # 4: one chunk per layer; causal maps as their lower triangle; an optional sparse layout
-# 5: long maps one chunk per head; sparse weights as grid steps, byte-shuffled (reads 4 too)
-FORMAT_VERSION = 5
-READABLE_VERSIONS = (4, 5)
+# 5: long maps one chunk per head; sparse weights as grid steps, byte-shuffled
+# 6: dense and lower-triangle weights on the grid as uint16 steps, blosc shuffle + lz4 (reads 4, 5)
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (4, 5, 6)
 ZSTD_LEVEL = 1  # level 3 saves <1% of bytes on gridded float16 maps for 2.4x the CPU
 
 
@@ -69,6 +77,12 @@ class ExampleAttention:
     meta: dict[str, Any]  # id, tokens, token_ids, special_mask, ...
     maps: dict[str, np.ndarray] = field(default_factory=dict)
     position: int | None = None  # index in the store (probe-set order); None: next free index
+    # kinds whose maps hold whole uint16 grid steps k (the weight k / 2**bits) -> bits
+    grid_bits: dict[str, int] = field(default_factory=dict)
+
+    def weights(self, kind: str) -> np.ndarray:
+        """The maps of ``kind`` as weights (grid steps decoded to float32)."""
+        return from_grid(self.maps[kind], self.grid_bits.get(kind))
 
 
 @dataclass
@@ -81,6 +95,11 @@ class LayerMaps:
     kind: str
     layer: int | None  # index among the stored layers; None: every layer, maps [L, H, Tq, Tk]
     maps: np.ndarray
+    grid_bits: int | None = None  # maps hold whole uint16 grid steps k: weights k / 2**bits
+
+    def weights(self) -> np.ndarray:
+        """The maps as weights (grid steps decoded to float32)."""
+        return from_grid(self.maps, self.grid_bits)
 
 
 @dataclass
@@ -105,6 +124,19 @@ SHUFFLED_CODEC = {
     },
 }
 SHUFFLER = numcodecs.Blosc(cname="zstd", clevel=ZSTD_LEVEL, shuffle=numcodecs.Blosc.SHUFFLE)
+# blosc's byte shuffle then lz4: for dense grid steps, as few bytes as zstd on float16 at a
+# fifth of zstd's time (the store's encoding competes with the forward pass for the cores)
+STEPS_CODEC = {
+    "name": "blosc",
+    "configuration": {
+        "cname": "lz4",
+        "clevel": 5,
+        "shuffle": "shuffle",
+        "typesize": 2,
+        "blocksize": 0,
+    },
+}
+STEPS_SHUFFLER = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 
 
 def array_metadata(
@@ -112,15 +144,14 @@ def array_metadata(
     chunk: tuple[int, ...],
     dtype: np.dtype,
     attributes: dict | None = None,
-    shuffled: bool = False,
+    compressor: dict | None = None,
 ) -> bytes:
     """zarr v3 metadata for an array of ``chunk``-shaped chunks with bytes + zstd codecs
-    (``shuffled``: bytes + blosc's shuffle and zstd)."""
-    compressor = (
-        SHUFFLED_CODEC
-        if shuffled
-        else {"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": False}}
-    )
+    (or bytes + ``compressor``: :data:`SHUFFLED_CODEC`, :data:`STEPS_CODEC`)."""
+    compressor = compressor or {
+        "name": "zstd",
+        "configuration": {"level": ZSTD_LEVEL, "checksum": False},
+    }
     return json.dumps(
         {
             "zarr_format": 3,

@@ -70,7 +70,9 @@ class AttentionStore:
 
     def example_meta(self, example: int | str) -> dict[str, Any]:
         """Tokens, token ids, special-token mask and lengths of one example."""
-        return dict(self._root[f"examples/{self.index_of(example)}.{self.kinds[0]}"].attrs)
+        attrs = dict(self._root[f"examples/{self.index_of(example)}.{self.kinds[0]}"].attrs)
+        attrs.pop("grid_bits", None)  # how this kind's maps are encoded, not the example's
+        return attrs
 
     def attention(
         self,
@@ -95,8 +97,8 @@ class AttentionStore:
         selection = (slice(None) if layer is None else layer, slice(None) if head is None else head)
         values = node[selection]
         compact = self.meta.compact
-        if not compact:  # float16 -> float32 on the packed triangle: half the cells of the map
-            values = np.asarray(values, dtype=np.float32)
+        if not compact:  # to float32 on the packed triangle: half the cells of the map
+            values = from_grid(np.asarray(values), attrs.get("grid_bits"), np.float32)
         if attrs.get("layout") == "lower_triangle":
             values = unpack_lower(values, attrs["query_length"])
         if compact:
@@ -112,6 +114,8 @@ class AttentionStore:
             node = self._root[f"examples/{self.index_of(example)}.{kind}"]
             if node.attrs.get("layout") == "lower_triangle":
                 packed = np.mean(node[layer], axis=0, dtype=np.float32)  # [heads, T] -> [T]
+                # grid steps: the mean's steps scaled by 2**-bits, exactly
+                packed = from_grid(packed, node.attrs.get("grid_bits"), np.float32)
                 return unpack_lower(packed, node.attrs["query_length"])
         return self.attention(example, kind, layer).mean(axis=0)  # its errors for a wrong kind
 

@@ -7,6 +7,7 @@ import queue
 import threading
 import uuid
 import zipfile
+from dataclasses import replace
 from typing import Any
 
 import fsspec
@@ -17,7 +18,10 @@ from attention_lab.datasets.codecs import on_grid, pack_lower, quantize_rows, to
 from attention_lab.datasets.store.format import (
     FORMAT,
     FORMAT_VERSION,
+    SHUFFLED_CODEC,
     SHUFFLER,
+    STEPS_CODEC,
+    STEPS_SHUFFLER,
     ZSTD_LEVEL,
     AttentionStream,
     ExampleAttention,
@@ -87,15 +91,21 @@ class AttentionStoreWriter:
                 self._queued_bytes -= piece.maps.nbytes
                 self._queued.notify_all()
 
-    def _chunk(self, key: str, prefix: list[int], array: np.ndarray) -> tuple[str, bytes]:
-        # chunk "l.h.0" of a layer-and-head-chunked array; "0.0.0.0" of a single-chunk array
+    def _chunk(self, key: str, prefix: list[int], array: np.ndarray, steps: bool):
+        """(member name, bytes) of chunk "l.h.0" of a layer-and-head-chunked array, or
+        "0.0.0.0" of a single-chunk array; grid ``steps`` go through blosc's shuffle and lz4."""
         name = ".".join([*map(str, prefix), *["0"] * array.ndim])
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
-        return f"{key}/{name}", self._codec.encode(data.tobytes())
+        # blosc takes its shuffle's element size from the buffer: the array, not its bytes
+        payload = STEPS_SHUFFLER.encode(data) if steps else self._codec.encode(data.tobytes())
+        return f"{key}/{name}", payload
 
     def _write_layer(self, piece: LayerMaps) -> None:
         if piece.kind not in KINDS:
             raise ValueError(f"unknown attention kind {piece.kind!r}; allowed: {KINDS}")
+        if piece.grid_bits is not None and (self.compact or self.sparse_mass is not None):
+            # these layouts re-encode the weights themselves
+            piece = replace(piece, maps=piece.weights(), grid_bits=None)
         key = f"examples/{piece.position}.{piece.kind}"
         first = (piece.position, piece.kind) not in self._layers_written
         if piece.layer is not None:  # whole examples are complete by construction
@@ -125,6 +135,9 @@ class AttentionStoreWriter:
                     files, f"{key}_scale", piece.kind, piece.layer, scale, None, first
                 )
                 values = codes
+            elif piece.grid_bits is not None:  # whole steps k of k / 2**grid_bits, uint16
+                attributes["grid_bits"] = piece.grid_bits
+                values = piece.maps
             else:
                 values = piece.maps.astype(self.dtype, copy=False)
             if triangle:
@@ -142,19 +155,22 @@ class AttentionStoreWriter:
         """Layer ``layer`` of a [layers, heads, ...] array chunked one head of one layer at a
         time (long maps: a head is read without the other heads), or (``layer`` None) the
         whole [layers, heads, ...] array as one chunk (short maps: fewest files)."""
-        if first and layer is None:
-            files[f"{key}/zarr.json"] = array_metadata(
-                values.shape, values.shape, values.dtype, attributes
-            )
-        elif first:
-            shape = (self._layers_of(kind), *values.shape)
-            chunk = (1, 1, *values.shape[1:])
-            files[f"{key}/zarr.json"] = array_metadata(shape, chunk, values.dtype, attributes)
         pieces = (
             [([], values)] if layer is None else [([layer, h], v) for h, v in enumerate(values)]
         )
+        # grid steps: blosc, which takes at most 2 GiB a buffer (plain zstd above)
+        steps = bool(attributes and "grid_bits" in attributes) and all(
+            piece.nbytes < 2**31 - 16 for _, piece in pieces
+        )
+        if first:
+            shape, chunk = values.shape, values.shape
+            if layer is not None:
+                shape, chunk = (self._layers_of(kind), *values.shape), (1, 1, *values.shape[1:])
+            files[f"{key}/zarr.json"] = array_metadata(
+                shape, chunk, values.dtype, attributes, STEPS_CODEC if steps else None
+            )
         for prefix, piece in pieces:
-            name, payload = self._chunk(key, prefix, piece)
+            name, payload = self._chunk(key, prefix, piece, steps)
             files[name] = payload
 
     def _sparse_layer(self, files, key, piece: LayerMaps, attributes) -> None:
@@ -182,9 +198,8 @@ class AttentionStoreWriter:
                 and array.nbytes < 2**31 - 16
             )
             files[f"{key}/{piece.layer}.{name}/zarr.json"] = array_metadata(
-                array.shape, array.shape, array.dtype, extra, shuffled
+                array.shape, array.shape, array.dtype, extra, SHUFFLED_CODEC if shuffled else None
             )
-            # blosc takes its shuffle's element size from the buffer: the array, not its bytes
             payload = SHUFFLER.encode(array) if shuffled else self._codec.encode(array.tobytes())
             chunk_name = ".".join(["0"] * array.ndim)
             files[f"{key}/{piece.layer}.{name}/{chunk_name}"] = payload
@@ -205,7 +220,7 @@ class AttentionStoreWriter:
             if index in self._ids:
                 raise ValueError(f"two examples claim position {index} in the store")
             for kind, maps in item.maps.items():  # one chunk per kind: fewest files, fastest
-                self.add(LayerMaps(item.meta, index, kind, None, maps))
+                self.add(LayerMaps(item.meta, index, kind, None, maps, item.grid_bits.get(kind)))
             return
         if self._error is not None:
             raise self._error
