@@ -78,6 +78,24 @@ def timed(fn, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def interleaved(runs: dict, rounds: int = 5) -> dict[str, list[float]]:
+    """Wall seconds of each of ``runs`` (name -> call), called in turn once per round: a
+    slow spell of a shared machine then slows every run of that round alike, and a ratio
+    taken within each round (see :func:`round_ratios`) cancels it."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def round_ratios(times: dict[str, list[float]], name: str, baseline: str) -> list[float]:
+    """``name``'s time over ``baseline``'s, round by round (from :func:`interleaved`)."""
+    return [a / b for a, b in zip(times[name], times[baseline], strict=True)]
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

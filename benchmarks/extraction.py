@@ -7,6 +7,9 @@
 Where (c)'s time over (a) goes: (c) with its examples consumed but not stored (grid rounding,
 cutting padding, token metadata), and the store's encoding of the same examples alone.
 
+(a), (c) and (c) not stored run in turn for ``--rounds`` rounds; a ratio is the median of the
+rounds' ratios (each taken within its round), the spread of which the table shows too.
+
 Targets: (c) <= 1.10x (a); (c) >= 1.5x faster than (b); bytes(c) <= 30% of bytes(b);
 peak RSS with 10x the probe examples (the same texts repeated, so the longest batch is the
 same) grows < 10% (each size measured in a fresh process).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +31,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import du, peak_rss_mb, probe_frame, report, run_child, saved_minilm, timed  # noqa: E402
+from common import (  # noqa: E402
+    du,
+    interleaved,
+    peak_rss_mb,
+    probe_frame,
+    report,
+    round_ratios,
+    run_child,
+    saved_minilm,
+    timed,
+)
 
 from attention_lab.datasets.store import AttentionStream, write_store  # noqa: E402
 from attention_lab.pipelines.attention_extraction.nodes import extract_attention  # noqa: E402
@@ -93,6 +107,7 @@ def child(n: int, small: int, folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds of (a) and (c)")
     parser.add_argument("--rss-small", type=int, default=100)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -107,10 +122,25 @@ def main() -> None:
         model, tokenizer = artifact.load()
         probes = probe_frame(args.examples)
         floor(artifact, probes.head(16))  # warm-up
-        floor_s = timed(lambda: floor(artifact, probes))
+        # (a), (c) and (c) not stored in turn, round after round: the ratios are taken
+        # within each round, so a slow spell of this shared machine slows both sides alike
+        times = interleaved(
+            {
+                "floor": lambda: floor(artifact, probes),
+                "ours": lambda: ours(artifact, probes, work / "ours.zarr.zip"),
+                "unstored": lambda: unstored(artifact, probes),
+            },
+            rounds=args.rounds,
+        )
+        floor_s, ours_s, unstored_s = (
+            statistics.median(times[k]) for k in ("floor", "ours", "unstored")
+        )
+        ratios = round_ratios(times, "ours", "floor")
+        ratio, unstored_ratio = (
+            statistics.median(ratios),
+            statistics.median(round_ratios(times, "unstored", "floor")),
+        )
         naive_s = timed(lambda: naive(model, tokenizer, probes, work / "naive"), repeats=1)
-        ours_s = timed(lambda: ours(artifact, probes, work / "ours.zarr.zip"))
-        unstored_s = timed(lambda: unstored(artifact, probes))
         meta, examples = unstored(artifact, probes)
         encoding_s = timed(lambda: encoding(meta, examples, work / "encoded.zarr.zip"))
         examples.clear()  # free the held maps before the memory measurements
@@ -128,6 +158,10 @@ def main() -> None:
         "naive_s": naive_s,
         "ours_s": ours_s,
         "unstored_s": unstored_s,
+        "rounds": args.rounds,
+        "ours_vs_floor": ratio,  # the median of the rounds' ratios
+        "ours_vs_floor_rounds": ratios,
+        "unstored_vs_floor": unstored_ratio,
         "encoding_s": encoding_s,
         "naive_bytes": naive_bytes,
         "ours_bytes": ours_bytes,
@@ -137,7 +171,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
     }
     data["targets"] = {
-        "ours_vs_floor<=1.10": data["ours_s"] / floor_s <= 1.10,
+        "ours_vs_floor<=1.10": ratio <= 1.10,
         "naive_vs_ours>=1.5": naive_s / ours_s >= 1.5,
         "bytes<=30%": ours_bytes / naive_bytes <= 0.30,
         "rss_growth<10%": large["rss_mb"] / small["rss_mb"] - 1 < 0.10,
@@ -148,13 +182,19 @@ def main() -> None:
             "time vs floor (a)",
             f"{ours_s:.2f} s",
             f"{floor_s:.2f} s",
-            f"{ours_s / floor_s:.2f}x (<= 1.10x)",
+            f"{ratio:.2f}x (<= 1.10x)",
+        ),
+        (
+            f"  rounds' ratios ({args.rounds})",
+            "",
+            "",
+            f"{min(ratios):.2f}x to {max(ratios):.2f}x",
         ),
         (
             "  (c) not stored vs floor",
             f"{unstored_s:.2f} s",
             f"{floor_s:.2f} s",
-            f"{unstored_s / floor_s:.2f}x (rounding, cutting, tokens)",
+            f"{unstored_ratio:.2f}x (rounding, cutting, tokens)",
         ),
         (
             "  store encoding alone",

@@ -19,7 +19,7 @@ def round_rows_to_grid(weights, bits: int):
 
     as_numpy = isinstance(weights, np.ndarray)
     w = torch.from_numpy(weights) if as_numpy else weights
-    out = _running_steps(w.float(), bits).div_(float(2**bits))
+    out = _running_steps(w.float(), bits, torch.float32).div_(float(2**bits))
     return out.numpy() if as_numpy else out
 
 
@@ -31,14 +31,15 @@ def grid_steps(weights, bits: int):
 
     if not 0 < bits <= 14:
         raise ValueError(f"grid_steps: bits must be in 1..14 to fit int16, got {bits}")
-    return _running_steps(weights.float(), bits).to(torch.int16)
+    return _running_steps(weights.float(), bits, torch.int16)
 
 
-def _running_steps(w, bits: int):
-    """(..., Tk) float32 weights -> (..., Tk) float32 whole steps of ``2**-bits``."""
+def _running_steps(w, bits: int, dtype):
+    """(..., Tk) float32 weights -> (..., Tk) whole steps of ``2**-bits`` as ``dtype``
+    (differences taken in it: int16 halves the bytes they touch)."""
     import torch
 
-    running = w.cumsum(dim=-1).mul_(float(2**bits)).round_()  # whole steps, never decreasing
+    running = w.cumsum(dim=-1).mul_(float(2**bits)).round_().to(dtype)  # never decreasing
     steps = torch.empty_like(running)
     steps[..., :1] = running[..., :1]
     torch.sub(running[..., 1:], running[..., :-1], out=steps[..., 1:])

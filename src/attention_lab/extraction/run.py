@@ -66,11 +66,12 @@ def store_metadata(
     )
 
 
-def _example_meta(tokenizer, probe_set: pd.DataFrame, enc, row: int) -> dict[str, Any]:
-    """A probe example's id, label and tokens, as the store keeps them."""
+def _example_meta(tokenizer, ids: list, labels: list, enc, row: int) -> dict[str, Any]:
+    """A probe example's id, label and tokens, as the store keeps them (``ids``, ``labels``:
+    the probe set's columns as lists; a pandas lookup per row costs more than the tokens)."""
     return {
-        "id": str(probe_set["id"].iloc[row]),
-        "label": int(probe_set["label"].iloc[row]),
+        "id": str(ids[row]),
+        "label": int(labels[row]),
         **_tokens(tokenizer, enc["input_ids"][row], enc["special_tokens_mask"][row]),
     }
 
@@ -140,6 +141,7 @@ def iter_attention(
         [len(x) for x in enc["input_ids"]], kind="stable"
     )  # little padding per batch
     special = set(tokenizer.all_special_ids)
+    ids, labels = probe_set["id"].tolist(), probe_set["label"].tolist()
     if opts.norms:
         require_interface(model, "norm-based maps (set attention_extraction.norms: false)")
     grams = output_projections(model) if opts.norms else None  # one probe pass, not one per batch
@@ -151,7 +153,7 @@ def iter_attention(
             return_tensors="pt",
             padding_side=side,
         ).to(model.device)
-        metas = [_example_meta(tokenizer, probe_set, enc, row) for row in rows]
+        metas = [_example_meta(tokenizer, ids, labels, enc, row) for row in rows]
         # each layer as soon as it exists (through the interface's observer, or hooks on
         # the blocks of a family outside it)
         if should_stream(task, shape.kinds, batch, opts):
