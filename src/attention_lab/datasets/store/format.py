@@ -109,6 +109,9 @@ class AttentionStream:
 
     meta: StoreMeta | dict[str, Any]
     examples: Iterable[ExampleAttention | LayerMaps]
+    # the writer encodes on a thread of its own (True), or between the examples it is handed:
+    # what a producer on the CPU asks for (see AttentionStoreWriter)
+    background: bool = True
 
 
 # blosc's byte shuffle then zstd: for the sparse layout's uint16 steps and weights, whose high

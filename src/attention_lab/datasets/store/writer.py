@@ -57,11 +57,14 @@ class _Sequential(io.RawIOBase):
 
 
 class AttentionStoreWriter:
-    """Writes layers as they come (on a background thread) and publishes the store on close.
+    """Writes layers as they come and publishes the store on close.
 
     ``sparse_mass``: keep, per query row, the fewest keys holding that share of its weight
     (``layout: sparse``); otherwise causal square maps keep their lower triangle
-    (``lower_triangle``) and the rest are dense.
+    (``lower_triangle``) and the rest are dense. ``background``: encode on a thread of its
+    own, beside the producer (a forward pass on an accelerator leaves the CPU free); else in
+    the caller's thread, as each piece is added (on the CPU, torch's threads already hold
+    every core, and a writer thread beside them makes each of their parallel steps wait).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class AttentionStoreWriter:
         sparse_mass: float | None = None,
         queue_bytes: int = 64 * 2**20,
         storage_options: dict[str, Any] | None = None,
+        background: bool = True,
     ):
         if dtype not in ("float16", "float32"):
             raise ValueError(f"dtype: {dtype!r}; allowed: float16, float32.")
@@ -98,10 +102,12 @@ class AttentionStoreWriter:
         self._queued = threading.Condition()
         self._queued_bytes, self._queue_budget = 0, queue_bytes
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._drain, name="attention-store-writer", daemon=True
-        )
-        self._thread.start()
+        self._thread = None
+        if background:
+            self._thread = threading.Thread(
+                target=self._drain, name="attention-store-writer", daemon=True
+            )
+            self._thread.start()
 
     # -- background encoding -------------------------------------------------------------
     def _drain(self) -> None:
@@ -249,6 +255,9 @@ class AttentionStoreWriter:
         if self._error is not None:
             raise self._error
         self._ids.setdefault(item.position, str(item.meta["id"]))
+        if self._thread is None:
+            self._write_layer(item)
+            return
         with self._queued:  # wait while too many bytes are queued: memory stays bounded
             self._queued.wait_for(lambda: self._queued_bytes < self._queue_budget)
             self._queued_bytes += item.maps.nbytes
@@ -256,8 +265,7 @@ class AttentionStoreWriter:
 
     def close(self) -> None:
         """Finish writing, write the root metadata last, then rename into place."""
-        self._queue.put(None)
-        self._thread.join()
+        self._stop_thread()
         if self._error is not None:
             raise self._error
         if sorted(self._ids) != list(range(len(self._ids))):
@@ -296,10 +304,15 @@ class AttentionStoreWriter:
             self.fs.rm(self.path, recursive=True)
         self.fs.mv(self.tmp, self.path)
 
+    def _stop_thread(self) -> None:
+        """Let the background thread write what is queued, and end it."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
     def abort(self) -> None:
         """Stop and remove the partial file; closing may fail too (a full disk), and is ignored."""
-        self._queue.put(None)
-        self._thread.join()
+        self._stop_thread()
         for close in (self._zip.close, self._out.flush, self._file.close):
             try:
                 close()
@@ -322,7 +335,13 @@ def write_store(
     writer = None
     try:
         writer = AttentionStoreWriter(
-            path, stream.meta, dtype, compact, sparse_mass, storage_options=storage_options
+            path,
+            stream.meta,
+            dtype,
+            compact,
+            sparse_mass,
+            storage_options=storage_options,
+            background=stream.background,
         )
         for example in stream.examples:
             writer.add(example)

@@ -61,5 +61,8 @@ def extract_attention(
         side,
     )
     return AttentionStream(
-        meta, iter_attention(model, tokenizer, task, probe_set, shape, opts, side)
+        meta,
+        iter_attention(model, tokenizer, task, probe_set, shape, opts, side),
+        # on the CPU the forward pass holds every core: encode between batches, not beside
+        background=model.device.type != "cpu",
     )
