@@ -35,10 +35,12 @@ def stream(n: int = 5, seed: int = 0, meta=None) -> tuple[AttentionStream, list[
     return AttentionStream(meta or {"kinds": ["encoder"], "variant": "v"}, examples), examples
 
 
+@pytest.mark.parametrize("background", [True, False], ids=["writer thread", "inline"])
 @pytest.mark.parametrize("root", ["local", "memory"])
-def test_round_trip_local_and_memory(tmp_path, root):
+def test_round_trip_local_and_memory(tmp_path, root, background):
     url = str(tmp_path / "a.zarr.zip") if root == "local" else "memory://stores/a.zarr.zip"
     data, examples = stream()
+    data.background = background  # the writer encodes on its own thread, or as pieces come
     write_store(url, data)
     store = AttentionStore(url)
     assert len(store) == 5 and store.example_ids == [f"ex{i}" for i in range(5)]
@@ -167,7 +169,8 @@ def test_compact_mode_error_is_within_the_documented_bound(tmp_path):
         assert np.all(np.abs(store.attention(i) - ex.maps["encoder"]) <= bound + 1e-7)
 
 
-def test_crash_mid_write_leaves_no_finished_looking_store(tmp_path):
+@pytest.mark.parametrize("background", [True, False], ids=["writer thread", "inline"])
+def test_crash_mid_write_leaves_no_finished_looking_store(tmp_path, background):
     _, examples = stream(3)
 
     def broken():
@@ -175,7 +178,10 @@ def test_crash_mid_write_leaves_no_finished_looking_store(tmp_path):
         raise RuntimeError("GPU fell over")
 
     with pytest.raises(RuntimeError, match="GPU fell over"):
-        write_store(str(tmp_path / "s.zarr.zip"), AttentionStream({"kinds": ["encoder"]}, broken()))
+        write_store(
+            str(tmp_path / "s.zarr.zip"),
+            AttentionStream({"kinds": ["encoder"]}, broken(), background=background),
+        )
     assert list(tmp_path.iterdir()) == []  # neither the store nor its temporary folder
     with pytest.raises(
         ArtifactError, match="No attention store.*kedro run --pipeline=attention_extraction"

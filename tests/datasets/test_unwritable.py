@@ -47,8 +47,10 @@ def full_disk():
     fs.pseudo_dirs.append("")
 
 
-def test_a_full_disk_mid_store_gives_one_error_and_leaves_nothing(full_disk):
+@pytest.mark.parametrize("background", [True, False], ids=["writer thread", "inline"])
+def test_a_full_disk_mid_store_gives_one_error_and_leaves_nothing(full_disk, background):
     maps, _ = stream(n=6)
+    maps.background = background
     with pytest.raises(ArtifactError, match="Could not write the attention store .*No space left"):
         write_store("fulldisk://study/lora/attention.zarr.zip", maps)
     assert full_disk.find("/study") == []  # no store, no partial temp file

@@ -86,6 +86,16 @@ def test_stored_maps_equal_the_models_own_attentions(encoder_store, probes):
         assert np.abs(stored - reference).max() <= 1e-3
 
 
+def test_gridded_weights_are_stored_as_grid_steps_by_a_writer_in_the_callers_thread(
+    encoder_store, probes
+):
+    store, artifact = encoder_store
+    node = store._root["examples/0.encoder"]  # the array as zarr holds it
+    assert node.dtype == np.uint16 and node.attrs["grid_bits"] == store.meta.precision_bits
+    # a model on the CPU: the store is encoded between batches, not on a thread beside torch's
+    assert extract_attention(artifact, probes, {}).background is False
+
+
 def test_rows_sum_to_one_and_no_padding_is_stored(encoder_store, probes, bert_tokenizer):
     store, _ = encoder_store
     for eid, text in zip(probes["id"], probes["text"], strict=True):
