@@ -54,7 +54,12 @@ def extract(path: str, count: int, tokens: int, stream: bool, sparse_mass=None) 
     """Extract ``count`` examples of ``tokens`` tokens into a store at ``path``; seconds."""
     from attention_lab.datasets.store import AttentionStream, write_store
     from attention_lab.extraction.options import ExtractionOptions
-    from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
+    from attention_lab.extraction.run import (
+        encode_beside,
+        iter_attention,
+        padding_side,
+        store_metadata,
+    )
     from attention_lab.model_info import ModelInfo
     from attention_lab.models.loading import load_model, load_tokenizer
     from attention_lab.models.shape import model_shape
@@ -69,7 +74,8 @@ def extract(path: str, count: int, tokens: int, stream: bool, sparse_mass=None) 
     probes = long_texts(count, tokens, tokenizer)
     start = time.perf_counter()
     examples = iter_attention(model, tokenizer, task, probes, shape, opts, side)
-    write_store(path, AttentionStream(meta, examples), sparse_mass=sparse_mass)
+    stream = AttentionStream(meta, examples, background=encode_beside(model))
+    write_store(path, stream, sparse_mass=sparse_mass)
     return time.perf_counter() - start
 
 

@@ -158,7 +158,12 @@ def project_store(model, tokenizer, texts: list[str], length: int, path: str, ex
 
     from attention_lab.datasets.store import AttentionStream, write_store
     from attention_lab.extraction.options import ExtractionOptions
-    from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
+    from attention_lab.extraction.run import (
+        encode_beside,
+        iter_attention,
+        padding_side,
+        store_metadata,
+    )
     from attention_lab.model_info import ModelInfo
     from attention_lab.models.shape import model_shape
     from attention_lab.tasks import get_task
@@ -170,7 +175,8 @@ def project_store(model, tokenizer, texts: list[str], length: int, path: str, ex
     meta = store_metadata(model, shape, ModelInfo("peers", "causal_lm", "smollm2"), opts, side)
     probes = pd.DataFrame({"id": [f"p{i}" for i in range(len(texts))], "text": texts, "label": 0})
     examples = iter_attention(model, tokenizer, task, probes, shape, opts, side)
-    write_store(path, AttentionStream(meta, examples), dtype="float32" if exact else "float16")
+    stream = AttentionStream(meta, examples, background=encode_beside(model))
+    write_store(path, stream, dtype="float32" if exact else "float16")
 
 
 def store_layers(path: str, example: int = 0) -> Iterator[torch.Tensor]:

@@ -38,6 +38,14 @@ def padding_side(model, tokenizer, shape: ModelShape) -> str:
     return "left" if tokenizer.padding_side == "left" and keeps_left else "right"
 
 
+def encode_beside(model) -> bool:
+    """Whether the store should encode on a thread of its own, beside the forward pass: yes
+    when the model runs on an accelerator (the CPU is free meanwhile); no on the CPU, where
+    torch's threads already hold every core and a writer thread among them makes each of
+    their parallel steps wait (``benchmarks/extraction.py``)."""
+    return model.device.type != "cpu"
+
+
 def store_metadata(
     model, shape: ModelShape, info: ModelInfo, opts: ExtractionOptions, side: str
 ) -> StoreMeta:

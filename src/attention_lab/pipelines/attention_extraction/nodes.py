@@ -12,7 +12,12 @@ from attention_lab.datasets.store import AttentionStream, ShardInfo
 from attention_lab.errors import DataError
 from attention_lab.extraction.norms import gated_layers
 from attention_lab.extraction.options import ExtractionOptions
-from attention_lab.extraction.run import iter_attention, padding_side, store_metadata
+from attention_lab.extraction.run import (
+    encode_beside,
+    iter_attention,
+    padding_side,
+    store_metadata,
+)
 from attention_lab.models.shape import model_shape
 from attention_lab.parameters import ExtractionSettings
 from attention_lab.tasks import get_task
@@ -63,6 +68,5 @@ def extract_attention(
     return AttentionStream(
         meta,
         iter_attention(model, tokenizer, task, probe_set, shape, opts, side),
-        # on the CPU the forward pass holds every core: encode between batches, not beside
-        background=model.device.type != "cpu",
+        background=encode_beside(model),
     )
