@@ -65,6 +65,9 @@ def test_steps_read_back_as_the_float16_weights_and_are_stored_as_steps(tmp_path
     as_floats = [
         ExampleAttention({"id": f"e{i}"}, {"decoder": w}) for i, (_, w) in enumerate(pairs)
     ]
+    # in the stream, an example decodes its own steps to the weights they stand for
+    np.testing.assert_array_equal(as_steps[1].weights("decoder"), pairs[1][1].astype(np.float32))
+    np.testing.assert_array_equal(as_floats[1].weights("decoder"), pairs[1][1])
     write_store(str(tmp_path / "steps.zarr.zip"), AttentionStream(meta, as_steps))
     write_store(str(tmp_path / "floats.zarr.zip"), AttentionStream(meta, as_floats))
     steps, floats = (AttentionStore(str(tmp_path / f"{n}.zarr.zip")) for n in ("steps", "floats"))
