@@ -121,7 +121,7 @@ def _whole_batch(model, tokenizer, task, batch, metas, rows, shape, opts, specia
         if result.decoder_ids is not None:
             dec = result.decoder_ids[b]
             meta.update(decoder=_tokens(tokenizer, dec, [int(i in special) for i in dec]))
-        example = ExampleAttention(meta, position=int(row), grid_bits=grid)  # probe-set order
+        example = ExampleAttention(meta, position=int(row), grid_bits=dict(grid))  # probe order
         for kind, layers in rounded.items():  # [L, H, query tokens, key tokens]
             q_side, k_side = result.sides(kind)
             example.maps[kind] = cut_example(layers, b, positions[q_side][b], positions[k_side][b])

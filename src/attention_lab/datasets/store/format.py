@@ -39,9 +39,11 @@ Extraction rounds maps to an absolute grid of ``2**-precision_bits`` (default 11
 one grid step (< 4.9e-4) and every row keeps its sum, while small weights lose the relative
 precision that made float16 incompressible: about 28% of float32 bytes instead of 45%.
 Every ``k / 2048`` up to 1 is exact in float16, so extraction hands the store those weights
-as their whole steps ``k`` (uint16): byte-shuffled, they compress as well as float16 does with
-zstd, with lz4 at a fifth of the CPU (``benchmarks/extraction.py``), and decode to the same
-numbers. Norm-based maps (not bounded by 1) stay float16 on the grid, with zstd.
+as their whole steps ``k`` (uint16), which decode to the same numbers. Byte-shuffled and
+compressed with lz4, short maps take as few bytes as float16 with zstd (27.8% of float32
+against 28.2%, ``benchmarks/extraction.py``) at a fifth of the CPU; long causal maps take
+more (7.0% against 5.3% at 512 tokens, ``benchmarks/long_context.py``). Norm-based maps (not
+bounded by 1) stay float16 on the grid, with zstd.
 
 Compact mode stores each query row as uint8 ``q = round(w / s)`` with ``s = max(row) / 255``;
 the reconstruction error of every weight is at most ``s / 2 = max(row) / 510 <= 1/510``.
@@ -127,8 +129,8 @@ SHUFFLED_CODEC = {
     },
 }
 SHUFFLER = numcodecs.Blosc(cname="zstd", clevel=ZSTD_LEVEL, shuffle=numcodecs.Blosc.SHUFFLE)
-# blosc's byte shuffle then lz4: for dense grid steps, as few bytes as zstd on float16 at a
-# fifth of zstd's time (the store's encoding competes with the forward pass for the cores)
+# blosc's byte shuffle then lz4: for dense grid steps, at a fifth of zstd's time (the store's
+# encoding competes with the forward pass for the cores); bytes: see the module docstring
 STEPS_CODEC = {
     "name": "blosc",
     "configuration": {
