@@ -1,5 +1,5 @@
 """Store format 6: attention weights on the extraction's grid travel and are stored as whole
-uint16 steps (blosc shuffle + lz4) and read back as exactly the float16 weights they stand for,
+uint16 steps (blosc's shuffle, then lz4 for whole examples, zstd for streamed heads) and read back as exactly the float16 weights they stand for,
 whole or streamed by layer, dense or as a lower triangle, and through compact and sparse
 layouts."""
 
@@ -116,6 +116,10 @@ def test_streamed_layers_of_steps_read_back_by_head(tmp_path):
     meta = {"kinds": ["encoder"], "num_layers": 2, "precision_bits": BITS}
     layers = [LayerMaps({"id": "a"}, 0, "encoder", li, steps[li], BITS) for li in (1, 0)]
     write_store(str(tmp_path / "s.zarr.zip"), AttentionStream(meta, layers))
+    with zipfile.ZipFile(tmp_path / "s.zarr.zip") as archive:
+        document = json.loads(archive.read("examples/0.encoder/zarr.json"))
+    # one head of a streamed layer (long maps): byte-shuffled zstd, for bytes rather than speed
+    assert document["codecs"][1]["configuration"]["cname"] == "zstd"
     store = AttentionStore(str(tmp_path / "s.zarr.zip"))
     np.testing.assert_array_equal(store.attention(0), weights.astype(np.float32))
     np.testing.assert_array_equal(

@@ -13,7 +13,8 @@ Layout (members of ``attention.zarr.zip``, uncompressed; standard zarr v3, reada
         layout ``dense``:          [layers, heads, query, key] float16 (or float32), or, for
                                    attention weights on the extraction's grid (attribute
                                    ``grid_bits``), uint16 whole steps ``k`` of ``k / 2**grid_bits``,
-                                   byte-shuffled and lz4-compressed (blosc)
+                                   byte-shuffled (blosc), then lz4 for a whole example's chunk
+                                   and zstd for one head of a streamed layer
         layout ``lower_triangle``: [layers, heads, n(n+1)/2]: a causal map's lower triangle,
                                    row by row (nothing above the diagonal: no loss)
     examples/{i}.{kind}/{l}.counts|steps|values|dropped
@@ -40,10 +41,12 @@ one grid step (< 4.9e-4) and every row keeps its sum, while small weights lose t
 precision that made float16 incompressible: about 28% of float32 bytes instead of 45%.
 Every ``k / 2048`` up to 1 is exact in float16, so extraction hands the store those weights
 as their whole steps ``k`` (uint16), which decode to the same numbers. Byte-shuffled and
-compressed with lz4, short maps take as few bytes as float16 with zstd (27.8% of float32
-against 28.2%, ``benchmarks/extraction.py``) at a fifth of the CPU; long causal maps take
-more (7.0% against 5.3% at 512 tokens, ``benchmarks/long_context.py``). Norm-based maps (not
-bounded by 1) stay float16 on the grid, with zstd.
+compressed with lz4, short maps (whole examples) take as few bytes as float16 with zstd
+(27.8% of float32 against 28.2%, ``benchmarks/extraction.py``) at a fifth of the CPU, which
+counts because their encoding competes with a short forward pass. Long maps (streamed
+layers, one chunk per head) take zstd after the shuffle: lz4 kept 7.0% of float32 `.npz`
+bytes at 512 tokens against format 5's 5.3% (``benchmarks/long_context.py``). Norm-based
+maps (not bounded by 1) stay float16 on the grid, with zstd.
 
 Compact mode stores each query row as uint8 ``q = round(w / s)`` with ``s = max(row) / 255``;
 the reconstruction error of every weight is at most ``s / 2 = max(row) / 510 <= 1/510``.
@@ -66,7 +69,8 @@ FORMAT = "attention-lab-store"
 # 3: one zip file; flat examples/{i}.{kind} arrays carrying the example's metadata
 # 4: one chunk per layer; causal maps as their lower triangle; an optional sparse layout
 # 5: long maps one chunk per head; sparse weights as grid steps, byte-shuffled
-# 6: dense and lower-triangle weights on the grid as uint16 steps, blosc shuffle + lz4 (reads 4, 5)
+# 6: dense and lower-triangle weights on the grid as uint16 steps, blosc shuffle + lz4 or zstd
+#    (reads 4, 5)
 FORMAT_VERSION = 6
 READABLE_VERSIONS = (4, 5, 6)
 ZSTD_LEVEL = 1  # level 3 saves <1% of bytes on gridded float16 maps for 2.4x the CPU

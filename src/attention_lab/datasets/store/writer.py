@@ -121,13 +121,13 @@ class AttentionStoreWriter:
                 self._queued_bytes -= piece.maps.nbytes
                 self._queued.notify_all()
 
-    def _chunk(self, key: str, prefix: list[int], array: np.ndarray, steps: bool):
+    def _chunk(self, key: str, prefix: list[int], array: np.ndarray, shuffler=None):
         """(member name, bytes) of chunk "l.h.0" of a layer-and-head-chunked array, or
-        "0.0.0.0" of a single-chunk array; grid ``steps`` go through blosc's shuffle and lz4."""
+        "0.0.0.0" of a single-chunk array: zstd, or blosc's ``shuffler`` for grid steps."""
         name = ".".join([*map(str, prefix), *["0"] * array.ndim])
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
         # blosc takes its shuffle's element size from the buffer: the array, not its bytes
-        payload = STEPS_SHUFFLER.encode(data) if steps else self._codec.encode(data.tobytes())
+        payload = shuffler.encode(data) if shuffler else self._codec.encode(data.tobytes())
         return f"{key}/{name}", payload
 
     def _write_layer(self, piece: LayerMaps) -> None:
@@ -188,19 +188,26 @@ class AttentionStoreWriter:
         pieces = (
             [([], values)] if layer is None else [([layer, h], v) for h, v in enumerate(values)]
         )
-        # grid steps: blosc, which takes at most 2 GiB a buffer (plain zstd above)
+        # grid steps: blosc, which takes at most 2 GiB a buffer (plain zstd above). Whole
+        # examples (short maps, whose encoding competes with a short forward pass) use lz4;
+        # one head of a streamed layer (long maps, where bytes matter more) zstd
         steps = bool(attributes and "grid_bits" in attributes) and all(
             piece.nbytes < 2**31 - 16 for _, piece in pieces
         )
+        codec, shuffler = (
+            (STEPS_CODEC, STEPS_SHUFFLER) if layer is None else (SHUFFLED_CODEC, SHUFFLER)
+        )
+        if not steps:
+            codec = shuffler = None
         if first:
             shape, chunk = values.shape, values.shape
             if layer is not None:
                 shape, chunk = (self._layers_of(kind), *values.shape), (1, 1, *values.shape[1:])
             files[f"{key}/zarr.json"] = array_metadata(
-                shape, chunk, values.dtype, attributes, STEPS_CODEC if steps else None
+                shape, chunk, values.dtype, attributes, codec
             )
         for prefix, piece in pieces:
-            name, payload = self._chunk(key, prefix, piece, steps)
+            name, payload = self._chunk(key, prefix, piece, shuffler)
             files[name] = payload
 
     def _sparse_layer(self, files, key, piece: LayerMaps, attributes) -> None:
