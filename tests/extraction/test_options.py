@@ -27,13 +27,16 @@ def maps(layers: int) -> tuple[torch.Tensor, ...]:
 def test_all_layers_keeps_each_stack_whole():
     opts = ExtractionOptions.parse({"precision_bits": None}, SHAPE)
     assert opts.all_layers and opts.layers == [0, 1, 2, 3]
-    assert len(round_layers(maps(4), opts)) == 4 and len(round_layers(maps(2), opts)) == 2
+    assert (
+        len(round_layers(maps(4), opts, "encoder")) == 4
+        and len(round_layers(maps(2), opts, "encoder")) == 2
+    )
 
 
 def test_a_layer_subset_must_exist_in_every_stack():
     opts = ExtractionOptions.parse({"layers": [1], "heads": [0, 2], "precision_bits": None}, SHAPE)
     for depth in (4, 2):
-        (layer,) = round_layers(maps(depth), opts)  # layer 1 only: (B, 2 heads, T, T)
+        (layer,) = round_layers(maps(depth), opts, "encoder")  # layer 1 only: (B, 2 heads, T, T)
         assert layer.shape[1] == 2 and np.all(layer == 1.0)
     with pytest.raises(ConfigError, match=r"0\.\.1 \(in every stack\)"):
         ExtractionOptions.parse({"layers": [3]}, SHAPE)
@@ -55,3 +58,10 @@ def test_cutting_padding_equals_gathering_the_real_tokens(mask):
     cut_one = cut(layers[2][1], real, real)
     np.testing.assert_array_equal(cut_one, gathered[2])
     assert cut_one.flags.c_contiguous  # what the store encodes without another copy
+
+
+def test_only_attention_weights_on_a_float16_exact_grid_travel_as_grid_steps():
+    for bits, weights in ((11, 11), (8, 8), (12, None), (None, None)):
+        opts = ExtractionOptions.parse({"precision_bits": bits}, SHAPE)
+        assert opts.grid_of("decoder") == opts.grid_of("cross") == weights
+        assert opts.grid_of("decoder_norm") is None  # norm maps are not bounded by 1

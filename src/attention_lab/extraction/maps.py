@@ -9,20 +9,19 @@ from attention_lab.datasets.codecs import grid_steps, round_rows_to_grid
 from attention_lab.extraction.options import ExtractionOptions
 
 
-def select_and_round(
-    weights: torch.Tensor, opts: ExtractionOptions, steps: bool = False
-) -> np.ndarray:
-    """One layer's (B, H, Tq, Tk) maps -> (B, H_sel, Tq, Tk) on the CPU, rounded to the grid.
+def select_and_round(weights: torch.Tensor, opts: ExtractionOptions, kind: str) -> np.ndarray:
+    """One layer's (B, H, Tq, Tk) maps of ``kind`` -> (B, H_sel, Tq, Tk) on the CPU, rounded
+    to the grid.
 
-    ``steps`` (attention weights, whose rows sum to 1): as whole uint16 steps of
-    ``2**-opts.step_bits`` when the options have such a grid, which is what the store keeps
-    (see :func:`~attention_lab.datasets.codecs.grid_steps`). Otherwise float16 when the grid
-    is exact in it (every ``k / 2**bits`` with ``bits <= 11``), float32 else.
+    As whole uint16 steps of ``2**-bits`` where ``opts.grid_of(kind)`` gives such a grid
+    (attention weights, whose rows sum to 1), which is what the store keeps (see
+    :func:`~attention_lab.datasets.codecs.grid_steps`). Otherwise float16 when the grid is
+    exact in it (every ``k / 2**bits`` with ``bits <= 11``), float32 else.
     """
     if not opts.all_heads:
         weights = weights.index_select(1, torch.tensor(opts.heads, device=weights.device))
-    if steps and opts.step_bits is not None:
-        return grid_steps(weights, opts.step_bits).cpu().numpy().view(np.uint16)
+    if (bits := opts.grid_of(kind)) is not None:
+        return grid_steps(weights, bits).cpu().numpy().view(np.uint16)
     if opts.precision_bits is not None:
         weights = round_rows_to_grid(weights.float(), opts.precision_bits)
         if opts.precision_bits <= 11:
@@ -31,10 +30,10 @@ def select_and_round(
 
 
 def round_layers(
-    per_layer: tuple[torch.Tensor, ...], opts: ExtractionOptions, steps: bool = False
+    per_layer: tuple[torch.Tensor, ...], opts: ExtractionOptions, kind: str
 ) -> list[np.ndarray]:
-    """Per-layer (B, H, Tq, Tk) maps -> the stored layers' (B, H_sel, Tq, Tk) on the CPU,
-    rounded to the grid (``steps``: as whole grid steps, see :func:`select_and_round`).
+    """Per-layer (B, H, Tq, Tk) maps of ``kind`` -> the stored layers' (B, H_sel, Tq, Tk) on
+    the CPU, rounded to the grid (see :func:`select_and_round`).
 
     The cast happens here, in torch's threads, at no loss (it halves what the store writer
     has to touch). Rounding runs over whole rows, padding included: padded keys hold zero
@@ -42,7 +41,7 @@ def round_layers(
     """
     layers = range(len(per_layer)) if opts.all_layers else opts.layers
     # one layer at a time: the rounding's float32 temporaries stay one layer large
-    return [select_and_round(per_layer[i], opts, steps) for i in layers]
+    return [select_and_round(per_layer[i], opts, kind) for i in layers]
 
 
 def real_tokens(positions: np.ndarray) -> slice | np.ndarray:

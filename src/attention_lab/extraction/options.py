@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attention_lab.errors import ConfigError
-from attention_lab.kinds import norm_kind
+from attention_lab.kinds import AttentionKind, norm_kind
 from attention_lab.models.shape import ModelShape
 from attention_lab.parameters import ExtractionSettings
 
@@ -38,6 +38,11 @@ class ExtractionOptions:
         decodes to the very float16 the map held; else None (exact maps, or a finer grid)."""
         bits = self.precision_bits
         return bits if bits is not None and bits <= 11 else None
+
+    def grid_of(self, kind: str) -> int | None:
+        """The grid steps the maps of ``kind`` travel and are stored as: :attr:`step_bits` for
+        attention weights; None for norm-based maps, which are not bounded by 1."""
+        return None if AttentionKind.parse(kind).norms else self.step_bits
 
     def shard_rows(self, n: int) -> range:
         """The probe-set rows of this shard: a contiguous block, shard 0 first."""

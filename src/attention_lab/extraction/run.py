@@ -109,12 +109,8 @@ def _whole_batch(model, tokenizer, task, batch, metas, rows, shape, opts, specia
         result = task.attention_batch(model, tokenizer, batch, shape.kinds)
         for kind, layers in (norms or {}).items():  # the layers' norm maps, in layer order
             result.maps[norm_kind(kind)] = tuple(layers[i] for i in sorted(layers))
-        # attention weights as whole grid steps (what the store keeps); norms as floats
-        rounded = {
-            kind: round_layers(maps, opts, steps=kind in shape.kinds)
-            for kind, maps in result.maps.items()
-        }
-    grid = {kind: opts.step_bits for kind in shape.kinds if opts.step_bits is not None}
+        rounded = {kind: round_layers(maps, opts, kind) for kind, maps in result.maps.items()}
+    grid = {kind: bits for kind in rounded if (bits := opts.grid_of(kind)) is not None}
     positions = {side_: [p.cpu().numpy() for p in ps] for side_, ps in result.positions.items()}
     for b, row in enumerate(rows):
         meta = dict(metas[b])

@@ -31,7 +31,7 @@ from attention_lab.errors import ConfigError
 from attention_lab.extraction.maps import cut, select_and_round
 from attention_lab.extraction.norms import norm_map
 from attention_lab.extraction.options import ExtractionOptions
-from attention_lab.kinds import AttentionKind, norm_kind
+from attention_lab.kinds import norm_kind
 from attention_lab.tasks.base import mask_positions, with_positions
 
 _DONE = object()
@@ -64,10 +64,10 @@ def layer_observer(model: nn.Module, opts: ExtractionOptions, hand_over, grams=N
         layer = layers.get(id(module))
         if layer is None or layer.index not in stored or weights is None:
             return
-        hand_over(layer.kind, stored[layer.index], select_and_round(weights, opts, steps=True))
+        hand_over(layer.kind, stored[layer.index], select_and_round(weights, opts, layer.kind))
         if opts.norms:
-            norms = norm_map(weights, value, grams[id(module)])
-            hand_over(norm_kind(layer.kind), stored[layer.index], select_and_round(norms, opts))
+            norms, kind = norm_map(weights, value, grams[id(module)]), norm_kind(layer.kind)
+            hand_over(kind, stored[layer.index], select_and_round(norms, opts, kind))
 
     return observe
 
@@ -111,8 +111,7 @@ def stream_batch(
             if isinstance(item, BaseException):
                 raise item
             kind, layer, maps = item  # maps: (B, H, Tq, Tk), padded
-            # attention weights come as whole grid steps (see select_and_round); norms do not
-            grid = None if AttentionKind.parse(kind).norms else opts.step_bits
+            grid = opts.grid_of(kind)  # the grid select_and_round rounded these maps to
             for b, row in enumerate(rows):
                 example = cut(maps[b], positions[b], positions[b])  # [H, n, n]
                 yield LayerMaps(metas[b], int(row), kind, layer, example, grid)
@@ -139,7 +138,7 @@ def _own_attentions_pass(model, batch, opts, hand_over, kind: str) -> Callable[[
 
     def take(index: int, weights: torch.Tensor) -> None:
         if index in stored:
-            hand_over(kind, stored[index], select_and_round(weights, opts, steps=True))
+            hand_over(kind, stored[index], select_and_round(weights, opts, kind))
 
     def run() -> None:
         with handing_over_weights(model, take), torch.inference_mode():
